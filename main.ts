@@ -1,0 +1,225 @@
+/**
+ * Owsla entry point: parses the command line and wires the modules together. This is the
+ * only file that knows how the parts fit; every module takes its dependencies as arguments.
+ */
+import { join } from "node:path";
+import { loadConfig, ConfigError, helpText, describeConfig } from "./src/config/load.ts";
+import type { Config } from "./src/config/types.ts";
+import { createLogger, type Logger } from "./src/log/logger.ts";
+import { openDatabase } from "./src/store/db.ts";
+import { Batcher } from "./src/store/batcher.ts";
+import { DeviceStore } from "./src/store/devices.ts";
+import { Inbox } from "./src/store/inbox.ts";
+import { Outbox } from "./src/store/outbox.ts";
+import { topology } from "./src/bridge/topology.ts";
+import { BrokerLink } from "./src/bridge/link.ts";
+import { Publisher } from "./src/bridge/publisher.ts";
+import { CommandConsumer } from "./src/bridge/consumer.ts";
+import { Registry } from "./src/registry/registry.ts";
+import { LocalRouter } from "./src/registry/local-router.ts";
+import { Metrics } from "./src/metrics/metrics.ts";
+import { loadOrCreateSecret, mintToken } from "./src/auth/token.ts";
+import { startListener } from "./src/listener/listener.ts";
+import { maxConnections } from "./src/listener/fd-limit.ts";
+import type { DeviceConnection } from "./src/session/connection.ts";
+import type { SessionContext } from "./src/session/context.ts";
+import { drainConnections } from "./src/session/drain.ts";
+
+/** Version of this build (replaced at compile time by the build script). */
+export const VERSION = process.env.OWSLA_BUILD_VERSION ?? "0.1.0-dev";
+
+const USAGE = `Usage: owsla [command] [options]
+
+Commands:
+  serve            Run the gateway (default)
+  token <hw-id>    Print the device token for a hardware id (uses the site secret in the data dir)
+  version          Print the version
+Run "owsla <command> --help" for the options of a command.`;
+
+/** Path of the site secret for `config`. */
+function secretPath(config: Config): string {
+  return config.auth.secret_file || join(config.store.dir, "site.secret");
+}
+
+function makeLogger(config: Config, base: Record<string, unknown>): Logger {
+  const fmt = config.log.format;
+  return createLogger({ level: config.log.level, pretty: fmt === "auto" ? undefined : fmt === "pretty", base });
+}
+
+/** A running gateway worker: listener, sessions, store and broker link of one process. */
+export interface RunningWorker {
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** Wires and starts one worker process's part of the gateway. */
+export async function startWorker(config: Config, workerId: number, log: Logger): Promise<RunningWorker> {
+  const metrics = new Metrics();
+  const db = openDatabase(config.store.dir);
+  const batcher = new Batcher(db, {
+    delayMs: config.store.batch_delay_ms,
+    maxOps: config.store.batch_max,
+    onError: (err) => log.error("Store write failed; affected devices get no ack. Check free disk space and store.dir permissions", { err }),
+  });
+  const devices = new DeviceStore(db, batcher);
+  devices.resetWorker(workerId, "gateway_restart");
+  const inbox = new Inbox(db, batcher);
+  const outbox = new Outbox(db, batcher, workerId);
+  const topo = topology(config.broker.prefix, config.gateway.id);
+  const link = new BrokerLink({
+    url: config.broker.url,
+    topology: topo,
+    heartbeatS: config.broker.heartbeat_s,
+    reconnectMinMs: config.broker.reconnect_min_ms,
+    reconnectMaxMs: config.broker.reconnect_max_ms,
+    prefetch: config.broker.prefetch,
+    name: `owsla ${config.gateway.id} worker ${workerId}`,
+    log,
+  });
+  const publisher = new Publisher(
+    link,
+    outbox,
+    { exchange: topo.up, window: config.broker.publish_window, confirmTimeoutMs: config.broker.confirm_timeout_ms },
+    metrics,
+    log,
+  );
+  const registry = new Registry<DeviceConnection>();
+  const ctx: SessionContext = {
+    gatewayId: config.gateway.id,
+    workerId,
+    siteNamespace: config.gateway.site_namespace,
+    replyTo: topo.queue,
+    auth: { mode: config.auth.mode, secret: loadOrCreateSecret(secretPath(config)) },
+    limits: {
+      maxFrameBytes: config.device.max_frame_bytes,
+      helloTimeoutMs: config.device.hello_timeout_ms,
+      keepaliveS: config.device.keepalive_s,
+      maxOutboundBytes: config.device.max_outbound_bytes,
+      maxPendingPubs: 1024,
+    },
+    devices,
+    inbox,
+    publisher,
+    registry,
+    metrics,
+    log,
+  };
+  const router = new LocalRouter(inbox, devices, registry, metrics);
+  new CommandConsumer(link, topo.queue, config.broker.command_ttl_s * 1000, router, metrics, log);
+  const listener = startListener(
+    { host: config.device.host, port: config.device.port, maxConnections: maxConnections(config.device.max_connections) },
+    ctx,
+  );
+  link.start();
+  const expiry = setInterval(() => {
+    try {
+      const n = inbox.expire();
+      if (n > 0) log.info("Expired undelivered commands", { count: n });
+    } catch (err) {
+      log.warn("Cannot expire old commands; retrying in a minute", { err: err as Error });
+    }
+  }, 60_000);
+  log.info("Worker listening for devices", { host: config.device.host, port: listener.port, gateway: config.gateway.id });
+
+  return {
+    port: listener.port,
+    async stop() {
+      clearInterval(expiry);
+      listener.stopAccepting();
+      await drainConnections(listener.connections, config.device.drain_rate);
+      const deadline = Date.now() + 5000;
+      while (publisher.inflight > 0 && Date.now() < deadline) await Bun.sleep(20);
+      batcher.flush();
+      publisher.stop();
+      await link.close();
+      listener.close();
+      batcher.flush();
+      db.close();
+    },
+  };
+}
+
+async function serve(config: Config): Promise<number> {
+  const log = makeLogger(config, { worker: 0 });
+  log.info("Starting Owsla gateway", { version: VERSION, config: describeConfig(config) });
+  const worker = await startWorker(config, 0, log);
+  return await new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info("Stopping gracefully", { signal });
+      worker.stop().then(
+        () => resolve(0),
+        (err) => {
+          log.error("Graceful stop failed", { err: err as Error });
+          resolve(1);
+        },
+      );
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+  });
+}
+
+function tokenCommand(config: Config, positionals: string[]): number {
+  const hw = positionals[0];
+  if (!hw || positionals.length > 1) {
+    process.stderr.write("Usage: owsla token <hardware-id> [--data DIR]\nPrints the token a device with that hardware id presents in hello.\n");
+    return 2;
+  }
+  process.stdout.write(mintToken(loadOrCreateSecret(secretPath(config)), hw) + "\n");
+  return 0;
+}
+
+/** Runs the command line `argv` (without runtime and script) and returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let command = "serve";
+  let args = argv;
+  if (argv[0] && !argv[0].startsWith("-")) {
+    command = argv[0];
+    args = argv.slice(1);
+  }
+  if (!["serve", "token", "version", "help"].includes(command)) {
+    process.stderr.write(`Unknown command "${command}".\n${USAGE}\n`);
+    return 2;
+  }
+  if (command === "version") {
+    process.stdout.write(`owsla ${VERSION}\n`);
+    return 0;
+  }
+  if (command === "help") {
+    process.stdout.write(USAGE + "\n");
+    return 0;
+  }
+  let loaded;
+  try {
+    loaded = loadConfig(args, process.env);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  if (loaded.help) {
+    process.stdout.write((command === "serve" && argv[0] !== "serve" ? USAGE + "\n\n" : "") + helpText(command) + "\n");
+    return 0;
+  }
+  if (command === "token") return tokenCommand(loaded.config, loaded.positionals);
+  if (loaded.positionals.length > 0) {
+    process.stderr.write(`Unexpected argument "${loaded.positionals[0]}".\n${USAGE}\n`);
+    return 2;
+  }
+  return await serve(loaded.config);
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: Error) => {
+      process.stderr.write(`Owsla failed to start: ${err.message}\n`);
+      process.exit(1);
+    },
+  );
+}

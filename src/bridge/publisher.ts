@@ -1,0 +1,176 @@
+/**
+ * Upstream publishing with publisher confirms and an outbox.
+ *
+ * `publish()` resolves once a message is safe: confirmed by the broker, or durably written to
+ * the outbox (link down, broker blocked, window full, publish rejected, or no confirm within
+ * `confirmTimeoutMs`). Messages of a device that has rows in the outbox queue behind them, so
+ * per-device order holds while the outbox drains. Re-sends keep the original `message_id`.
+ */
+import type { AMQPProperties } from "@cloudamqp/amqp-client";
+import type { Logger } from "../log/logger.ts";
+import type { Metrics } from "../metrics/metrics.ts";
+import type { Outbox, OutboxRow, UpMessage } from "../store/outbox.ts";
+import type { BrokerLink } from "./link.ts";
+
+/** Options for {@link Publisher}. */
+export interface PublisherOptions {
+  exchange: string;
+  /** Publishes in flight (unconfirmed) at most; more go to the outbox. */
+  window: number;
+  /** A publish without confirm after this long is moved to the outbox. */
+  confirmTimeoutMs: number;
+  /** Rows published per drain round. */
+  drainBatch?: number;
+}
+
+/** Converts the stored properties of an upstream message into AMQP properties. */
+export function amqpProps(m: UpMessage): AMQPProperties {
+  return {
+    messageId: m.messageId,
+    timestamp: new Date(m.props.timestamp),
+    contentType: "application/json",
+    deliveryMode: 2,
+    replyTo: m.props.replyTo,
+    correlationId: m.props.correlationId,
+    headers: m.props.headers,
+  };
+}
+
+/** Publishes device messages upstream without losing any. */
+export class Publisher {
+  /** Unconfirmed direct publishes. */
+  inflight = 0;
+  private readonly backlog = new Map<string, number>();
+  private draining = false;
+  private drainTimer: ReturnType<typeof setInterval>;
+
+  constructor(
+    private readonly link: BrokerLink,
+    private readonly outbox: Outbox,
+    private readonly opts: PublisherOptions,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {
+    for (const [d, n] of outbox.countsByDevice()) this.backlog.set(d, n);
+    const rows = this.outboxDepth;
+    if (rows > 0) log.info("Outbox holds messages from before the restart; they are sent when the broker is up", { rows });
+    link.onUp(() => this.drain());
+    link.onUnblocked(() => this.drain());
+    this.drainTimer = setInterval(() => this.drain(), 1000);
+    metrics.gauge("owsla_publish_inflight", () => this.inflight);
+  }
+
+  /** Stops the periodic drain. */
+  stop(): void {
+    clearInterval(this.drainTimer);
+  }
+
+  /** Resolves once `m` is confirmed by the broker or stored in the outbox; rejects only if neither is possible. */
+  publish(m: UpMessage): Promise<void> {
+    const link = this.link;
+    if (!link.up || link.blocked || this.backlog.has(m.deviceId) || this.inflight >= this.opts.window || !link.pub) {
+      return this.toOutbox(m);
+    }
+    const ch = link.pub;
+    const started = performance.now();
+    this.inflight++;
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const fallback = (why: string) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.inflight--;
+        this.metrics.inc("owsla_publish_fallbacks_total", { reason: why });
+        this.toOutbox(m).then(resolve, reject);
+      };
+      const timer = setTimeout(() => fallback("confirm_timeout"), this.opts.confirmTimeoutMs);
+      ch.basicPublish(this.opts.exchange, m.routingKey, m.body, amqpProps(m)).then(
+        () => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          this.inflight--;
+          this.metrics.inc("owsla_messages_up_total");
+          this.metrics.observe("owsla_publish_confirm_ms", performance.now() - started);
+          resolve();
+        },
+        () => fallback("rejected"),
+      );
+    });
+  }
+
+  /** Rows in the outbox plus those being written. */
+  get outboxDepth(): number {
+    let n = 0;
+    for (const v of this.backlog.values()) n += v;
+    return n;
+  }
+
+  private toOutbox(m: UpMessage): Promise<void> {
+    this.backlog.set(m.deviceId, (this.backlog.get(m.deviceId) ?? 0) + 1);
+    return this.outbox.add(m).then(
+      () => {
+        this.metrics.inc("owsla_outbox_writes_total");
+        if (this.link.up) queueMicrotask(() => this.drain());
+      },
+      (err: Error) => {
+        this.release(m.deviceId, 1);
+        this.metrics.inc("owsla_outbox_failures_total");
+        this.log.error("Cannot store message in the outbox; the device gets no ack and should retry. Check free disk space and that store.dir is writable", { err });
+        throw err;
+      },
+    );
+  }
+
+  private release(deviceId: string, n: number): void {
+    const left = (this.backlog.get(deviceId) ?? 0) - n;
+    if (left > 0) this.backlog.set(deviceId, left);
+    else this.backlog.delete(deviceId);
+  }
+
+  /** Sends outbox rows in order while the link is up; safe to call at any time. */
+  async drain(): Promise<void> {
+    if (this.draining || !this.link.up || this.link.blocked) return;
+    this.draining = true;
+    const batch = this.opts.drainBatch ?? 500;
+    try {
+      while (this.link.up && !this.link.blocked && this.link.pub) {
+        let rows: OutboxRow[];
+        try {
+          rows = this.outbox.peek(batch);
+        } catch (e) {
+          this.log.error("Cannot read the outbox; retrying in 1 s", { err: e as Error });
+          return;
+        }
+        if (rows.length === 0) return;
+        const ch = this.link.pub;
+        const settled = Promise.allSettled(
+          rows.map((r) => ch.basicPublish(this.opts.exchange, r.routingKey, r.body, amqpProps(r))),
+        );
+        const results = await Promise.race([settled, Bun.sleep(this.opts.confirmTimeoutMs * 2).then(() => null)]);
+        if (!results) {
+          this.log.warn("Broker did not confirm outbox messages in time; retrying later (the back-end may see duplicates)", { rows: rows.length });
+          return;
+        }
+        const confirmed: OutboxRow[] = [];
+        for (let i = 0; i < rows.length; i++) if (results[i]!.status === "fulfilled") confirmed.push(rows[i]!);
+        // Only a confirmed prefix is removed: a gap means the channel broke and order must hold.
+        let prefix = 0;
+        while (prefix < confirmed.length && confirmed[prefix] === rows[prefix]) prefix++;
+        const done = rows.slice(0, prefix);
+        if (done.length > 0) {
+          await this.outbox.remove(done.map((r) => r.seq));
+          for (const r of done) this.release(r.deviceId, 1);
+          this.metrics.inc("owsla_messages_up_total", undefined, done.length);
+          this.metrics.inc("owsla_outbox_drained_total", undefined, done.length);
+        }
+        if (prefix < rows.length) return;
+      }
+    } catch (e) {
+      this.log.warn("Outbox drain interrupted; it resumes when the broker link is back", { err: e as Error });
+    } finally {
+      this.draining = false;
+    }
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * Every configuration default, as one named constant each (nats-server style).
+ *
+ * A value of 0 documented as "derive" or "unlimited" is returned as 0 by
+ * `loadConfig`; the module that uses the value resolves it.
+ */
+
+import { hostname } from "node:os";
+
+// ---- [gateway] ----
+
+/**
+ * Namespace for UUID v5 device ids. It is a fixed constant so that every gateway
+ * of a site derives the same id for the same device unless a site chooses its own.
+ */
+export const DEFAULT_GATEWAY_SITE_NAMESPACE = "b152f5e3-aa92-4c3c-8f61-2eb500a32561";
+
+/** Gateway id used when the hostname has no usable character. */
+export const FALLBACK_GATEWAY_ID = "owsla";
+
+/** Pattern a gateway id must match. */
+export const GATEWAY_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * Turns a hostname into a valid gateway id: every character outside
+ * `[A-Za-z0-9_-]` becomes `-`, the result is cut to 64 characters, and an
+ * empty result becomes {@link FALLBACK_GATEWAY_ID}.
+ */
+export function sanitizeGatewayId(name: string): string {
+  const id = name.replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 64);
+  return id === "" ? FALLBACK_GATEWAY_ID : id;
+}
+
+/** Default gateway id: the machine hostname, sanitised by {@link sanitizeGatewayId}. */
+export function defaultGatewayId(): string {
+  return sanitizeGatewayId(hostname());
+}
+
+// ---- [device] ----
+
+/** Address the device listener binds to. */
+export const DEFAULT_DEVICE_HOST = "0.0.0.0";
+/** TCP port the device listener binds to. */
+export const DEFAULT_DEVICE_PORT = 7070;
+/** Largest frame, in bytes, a device may send or receive. */
+export const DEFAULT_DEVICE_MAX_FRAME_BYTES = 65536;
+/** Time a new connection has to send its hello frame, in milliseconds. */
+export const DEFAULT_DEVICE_HELLO_TIMEOUT_MS = 10000;
+/** Keepalive interval agreed with devices, in seconds. */
+export const DEFAULT_DEVICE_KEEPALIVE_S = 60;
+/** Output bytes queued per connection before it is closed as a slow consumer. */
+export const DEFAULT_DEVICE_MAX_OUTBOUND_BYTES = 1048576;
+/** Maximum open device connections; 0 = derive from the file descriptor limit. */
+export const DEFAULT_DEVICE_MAX_CONNECTIONS = 0;
+/** Accepts per second allowed from one source address; 0 = unlimited. */
+export const DEFAULT_DEVICE_ACCEPT_RATE_PER_IP = 0;
+/** Accepts per second allowed in total; 0 = unlimited. */
+export const DEFAULT_DEVICE_ACCEPT_RATE_TOTAL = 0;
+/** `shutting_down` frames sent per second during a graceful stop. */
+export const DEFAULT_DEVICE_DRAIN_RATE = 2000;
+
+// ---- [auth] ----
+
+/** How devices authenticate: `token` (site secret) or `none`. */
+export const DEFAULT_AUTH_MODE = "token";
+/** Site secret file; empty = `<store.dir>/site.secret`. */
+export const DEFAULT_AUTH_SECRET_FILE = "";
+
+// ---- [broker] ----
+
+/** AMQP broker URL. */
+export const DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672";
+/** Prefix prepended to every exchange and queue name. */
+export const DEFAULT_BROKER_PREFIX = "";
+/** AMQP heartbeat, in seconds; 0 disables heartbeats. */
+export const DEFAULT_BROKER_HEARTBEAT_S = 10;
+/** First reconnect delay, in milliseconds. */
+export const DEFAULT_BROKER_RECONNECT_MIN_MS = 100;
+/** Largest reconnect delay, in milliseconds. */
+export const DEFAULT_BROKER_RECONNECT_MAX_MS = 10000;
+/** Publishes awaiting broker confirmation at once. */
+export const DEFAULT_BROKER_PUBLISH_WINDOW = 1000;
+/** Unacknowledged commands the broker delivers at once. */
+export const DEFAULT_BROKER_PREFETCH = 500;
+/** Time a command waits for its device, in seconds. */
+export const DEFAULT_BROKER_COMMAND_TTL_S = 3600;
+/** Time to wait for a publish confirmation, in milliseconds. */
+export const DEFAULT_BROKER_CONFIRM_TIMEOUT_MS = 5000;
+
+// ---- [store] ----
+
+/** Data directory. */
+export const DEFAULT_STORE_DIR = "./data";
+/** Largest number of writes committed in one batch. */
+export const DEFAULT_STORE_BATCH_MAX = 500;
+/** Time a write waits for others to join its batch, in milliseconds. */
+export const DEFAULT_STORE_BATCH_DELAY_MS = 2;
+
+// ---- [api] ----
+
+/** Address the HTTP API binds to. */
+export const DEFAULT_API_HOST = "127.0.0.1";
+/** TCP port the HTTP API binds to. */
+export const DEFAULT_API_PORT = 8080;
+/** API bearer token; empty = generated into the data directory. */
+export const DEFAULT_API_TOKEN = "";
+
+// ---- [workers] ----
+
+/** Worker processes; 0 = the number of CPUs. */
+export const DEFAULT_WORKERS_COUNT = 0;
+/** Worker restarts allowed within `restart_period_s` before the gateway stops. */
+export const DEFAULT_WORKERS_MAX_RESTARTS = 5;
+/** Period over which worker restarts are counted, in seconds. */
+export const DEFAULT_WORKERS_RESTART_PERIOD_S = 10;
+/** Interval between worker heartbeats, in milliseconds. */
+export const DEFAULT_WORKERS_HEARTBEAT_MS = 1000;
+/** Silence after which a worker is considered hung, in milliseconds. */
+export const DEFAULT_WORKERS_HANG_TIMEOUT_MS = 5000;
+/** Time a graceful stop may take before workers are killed, in seconds. */
+export const DEFAULT_WORKERS_SHUTDOWN_DEADLINE_S = 30;
+
+// ---- [log] ----
+
+/** Lowest log level written. */
+export const DEFAULT_LOG_LEVEL = "info";
+/** Log format; `auto` = pretty on a TTY, JSON otherwise. */
+export const DEFAULT_LOG_FORMAT = "auto";

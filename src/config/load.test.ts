@@ -1,0 +1,352 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
+import * as D from "./defaults.ts";
+import { ConfigError, defaultConfig, describeConfig, helpText, loadConfig, redactUrl } from "./load.ts";
+import { SCHEMA, checkValue, type KeySpec } from "./schema.ts";
+import type { Config } from "./types.ts";
+
+const EXAMPLE = join(import.meta.dir, "../../config/owsla.example.toml");
+const dir = mkdtempSync(join(tmpdir(), "owsla-config-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let files = 0;
+function toml(text: string): string {
+  const path = join(dir, `c${files++}.toml`);
+  writeFileSync(path, text);
+  return path;
+}
+
+/** The message of the ConfigError thrown by `fn`. */
+function configError(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+const EXPECTED_DEFAULTS: Config = {
+  gateway: { id: D.sanitizeGatewayId(hostname()), site_namespace: D.DEFAULT_GATEWAY_SITE_NAMESPACE },
+  device: {
+    host: "0.0.0.0",
+    port: 7070,
+    max_frame_bytes: 65536,
+    hello_timeout_ms: 10000,
+    keepalive_s: 60,
+    max_outbound_bytes: 1048576,
+    max_connections: 0,
+    accept_rate_per_ip: 0,
+    accept_rate_total: 0,
+    drain_rate: 2000,
+  },
+  auth: { mode: "token", secret_file: "" },
+  broker: {
+    url: "amqp://guest:guest@127.0.0.1:5672",
+    prefix: "",
+    heartbeat_s: 10,
+    reconnect_min_ms: 100,
+    reconnect_max_ms: 10000,
+    publish_window: 1000,
+    prefetch: 500,
+    command_ttl_s: 3600,
+    confirm_timeout_ms: 5000,
+  },
+  store: { dir: "./data", batch_max: 500, batch_delay_ms: 2 },
+  api: { host: "127.0.0.1", port: 8080, token: "" },
+  workers: {
+    count: 0,
+    max_restarts: 5,
+    restart_period_s: 10,
+    heartbeat_ms: 1000,
+    hang_timeout_ms: 5000,
+    shutdown_deadline_s: 30,
+  },
+  log: { level: "info", format: "auto" },
+};
+
+describe("defaults", () => {
+  test("without a file, flags or environment the embedded defaults are returned", () => {
+    const r = loadConfig([], {});
+    expect(r.config).toEqual(EXPECTED_DEFAULTS);
+    expect(r.help).toBe(false);
+    expect(r.positionals).toEqual([]);
+    expect(defaultConfig()).toEqual(EXPECTED_DEFAULTS);
+  });
+
+  test("gateway id defaults to the sanitised hostname", () => {
+    expect(D.sanitizeGatewayId("gw-01.site.example")).toBe("gw-01-site-example");
+    expect(D.sanitizeGatewayId("x".repeat(80))).toBe("x".repeat(64));
+    expect(D.sanitizeGatewayId("")).toBe(D.FALLBACK_GATEWAY_ID);
+    expect(loadConfig([], {}).config.gateway.id).toMatch(D.GATEWAY_ID_PATTERN);
+  });
+
+  test("environment variables outside the schema are ignored", () => {
+    expect(loadConfig([], { OWSLA_WORKER_INDEX: "3", HOME: "/root" }).config).toEqual(EXPECTED_DEFAULTS);
+  });
+});
+
+describe("example file", () => {
+  test("example file loads to exactly the defaults", () => {
+    expect(loadConfig(["--config", EXAMPLE], {}).config).toEqual(EXPECTED_DEFAULTS);
+  });
+
+  test("example file shows every key under its section", () => {
+    const text = readFileSync(EXAMPLE, "utf8");
+    for (const spec of SCHEMA) {
+      const section = text.slice(text.indexOf(`[${spec.section}]`));
+      expect(section).toMatch(new RegExp(`^(# )?${spec.key} = `, "m"));
+    }
+  });
+});
+
+describe("precedence", () => {
+  const file = toml(`[device]\nport = 7100\nhost = "10.0.0.1"\n[log]\nlevel = "debug"\n`);
+
+  test("OWSLA_CONFIG names the file", () => {
+    const c = loadConfig([], { OWSLA_CONFIG: file }).config;
+    expect(c.device.port).toBe(7100);
+    expect(c.device.host).toBe("10.0.0.1");
+    expect(c.log.level).toBe("debug");
+    expect(c.device.max_frame_bytes).toBe(65536);
+  });
+
+  test("--config overrides OWSLA_CONFIG, and an empty --config reads no file", () => {
+    expect(loadConfig(["--config", file], { OWSLA_CONFIG: "/nonexistent.toml" }).config.device.port).toBe(7100);
+    expect(loadConfig(["--config="], { OWSLA_CONFIG: file }).config.device.port).toBe(7070);
+  });
+
+  test("environment overrides the file", () => {
+    const c = loadConfig(["--config", file], { OWSLA_DEVICE_PORT: "7200" }).config;
+    expect(c.device.port).toBe(7200);
+    expect(c.device.host).toBe("10.0.0.1");
+  });
+
+  test("flag overrides the environment", () => {
+    const env = { OWSLA_CONFIG: file, OWSLA_DEVICE_PORT: "7200", OWSLA_LOG_LEVEL: "warn" };
+    const c = loadConfig(["--device-port", "7300", "--log-level=error"], env).config;
+    expect(c.device.port).toBe(7300);
+    expect(c.log.level).toBe("error");
+  });
+
+  test("short aliases set their keys", () => {
+    const args = ["--port", "1", "--data", "/var/lib/owsla", "--workers", "4"];
+    args.push("--broker", "amqps://u:p@mq:5671/v", "--gateway", "gw-7");
+    const c = loadConfig(args, {}).config;
+    expect(c.device.port).toBe(1);
+    expect(c.store.dir).toBe("/var/lib/owsla");
+    expect(c.workers.count).toBe(4);
+    expect(c.broker.url).toBe("amqps://u:p@mq:5671/v");
+    expect(c.gateway.id).toBe("gw-7");
+  });
+
+  test("the last of a flag and its alias wins", () => {
+    expect(loadConfig(["--port", "1", "--device-port", "2"], {}).config.device.port).toBe(2);
+    expect(loadConfig(["--device-port", "2", "--port", "1"], {}).config.device.port).toBe(1);
+  });
+
+  test("number keys accept fractions", () => {
+    const c = loadConfig(["--device-accept-rate-per-ip", "0.5"], { OWSLA_DEVICE_ACCEPT_RATE_TOTAL: "1e3" }).config;
+    expect(c.device.accept_rate_per_ip).toBe(0.5);
+    expect(c.device.accept_rate_total).toBe(1000);
+  });
+
+  test("positionals are returned in order", () => {
+    expect(loadConfig(["run", "--port", "1", "extra", "--", "--port"], {}).positionals).toEqual(["run", "extra", "--port"]);
+  });
+
+  test("--help returns the defaults without reading file or environment", () => {
+    for (const flag of ["-h", "--help"]) {
+      const r = loadConfig([flag], { OWSLA_CONFIG: "/nonexistent.toml", OWSLA_DEVICE_PORT: "abc" });
+      expect(r.help).toBe(true);
+      expect(r.config.device.port).toBe(7070);
+    }
+  });
+});
+
+describe("invalid values", () => {
+  test("a non-integer from the environment names the key, variable and expectation", () => {
+    expect(configError(() => loadConfig([], { OWSLA_DEVICE_PORT: "abc" }))).toBe(
+      'Invalid config: device.port = "abc" (from OWSLA_DEVICE_PORT) must be an integer between 0 and 65535',
+    );
+    expect(configError(() => loadConfig([], { OWSLA_DEVICE_PORT: "70.5" }))).toContain("must be an integer");
+    expect(configError(() => loadConfig([], { OWSLA_DEVICE_PORT: "" }))).toContain('device.port = ""');
+  });
+
+  test("an out-of-range integer from a flag names the flag as typed", () => {
+    expect(configError(() => loadConfig(["--port", "70000"], {}))).toBe(
+      'Invalid config: device.port = "70000" (from --port) must be an integer between 0 and 65535',
+    );
+    expect(configError(() => loadConfig(["--device-max-frame-bytes=63"], {}))).toContain(
+      "device.max_frame_bytes = \"63\" (from --device-max-frame-bytes) must be an integer between 64 and",
+    );
+  });
+
+  test("a value of the wrong TOML type names the key and the file", () => {
+    const path = toml(`[device]\nport = "7070"\n`);
+    expect(configError(() => loadConfig(["--config", path], {}))).toBe(
+      `Invalid config: device.port = "7070" (from ${path}) must be an integer between 0 and 65535`,
+    );
+    const frac = toml(`[workers]\ncount = 1.5\n`);
+    expect(configError(() => loadConfig(["--config", frac], {}))).toContain(`workers.count = 1.5 (from ${frac})`);
+  });
+
+  test("an invalid file value is an error even when a later source overrides it", () => {
+    const path = toml(`[device]\nport = -1\n`);
+    expect(configError(() => loadConfig(["--config", path, "--port", "1"], {}))).toContain("device.port = -1");
+  });
+
+  test("an unknown enum value lists the allowed values", () => {
+    expect(configError(() => loadConfig(["--log-level", "verbose"], {}))).toBe(
+      'Invalid config: log.level = "verbose" (from --log-level) must be one of "debug", "info", "warn", "error"',
+    );
+    expect(configError(() => loadConfig([], { OWSLA_AUTH_MODE: "TOKEN" }))).toContain(
+      'auth.mode = "TOKEN" (from OWSLA_AUTH_MODE) must be one of "token", "none"',
+    );
+  });
+
+  test("a string failing its pattern says what is expected", () => {
+    expect(configError(() => loadConfig(["--gateway", "gw 1"], {}))).toBe(
+      'Invalid config: gateway.id = "gw 1" (from --gateway) must be 1 to 64 characters from A-Z, a-z, 0-9, _ and -',
+    );
+    expect(configError(() => loadConfig([], { OWSLA_GATEWAY_SITE_NAMESPACE: "nope" }))).toContain("must be a UUID");
+    expect(configError(() => loadConfig(["--data="], {}))).toContain("store.dir");
+  });
+
+  test("a non-number for a number key is rejected", () => {
+    expect(configError(() => loadConfig([], { OWSLA_DEVICE_ACCEPT_RATE_TOTAL: "fast" }))).toContain(
+      "must be a number between 0 and",
+    );
+  });
+
+  test("secrets are hidden in error messages", () => {
+    const url = configError(() => loadConfig(["--broker", "http://u:hunter2@mq"], {}));
+    expect(url).toContain('broker.url = "http://u:***@mq" (from --broker) must be an amqp:// or amqps:// URL');
+    expect(url).not.toContain("hunter2");
+    const token = configError(() => loadConfig([], { OWSLA_API_TOKEN: "short secret" }));
+    expect(token).toContain("api.token = \"***\" (from OWSLA_API_TOKEN) must be empty or at least 16");
+    expect(token).not.toContain("short secret");
+  });
+
+  test("related keys are checked against each other", () => {
+    expect(configError(() => loadConfig(["--broker-reconnect-min-ms", "20000"], {}))).toBe(
+      "Invalid config: broker.reconnect_min_ms = 20000 (from --broker-reconnect-min-ms) " +
+        "must not exceed broker.reconnect_max_ms = 10000 (default)",
+    );
+    expect(configError(() => loadConfig([], { OWSLA_WORKERS_HANG_TIMEOUT_MS: "1000" }))).toContain(
+      "workers.hang_timeout_ms = 1000 (from OWSLA_WORKERS_HANG_TIMEOUT_MS) must be greater than workers.heartbeat_ms",
+    );
+  });
+});
+
+describe("unknown names and bad files", () => {
+  test("an unknown flag is an error", () => {
+    expect(configError(() => loadConfig(["--device-prot", "1"], {}))).toBe(
+      "Invalid config: unknown flag --device-prot; run with --help to list the flags",
+    );
+    expect(configError(() => loadConfig(["-x"], {}))).toContain("unknown flag -x");
+  });
+
+  test("a flag without its value is an error", () => {
+    expect(configError(() => loadConfig(["--port"], {}))).toContain("flag --port needs a value");
+    expect(configError(() => loadConfig(["--help=yes"], {}))).toContain("flag --help takes no value");
+  });
+
+  test("an unknown TOML key names the file and the known keys", () => {
+    const path = toml(`[device]\nprot = 1\n`);
+    const msg = configError(() => loadConfig(["--config", path], {}));
+    expect(msg).toStartWith(`Invalid config: unknown key device.prot in ${path}; keys in [device] are host, port,`);
+  });
+
+  test("an unknown TOML section or top-level key is an error", () => {
+    const section = toml(`[devices]\nport = 1\n`);
+    expect(configError(() => loadConfig(["--config", section], {}))).toStartWith(
+      `Invalid config: unknown section [devices] in ${section}; sections are gateway, device,`,
+    );
+    const top = toml(`port = 1\n`);
+    expect(configError(() => loadConfig(["--config", top], {}))).toContain("unknown key port outside any section");
+    const nested = toml(`[device.tls]\ncert = "x"\n`);
+    expect(configError(() => loadConfig(["--config", nested], {}))).toContain("unknown key device.tls");
+  });
+
+  test("an unreadable file names the path and where it came from", () => {
+    const path = join(dir, "missing.toml");
+    expect(configError(() => loadConfig([], { OWSLA_CONFIG: path }))).toStartWith(
+      `Invalid config: cannot read config file ${path} (from OWSLA_CONFIG): `,
+    );
+    expect(configError(() => loadConfig(["--config", dir], {}))).toContain(`cannot read config file ${dir} (from --config)`);
+  });
+
+  test("an unparsable file names the path and the parse error", () => {
+    const path = toml(`[device]\nport = = 1\n`);
+    expect(configError(() => loadConfig(["--config", path], {}))).toStartWith(
+      `Invalid config: cannot parse config file ${path} (from --config): TOML Parse error`,
+    );
+  });
+});
+
+describe("value parsing", () => {
+  const flag: KeySpec = {
+    section: "log",
+    key: "flag",
+    name: "log.flag",
+    env: "OWSLA_LOG_FLAG",
+    flag: "log-flag",
+    type: "bool",
+    default: false,
+    doc: "A test flag.",
+  };
+
+  test("bool text accepts true, false, 1 and 0 only", () => {
+    expect(checkValue(flag, "true", true)).toEqual({ ok: true, value: true });
+    expect(checkValue(flag, "1", true)).toEqual({ ok: true, value: true });
+    expect(checkValue(flag, "false", true)).toEqual({ ok: true, value: false });
+    expect(checkValue(flag, "0", true)).toEqual({ ok: true, value: false });
+    expect(checkValue(flag, "yes", true)).toEqual({ ok: false, expected: "true, false, 1 or 0" });
+    expect(checkValue(flag, "", true).ok).toBe(false);
+  });
+
+  test("bool in TOML must be a boolean", () => {
+    expect(checkValue(flag, true, false)).toEqual({ ok: true, value: true });
+    expect(checkValue(flag, "true", false)).toEqual({ ok: false, expected: "true or false" });
+    expect(checkValue(flag, 1, false).ok).toBe(false);
+  });
+});
+
+describe("help and redaction", () => {
+  test("help text mentions every flag, alias, environment variable and doc line", () => {
+    const text = helpText("owsla run");
+    expect(text).toStartWith("Usage: owsla run [options]\n");
+    for (const want of ["-h, --help", "--config <path>", "OWSLA_CONFIG"]) expect(text).toContain(want);
+    for (const spec of SCHEMA) {
+      expect(text).toContain(`--${spec.flag} `);
+      expect(text).toContain(spec.env);
+      expect(text).toContain(spec.doc);
+      if (spec.alias) expect(text).toContain(`--${spec.alias}`);
+    }
+    expect(text).toContain("env OWSLA_DEVICE_PORT; TOML [device] port; default 7070; an integer between 0 and 65535");
+  });
+
+  test("redactUrl hides the password and keeps the rest", () => {
+    expect(redactUrl("amqp://guest:guest@127.0.0.1:5672")).toBe("amqp://guest:***@127.0.0.1:5672");
+    expect(redactUrl("amqps://u:p%40ss@mq.example:5671/vhost")).toBe("amqps://u:***@mq.example:5671/vhost");
+    expect(redactUrl("amqp://u:p@ss:w@host/v")).toBe("amqp://u:***@host/v");
+    expect(redactUrl("amqp://:secret@host")).toBe("amqp://:***@host");
+    expect(redactUrl("amqp://user@host:5672")).toBe("amqp://user@host:5672");
+    expect(redactUrl("amqp://host:5672")).toBe("amqp://host:5672");
+  });
+
+  test("describeConfig hides the broker password and the API token", () => {
+    const c = loadConfig(["--broker", "amqp://u:hunter2@mq"], { OWSLA_API_TOKEN: "0123456789abcdef0123" }).config;
+    const d = describeConfig(c);
+    const text = JSON.stringify(d);
+    expect(text).not.toContain("hunter2");
+    expect(text).not.toContain("0123456789abcdef");
+    expect(d.broker).toMatchObject({ url: "amqp://u:***@mq", prefetch: 500 });
+    expect(d.api).toMatchObject({ token: "***", port: 8080 });
+    expect(describeConfig(defaultConfig()).api).toMatchObject({ token: "" });
+  });
+});

@@ -1,0 +1,324 @@
+/**
+ * One table describing every configuration key: type, default, doc line and limits.
+ *
+ * Names are derived from section and key: TOML `[device] port`, environment
+ * `OWSLA_DEVICE_PORT`, flag `--device-port`.
+ */
+
+import * as D from "./defaults.ts";
+import type { Config } from "./types.ts";
+
+/** Kinds of value a key can hold. */
+export type ValueType = "string" | "int" | "number" | "bool" | "enum";
+
+/** A configuration value. */
+export type Value = string | number | boolean;
+
+/** A TOML section name. */
+export type Section = keyof Config;
+
+/** The key names of one section. */
+export type KeyOf<S extends Section> = keyof Config[S] & string;
+
+/** Description of one configuration key. */
+export interface KeySpec<S extends Section = Section, K extends string = string> {
+  readonly section: S;
+  readonly key: K;
+  /** Dotted name used in messages, `device.port`. */
+  readonly name: `${S}.${K}`;
+  /** Environment variable, `OWSLA_DEVICE_PORT`. */
+  readonly env: string;
+  /** Long flag without dashes, `device-port`. */
+  readonly flag: string;
+  /** Short alias flag without dashes, `port`. */
+  readonly alias?: string;
+  readonly type: ValueType;
+  /** The default, or a function computing it (e.g. from the hostname). */
+  readonly default: Value | (() => Value);
+  /** How help shows a computed default. */
+  readonly defaultDoc?: string;
+  /** One line for help and the example file. */
+  readonly doc: string;
+  /** Inclusive bounds for `int` and `number`. */
+  readonly min?: number;
+  readonly max?: number;
+  /** Allowed values for `enum`. */
+  readonly values?: readonly string[];
+  /** Pattern a `string` must match. */
+  readonly pattern?: RegExp;
+  /** What `pattern` requires, in words: "must be <expect>". */
+  readonly expect?: string;
+  /** How the value is hidden in logs and errors: `url` hides a URL's password, `value` all of it. */
+  readonly secret?: "url" | "value";
+}
+
+interface Options<T> {
+  type: ValueType;
+  default: T | (() => T);
+  defaultDoc?: string;
+  doc: string;
+  min?: number;
+  max?: number;
+  values?: readonly T[];
+  pattern?: RegExp;
+  expect?: string;
+  secret?: "url" | "value";
+  alias?: string;
+}
+
+function def<S extends Section, K extends KeyOf<S>>(section: S, key: K, o: Options<Config[S][K]>): KeySpec<S, K> {
+  return {
+    ...(o as Omit<Options<Config[S][K]>, "default" | "values">),
+    default: o.default as Value | (() => Value),
+    values: o.values as readonly string[] | undefined,
+    section,
+    key,
+    name: `${section}.${key}`,
+    env: `OWSLA_${section}_${key}`.toUpperCase(),
+    flag: `${section}-${key}`.replaceAll("_", "-"),
+  };
+}
+
+const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+const NON_EMPTY = /^\S+$/;
+const NON_EMPTY_DOC = "a non-empty string without spaces";
+const MS_MAX = 3_600_000;
+
+/** Every configuration key, grouped by section in the order help and the example file use. */
+export const SCHEMA = [
+  def("gateway", "id", {
+    type: "string", default: D.defaultGatewayId, defaultDoc: "the hostname, sanitised", alias: "gateway",
+    pattern: D.GATEWAY_ID_PATTERN, expect: "1 to 64 characters from A-Z, a-z, 0-9, _ and -",
+    doc: "Id of this gateway, unique within the site.",
+  }),
+  def("gateway", "site_namespace", {
+    type: "string", default: D.DEFAULT_GATEWAY_SITE_NAMESPACE, pattern: UUID, expect: "a UUID",
+    doc: "UUID namespace for v5 device ids; all gateways of a site must agree.",
+  }),
+
+  def("device", "host", {
+    type: "string", default: D.DEFAULT_DEVICE_HOST, pattern: NON_EMPTY, expect: NON_EMPTY_DOC,
+    doc: "Address the device listener binds to.",
+  }),
+  def("device", "port", {
+    type: "int", default: D.DEFAULT_DEVICE_PORT, min: 0, max: 65535, alias: "port",
+    doc: "TCP port for devices; 0 picks a free port.",
+  }),
+  def("device", "max_frame_bytes", {
+    type: "int", default: D.DEFAULT_DEVICE_MAX_FRAME_BYTES, min: 64, max: 16_777_216,
+    doc: "Largest frame a device may send or receive, in bytes.",
+  }),
+  def("device", "hello_timeout_ms", {
+    type: "int", default: D.DEFAULT_DEVICE_HELLO_TIMEOUT_MS, min: 1, max: MS_MAX,
+    doc: "Time a new connection has to send its hello, in milliseconds.",
+  }),
+  def("device", "keepalive_s", {
+    type: "int", default: D.DEFAULT_DEVICE_KEEPALIVE_S, min: 1, max: 86_400,
+    doc: "Keepalive interval agreed with devices, in seconds.",
+  }),
+  def("device", "max_outbound_bytes", {
+    type: "int", default: D.DEFAULT_DEVICE_MAX_OUTBOUND_BYTES, min: 1024, max: 1_073_741_824,
+    doc: "Queued output per connection before it is closed as a slow consumer, in bytes.",
+  }),
+  def("device", "max_connections", {
+    type: "int", default: D.DEFAULT_DEVICE_MAX_CONNECTIONS, min: 0, max: 10_000_000,
+    doc: "Maximum open device connections; 0 = derive from the file descriptor limit.",
+  }),
+  def("device", "accept_rate_per_ip", {
+    type: "number", default: D.DEFAULT_DEVICE_ACCEPT_RATE_PER_IP, min: 0, max: 1_000_000,
+    doc: "Accepts per second allowed from one source address; 0 = unlimited.",
+  }),
+  def("device", "accept_rate_total", {
+    type: "number", default: D.DEFAULT_DEVICE_ACCEPT_RATE_TOTAL, min: 0, max: 1_000_000,
+    doc: "Accepts per second allowed in total; 0 = unlimited.",
+  }),
+  def("device", "drain_rate", {
+    type: "int", default: D.DEFAULT_DEVICE_DRAIN_RATE, min: 1, max: 1_000_000,
+    doc: "shutting_down frames sent per second during a graceful stop.",
+  }),
+
+  def("auth", "mode", {
+    type: "enum", default: D.DEFAULT_AUTH_MODE, values: ["token", "none"],
+    doc: "Device authentication: token (site secret) or none.",
+  }),
+  def("auth", "secret_file", {
+    type: "string", default: D.DEFAULT_AUTH_SECRET_FILE,
+    doc: "Site secret file; empty = <store.dir>/site.secret.",
+  }),
+
+  def("broker", "url", {
+    type: "string", default: D.DEFAULT_BROKER_URL, alias: "broker", secret: "url",
+    pattern: /^amqps?:\/\/\S+$/, expect: "an amqp:// or amqps:// URL",
+    doc: "AMQP broker URL (its password is never logged).",
+  }),
+  def("broker", "prefix", {
+    type: "string", default: D.DEFAULT_BROKER_PREFIX,
+    pattern: /^[A-Za-z0-9_.:-]{0,64}$/, expect: "at most 64 characters from A-Z, a-z, 0-9, _ . : and -",
+    doc: "Prefix prepended to exchange and queue names.",
+  }),
+  def("broker", "heartbeat_s", {
+    type: "int", default: D.DEFAULT_BROKER_HEARTBEAT_S, min: 0, max: 3600,
+    doc: "AMQP heartbeat in seconds; 0 disables heartbeats.",
+  }),
+  def("broker", "reconnect_min_ms", {
+    type: "int", default: D.DEFAULT_BROKER_RECONNECT_MIN_MS, min: 1, max: MS_MAX,
+    doc: "First reconnect delay, in milliseconds.",
+  }),
+  def("broker", "reconnect_max_ms", {
+    type: "int", default: D.DEFAULT_BROKER_RECONNECT_MAX_MS, min: 1, max: MS_MAX,
+    doc: "Largest reconnect delay, in milliseconds.",
+  }),
+  def("broker", "publish_window", {
+    type: "int", default: D.DEFAULT_BROKER_PUBLISH_WINDOW, min: 1, max: 100_000,
+    doc: "Publishes awaiting broker confirmation at once.",
+  }),
+  def("broker", "prefetch", {
+    type: "int", default: D.DEFAULT_BROKER_PREFETCH, min: 1, max: 65535,
+    doc: "Unacknowledged commands the broker delivers at once.",
+  }),
+  def("broker", "command_ttl_s", {
+    type: "int", default: D.DEFAULT_BROKER_COMMAND_TTL_S, min: 1, max: 30 * 86_400,
+    doc: "Time a command waits for its device, in seconds.",
+  }),
+  def("broker", "confirm_timeout_ms", {
+    type: "int", default: D.DEFAULT_BROKER_CONFIRM_TIMEOUT_MS, min: 1, max: MS_MAX,
+    doc: "Time to wait for a publish confirmation, in milliseconds.",
+  }),
+
+  def("store", "dir", {
+    type: "string", default: D.DEFAULT_STORE_DIR, alias: "data", pattern: /^.+$/, expect: "a non-empty path",
+    doc: "Data directory.",
+  }),
+  def("store", "batch_max", {
+    type: "int", default: D.DEFAULT_STORE_BATCH_MAX, min: 1, max: 100_000,
+    doc: "Largest number of writes committed in one batch.",
+  }),
+  def("store", "batch_delay_ms", {
+    type: "int", default: D.DEFAULT_STORE_BATCH_DELAY_MS, min: 0, max: 10_000,
+    doc: "Time a write waits for others to join its batch, in milliseconds.",
+  }),
+
+  def("api", "host", {
+    type: "string", default: D.DEFAULT_API_HOST, pattern: NON_EMPTY, expect: NON_EMPTY_DOC,
+    doc: "Address the HTTP API binds to.",
+  }),
+  def("api", "port", {
+    type: "int", default: D.DEFAULT_API_PORT, min: 0, max: 65535,
+    doc: "TCP port for the HTTP API; 0 picks a free port.",
+  }),
+  def("api", "token", {
+    type: "string", default: D.DEFAULT_API_TOKEN, secret: "value",
+    pattern: /^(|\S{16,})$/, expect: "empty or at least 16 characters without spaces",
+    doc: "API bearer token; empty = generated into the data directory.",
+  }),
+
+  def("workers", "count", {
+    type: "int", default: D.DEFAULT_WORKERS_COUNT, min: 0, max: 1024, alias: "workers",
+    doc: "Worker processes; 0 = the number of CPUs.",
+  }),
+  def("workers", "max_restarts", {
+    type: "int", default: D.DEFAULT_WORKERS_MAX_RESTARTS, min: 0, max: 1000,
+    doc: "Worker restarts allowed within restart_period_s before the gateway stops.",
+  }),
+  def("workers", "restart_period_s", {
+    type: "int", default: D.DEFAULT_WORKERS_RESTART_PERIOD_S, min: 1, max: 3600,
+    doc: "Period over which worker restarts are counted, in seconds.",
+  }),
+  def("workers", "heartbeat_ms", {
+    type: "int", default: D.DEFAULT_WORKERS_HEARTBEAT_MS, min: 10, max: 60_000,
+    doc: "Interval between worker heartbeats, in milliseconds.",
+  }),
+  def("workers", "hang_timeout_ms", {
+    type: "int", default: D.DEFAULT_WORKERS_HANG_TIMEOUT_MS, min: 20, max: 600_000,
+    doc: "Silence after which a worker is considered hung, in milliseconds.",
+  }),
+  def("workers", "shutdown_deadline_s", {
+    type: "int", default: D.DEFAULT_WORKERS_SHUTDOWN_DEADLINE_S, min: 1, max: 3600,
+    doc: "Time a graceful stop may take before workers are killed, in seconds.",
+  }),
+
+  def("log", "level", {
+    type: "enum", default: D.DEFAULT_LOG_LEVEL, values: ["debug", "info", "warn", "error"],
+    doc: "Lowest log level written.",
+  }),
+  def("log", "format", {
+    type: "enum", default: D.DEFAULT_LOG_FORMAT, values: ["auto", "json", "pretty"],
+    doc: "Log format; auto = pretty on a TTY, JSON otherwise.",
+  }),
+] as const;
+
+// Compile-time check that SCHEMA lists every key of Config: a missing key names itself here.
+type Listed = (typeof SCHEMA)[number]["name"];
+type Declared = { [S in Section]: `${S}.${KeyOf<S>}` }[Section];
+type Missing = Exclude<Declared, Listed>;
+const schemaIsComplete: [Missing] extends [never] ? true : Missing = true;
+void schemaIsComplete;
+
+/** Any entry of {@link SCHEMA}. */
+export type AnyKeySpec = (typeof SCHEMA)[number];
+
+/** Section names in schema order. */
+export const SECTIONS: readonly Section[] = [...new Set(SCHEMA.map((s) => s.section))];
+
+/** The spec of `section.key`, or undefined for an unknown key. */
+export function findKey(section: string, key: string): KeySpec | undefined {
+  return SCHEMA.find((s) => s.section === section && s.key === key);
+}
+
+/** The default value of a key, computing it if needed. */
+export function defaultValue(spec: KeySpec): Value {
+  return typeof spec.default === "function" ? spec.default() : spec.default;
+}
+
+/** What a valid value of `spec` looks like, completing "must be …". `text` = parsed from a string. */
+export function expectation(spec: KeySpec, text: boolean): string {
+  switch (spec.type) {
+    case "int":
+      return `an integer between ${spec.min} and ${spec.max}`;
+    case "number":
+      return `a number between ${spec.min} and ${spec.max}`;
+    case "bool":
+      return text ? "true, false, 1 or 0" : "true or false";
+    case "enum":
+      return `one of ${(spec.values ?? []).map((v) => JSON.stringify(v)).join(", ")}`;
+    case "string":
+      return spec.expect ?? "a string";
+  }
+}
+
+const INT_TEXT = /^[+-]?\d+$/;
+const NUMBER_TEXT = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/** Result of {@link checkValue}. */
+export type Checked = { ok: true; value: Value } | { ok: false; expected: string };
+
+/**
+ * Converts and validates a raw value for `spec`. `text` says the raw value is a
+ * string from the environment or a flag (so `"7070"` is an int and `"1"` a bool);
+ * otherwise it is a typed TOML value and must already have the right type.
+ */
+export function checkValue(spec: KeySpec, raw: unknown, text: boolean): Checked {
+  const bad: Checked = { ok: false, expected: expectation(spec, text) };
+  const inRange = (n: number) => n >= (spec.min ?? -Infinity) && n <= (spec.max ?? Infinity);
+  switch (spec.type) {
+    case "int":
+    case "number": {
+      let n: number;
+      if (typeof raw === "number") n = raw;
+      else if (text && typeof raw === "string" && (spec.type === "int" ? INT_TEXT : NUMBER_TEXT).test(raw)) n = Number(raw);
+      else return bad;
+      if (!Number.isFinite(n) || (spec.type === "int" && !Number.isInteger(n)) || !inRange(n)) return bad;
+      return { ok: true, value: n };
+    }
+    case "bool":
+      if (typeof raw === "boolean") return { ok: true, value: raw };
+      if (text && (raw === "true" || raw === "1")) return { ok: true, value: true };
+      if (text && (raw === "false" || raw === "0")) return { ok: true, value: false };
+      return bad;
+    case "enum":
+      return typeof raw === "string" && (spec.values ?? []).includes(raw) ? { ok: true, value: raw } : bad;
+    case "string":
+      if (typeof raw !== "string") return bad;
+      return spec.pattern && !spec.pattern.test(raw) ? bad : { ok: true, value: raw };
+  }
+}

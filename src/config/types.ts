@@ -1,0 +1,132 @@
+/**
+ * The resolved gateway configuration. Keys are snake_case, exactly as written in
+ * the TOML file. Defaults live in `defaults.ts`; docs and limits in `schema.ts`.
+ *
+ * Values documented as "0 = derive" stay 0 here; the module using them resolves them.
+ */
+
+import type { Level } from "../log/logger.ts";
+
+/** How devices authenticate. */
+export type AuthMode = "token" | "none";
+
+/** Log output format; `auto` = pretty on a TTY, JSON otherwise. */
+export type LogFormat = "auto" | "json" | "pretty";
+
+/** `[gateway]`: identity of this gateway. */
+export interface GatewayConfig {
+  /** Gateway id, `^[A-Za-z0-9_-]{1,64}$`. Default: the hostname, sanitised. */
+  id: string;
+  /** UUID namespace for UUID v5 device ids. Default: a fixed constant shared by all gateways. */
+  site_namespace: string;
+}
+
+/** `[device]`: the TCP listener devices connect to. */
+export interface DeviceConfig {
+  /** Bind address. Default `0.0.0.0`. */
+  host: string;
+  /** Bind port; 0 picks a free port. Default 7070. */
+  port: number;
+  /** Largest frame in bytes. Default 65536. */
+  max_frame_bytes: number;
+  /** Time allowed for the hello frame, ms. Default 10000. */
+  hello_timeout_ms: number;
+  /** Keepalive interval, s. Default 60. */
+  keepalive_s: number;
+  /** Queued output bytes per connection before closing it as a slow consumer. Default 1048576. */
+  max_outbound_bytes: number;
+  /** Maximum open connections; 0 = derive from the fd limit. Default 0. */
+  max_connections: number;
+  /** Accepts per second per source address; 0 = unlimited. Default 0. */
+  accept_rate_per_ip: number;
+  /** Accepts per second in total; 0 = unlimited. Default 0. */
+  accept_rate_total: number;
+  /** `shutting_down` frames per second on graceful stop. Default 2000. */
+  drain_rate: number;
+}
+
+/** `[auth]`: device authentication. */
+export interface AuthConfig {
+  /** Default `token`. */
+  mode: AuthMode;
+  /** Site secret file; empty = `<store.dir>/site.secret`. Default empty. */
+  secret_file: string;
+}
+
+/** `[broker]`: the AMQP connection. */
+export interface BrokerConfig {
+  /** AMQP URL; secret (contains the password). Default `amqp://guest:guest@127.0.0.1:5672`. */
+  url: string;
+  /** Prepended to exchange and queue names. Default empty. */
+  prefix: string;
+  /** AMQP heartbeat, s; 0 disables. Default 10. */
+  heartbeat_s: number;
+  /** First reconnect delay, ms. Default 100. */
+  reconnect_min_ms: number;
+  /** Largest reconnect delay, ms. Default 10000. */
+  reconnect_max_ms: number;
+  /** Unconfirmed publishes in flight. Default 1000. */
+  publish_window: number;
+  /** Unacknowledged command deliveries. Default 500. */
+  prefetch: number;
+  /** Command time to live, s. Default 3600. */
+  command_ttl_s: number;
+  /** Publish confirmation timeout, ms. Default 5000. */
+  confirm_timeout_ms: number;
+}
+
+/** `[store]`: local persistence. */
+export interface StoreConfig {
+  /** Data directory. Default `./data`. */
+  dir: string;
+  /** Largest write batch. Default 500. */
+  batch_max: number;
+  /** Batch gathering delay, ms. Default 2. */
+  batch_delay_ms: number;
+}
+
+/** `[api]`: the HTTP API. */
+export interface ApiConfig {
+  /** Bind address. Default `127.0.0.1`. */
+  host: string;
+  /** Bind port; 0 picks a free port. Default 8080. */
+  port: number;
+  /** Bearer token; secret. Empty = generated into the data directory. Default empty. */
+  token: string;
+}
+
+/** `[workers]`: the worker process pool. */
+export interface WorkersConfig {
+  /** Worker processes; 0 = number of CPUs. Default 0. */
+  count: number;
+  /** Restarts allowed per period before giving up. Default 5. */
+  max_restarts: number;
+  /** Restart counting period, s. Default 10. */
+  restart_period_s: number;
+  /** Worker heartbeat interval, ms. Default 1000. */
+  heartbeat_ms: number;
+  /** Silence before a worker counts as hung, ms. Default 5000. */
+  hang_timeout_ms: number;
+  /** Graceful stop deadline, s. Default 30. */
+  shutdown_deadline_s: number;
+}
+
+/** `[log]`: logging. */
+export interface LogConfig {
+  /** Default `info`. */
+  level: Level;
+  /** Default `auto`. */
+  format: LogFormat;
+}
+
+/** The whole configuration, one field per TOML section. */
+export interface Config {
+  gateway: GatewayConfig;
+  device: DeviceConfig;
+  auth: AuthConfig;
+  broker: BrokerConfig;
+  store: StoreConfig;
+  api: ApiConfig;
+  workers: WorkersConfig;
+  log: LogConfig;
+}

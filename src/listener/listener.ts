@@ -1,0 +1,112 @@
+/**
+ * The device listener: accepts TCP connections (SO_REUSEPORT, so several worker processes
+ * share the port), enforces the connection limit, and hands each socket to a
+ * {@link DeviceConnection}. A one-second sweep closes connections past their hello or
+ * keepalive deadline (own timestamps; Bun socket timeouts are not relied upon).
+ */
+import type { Socket, TCPSocketListener } from "bun";
+import { DeviceConnection, CLOSE_FLUSH_MS, RETRY_AFTER_MS } from "../session/connection.ts";
+import type { SessionContext } from "../session/context.ts";
+import { encodeFrame, errorFrame } from "../protocol/frames.ts";
+
+/** Options for {@link startListener}. */
+export interface ListenerOptions {
+  host: string;
+  port: number;
+  /** Connections this process accepts at most; more get `server_busy`. */
+  maxConnections: number;
+}
+
+/** A running device listener. */
+export interface DeviceListener {
+  /** The bound port (useful with port 0). */
+  readonly port: number;
+  /** Open connections (any state). */
+  readonly connections: Set<DeviceConnection>;
+  /** Stops accepting new connections (existing ones stay). */
+  stopAccepting(): void;
+  /** Closes everything now. */
+  close(): void;
+}
+
+type Sock = Socket<{ conn: DeviceConnection | null }>;
+
+/** Binds the device port and serves the line protocol. */
+export function startListener(opts: ListenerOptions, ctx: SessionContext): DeviceListener {
+  const connections = new Set<DeviceConnection>();
+  const { metrics, log } = ctx;
+  metrics.gauge("owsla_connections", () => connections.size);
+  metrics.gauge("owsla_devices_held", () => ctx.registry.size);
+
+  const server: TCPSocketListener<{ conn: DeviceConnection | null }> = Bun.listen<{ conn: DeviceConnection | null }>({
+    hostname: opts.host,
+    port: opts.port,
+    // Missing from Bun's public types, supported on Linux.
+    ...({ reusePort: true } as object),
+    socket: {
+      open(socket: Sock) {
+        if (connections.size >= opts.maxConnections) {
+          metrics.inc("owsla_accepts_rejected_total", { reason: "max_connections" });
+          socket.write(encodeFrame(errorFrame("server_busy", `Gateway worker is at max_connections ${opts.maxConnections}; retry later`, RETRY_AFTER_MS)));
+          socket.data = { conn: null };
+          socket.end();
+          return;
+        }
+        const conn = new DeviceConnection(socket, ctx);
+        socket.data = { conn };
+        connections.add(conn);
+        metrics.inc("owsla_accepts_total");
+      },
+      data(socket: Sock, data: Buffer) {
+        socket.data?.conn?.onData(data);
+      },
+      drain(socket: Sock) {
+        socket.data?.conn?.onDrain();
+      },
+      close(socket: Sock) {
+        const conn = socket.data?.conn;
+        if (!conn) return;
+        connections.delete(conn);
+        conn.onClosed();
+      },
+      error(socket: Sock, err: Error) {
+        const conn = socket.data?.conn;
+        if (conn) conn.closeReason ??= "socket_error";
+        log.debug("Device socket error", { err });
+      },
+    },
+  });
+
+  const sweep = setInterval(() => {
+    try {
+      const now = Date.now();
+      const helloDeadline = now - ctx.limits.helloTimeoutMs;
+      const idleDeadline = now - ctx.limits.keepaliveS * 1500;
+      for (const c of connections) {
+        if (c.state === "hello" && c.acceptedAt < helloDeadline) {
+          c.close("hello_timeout", "hello_timeout", `No valid hello within ${ctx.limits.helloTimeoutMs} ms of connecting`);
+        } else if (c.state === "open" && c.lastActivity < idleDeadline) {
+          c.close("keepalive_timeout", "keepalive_timeout", `Nothing received for ${ctx.limits.keepaliveS * 1.5} s (1.5 x keepalive); send ping to stay connected`);
+        } else if (c.state === "closing" && c.closingSince && c.closingSince < now - CLOSE_FLUSH_MS) {
+          c.terminate();
+        }
+      }
+    } catch (e) {
+      log.error("Connection sweep failed; retrying in 1 s", { err: e as Error });
+    }
+  }, 1000);
+
+  return {
+    get port() {
+      return server.port;
+    },
+    connections,
+    stopAccepting() {
+      server.stop(false);
+    },
+    close() {
+      clearInterval(sweep);
+      server.stop(true);
+    },
+  };
+}

@@ -1,0 +1,33 @@
+/**
+ * Routes commands to devices held by this process: every command is stored in the inbox
+ * (so it survives a crash and is re-sent until acked) and written at once when the device
+ * is connected here.
+ */
+import type { CommandRouter } from "../bridge/consumer.ts";
+import type { Metrics } from "../metrics/metrics.ts";
+import type { DeviceConnection } from "../session/connection.ts";
+import type { DeviceStore } from "../store/devices.ts";
+import type { Command, Inbox } from "../store/inbox.ts";
+import type { Registry } from "./registry.ts";
+
+/** {@link CommandRouter} for one process. */
+export class LocalRouter implements CommandRouter {
+  constructor(
+    private readonly inbox: Inbox,
+    private readonly devices: DeviceStore,
+    private readonly registry: Registry<DeviceConnection>,
+    private readonly metrics: Metrics,
+  ) {}
+
+  known(id: string): boolean {
+    return this.registry.get(id) !== undefined || this.devices.known(id);
+  }
+
+  deliver(cmd: Command): Promise<void> {
+    const stored = this.inbox.add(cmd);
+    const conn = this.registry.get(cmd.deviceId);
+    if (conn?.sendCommand(cmd)) this.metrics.inc("owsla_commands_delivered_live_total");
+    else this.metrics.inc("owsla_commands_stored_offline_total");
+    return stored;
+  }
+}

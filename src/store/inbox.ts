@@ -1,0 +1,91 @@
+/**
+ * The inbox: commands for devices, kept until the device acks them or they expire.
+ * A command is stored before its broker delivery is acknowledged, so a gateway crash
+ * loses nothing; un-acked commands are sent again when the device reconnects.
+ */
+import type { Database } from "bun:sqlite";
+import type { Batcher } from "./batcher.ts";
+
+/** A command for a device. */
+export interface Command {
+  id: string;
+  deviceId: string;
+  topic: string;
+  /** The body as JSON text. */
+  body: string;
+  corr: string | null;
+  expiresAt: number;
+}
+
+interface RawRow {
+  device_id: string;
+  id: string;
+  topic: string;
+  body: string;
+  corr: string | null;
+  expires_at: number;
+}
+
+/** Durable per-device command store. */
+export class Inbox {
+  private readonly insertStmt;
+  private readonly pendingStmt;
+  private readonly deleteStmt;
+  private readonly expireStmt;
+  private readonly countStmt;
+  private readonly countDeviceStmt;
+
+  constructor(
+    private readonly db: Database,
+    private readonly batcher: Batcher,
+  ) {
+    this.insertStmt = db.query(
+      `INSERT OR IGNORE INTO inbox (device_id, id, topic, body, corr, expires_at, created)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.pendingStmt = db.query<RawRow, [string, number]>(
+      "SELECT * FROM inbox WHERE device_id = ? AND expires_at > ? ORDER BY created, id",
+    );
+    this.deleteStmt = db.query("DELETE FROM inbox WHERE device_id = ? AND id = ?");
+    this.expireStmt = db.query("DELETE FROM inbox WHERE expires_at <= ?");
+    this.countStmt = db.query<{ n: number }, []>("SELECT COUNT(*) AS n FROM inbox");
+    this.countDeviceStmt = db.query<{ n: number }, [string]>("SELECT COUNT(*) AS n FROM inbox WHERE device_id = ?");
+  }
+
+  /** Stores `c` (a duplicate id for the same device is ignored); resolves once durable. */
+  add(c: Command): Promise<void> {
+    const now = Date.now();
+    return this.batcher.run(() => {
+      this.insertStmt.run(c.deviceId, c.id, c.topic, c.body, c.corr, c.expiresAt, now);
+    });
+  }
+
+  /** Unexpired commands for `deviceId`, oldest first. */
+  pending(deviceId: string): Command[] {
+    return this.pendingStmt.all(deviceId, Date.now()).map((r) => ({
+      id: r.id,
+      deviceId: r.device_id,
+      topic: r.topic,
+      body: r.body,
+      corr: r.corr,
+      expiresAt: r.expires_at,
+    }));
+  }
+
+  /** Removes a command the device acked. */
+  remove(deviceId: string, id: string): Promise<void> {
+    return this.batcher.run(() => {
+      this.deleteStmt.run(deviceId, id);
+    });
+  }
+
+  /** Deletes expired commands; returns how many. */
+  expire(now = Date.now()): number {
+    return this.db.transaction(() => this.expireStmt.run(now).changes).immediate();
+  }
+
+  /** Commands held in total, or for one device. */
+  count(deviceId?: string): number {
+    return (deviceId ? this.countDeviceStmt.get(deviceId) : this.countStmt.get())?.n ?? 0;
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * The outbox: upstream messages durably held while the broker is unreachable or has not
+ * confirmed them. Rows are owned by a worker id and drained in `seq` order, which keeps
+ * per-device order.
+ */
+import type { Database } from "bun:sqlite";
+import type { Batcher } from "./batcher.ts";
+
+/** An upstream message ready to publish (also the outbox row's content). */
+export interface UpMessage {
+  deviceId: string;
+  messageId: string;
+  routingKey: string;
+  /** AMQP properties as JSON-safe values (timestamp in ms). */
+  props: UpProps;
+  body: Uint8Array;
+}
+
+/** JSON-safe subset of AMQP properties stored with an outbox row. */
+export interface UpProps {
+  timestamp: number;
+  replyTo: string;
+  correlationId: string;
+  headers: Record<string, string>;
+}
+
+/** An outbox row: a message plus its sequence number. */
+export interface OutboxRow extends UpMessage {
+  seq: number;
+}
+
+interface RawRow {
+  seq: number;
+  device_id: string;
+  message_id: string;
+  routing_key: string;
+  props: string;
+  body: Uint8Array;
+}
+
+/** Durable queue of upstream messages per worker. */
+export class Outbox {
+  private readonly insertStmt;
+  private readonly peekStmt;
+  private readonly deleteStmt;
+  private readonly countStmt;
+  private readonly devicesStmt;
+  private readonly adoptStmt;
+
+  constructor(
+    private readonly db: Database,
+    private readonly batcher: Batcher,
+    private readonly owner: number,
+  ) {
+    this.insertStmt = db.query(
+      `INSERT INTO outbox (owner, device_id, message_id, routing_key, props, body, created)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.peekStmt = db.query<RawRow, [number, number, number]>(
+      "SELECT seq, device_id, message_id, routing_key, props, body FROM outbox WHERE owner = ? AND seq > ? ORDER BY seq LIMIT ?",
+    );
+    this.deleteStmt = db.query("DELETE FROM outbox WHERE seq = ?");
+    this.countStmt = db.query<{ n: number }, [number]>("SELECT COUNT(*) AS n FROM outbox WHERE owner = ?");
+    this.devicesStmt = db.query<{ device_id: string; n: number }, [number]>(
+      "SELECT device_id, COUNT(*) AS n FROM outbox WHERE owner = ? GROUP BY device_id",
+    );
+    this.adoptStmt = db.query("UPDATE outbox SET owner = ? WHERE owner >= ?");
+  }
+
+  /** Stores `m`; resolves once it is durable. */
+  add(m: UpMessage): Promise<void> {
+    const props = JSON.stringify(m.props);
+    const now = Date.now();
+    return this.batcher.run(() => {
+      this.insertStmt.run(this.owner, m.deviceId, m.messageId, m.routingKey, props, m.body, now);
+    });
+  }
+
+  /** Up to `limit` rows after `afterSeq`, oldest first. */
+  peek(limit: number, afterSeq = 0): OutboxRow[] {
+    return this.peekStmt.all(this.owner, afterSeq, limit).map((r) => ({
+      seq: r.seq,
+      deviceId: r.device_id,
+      messageId: r.message_id,
+      routingKey: r.routing_key,
+      props: JSON.parse(r.props) as UpProps,
+      body: r.body,
+    }));
+  }
+
+  /** Deletes rows (after the broker confirmed them). */
+  remove(seqs: number[]): Promise<void> {
+    return this.batcher.run(() => {
+      for (const s of seqs) this.deleteStmt.run(s);
+    });
+  }
+
+  /** Rows held for this owner. */
+  count(): number {
+    return this.countStmt.get(this.owner)?.n ?? 0;
+  }
+
+  /** Rows waiting per device (a device's new messages must queue behind them). */
+  countsByDevice(): Map<string, number> {
+    return new Map(this.devicesStmt.all(this.owner).map((r) => [r.device_id, r.n]));
+  }
+
+  /** Takes over rows of owners >= `fromOwner` (workers that no longer exist after a resize). */
+  adoptOrphans(fromOwner: number): number {
+    return this.db.transaction(() => this.adoptStmt.run(this.owner, fromOwner).changes).immediate();
+  }
+}
