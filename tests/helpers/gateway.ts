@@ -1,0 +1,146 @@
+/** Starts real gateway processes for black-box tests. */
+import type { Subprocess } from "bun";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { loadOrCreateSecret, mintToken } from "../../src/auth/token.ts";
+import { TestDevice } from "./device.ts";
+
+/** Repository root. */
+export const ROOT = resolve(import.meta.dir, "../..");
+
+/** Broker URL used by tests. */
+export const BROKER_URL = process.env.OWSLA_TEST_BROKER ?? "amqp://guest:guest@127.0.0.1:5672";
+
+/** A free TCP port on loopback (bound then released). */
+export function freePort(): number {
+  const s = Bun.listen({ hostname: "0.0.0.0", port: 0, socket: { data() {} } });
+  const p = s.port;
+  s.stop(true);
+  return p;
+}
+
+/** A unique name prefix so tests sharing one broker never see each other's traffic. */
+export function uniquePrefix(tag: string): string {
+  return `t-${tag}-${process.pid}-${Math.random().toString(36).slice(2, 8)}.`;
+}
+
+/** Options for {@link startGateway}. */
+export interface GatewayOptions {
+  dir?: string;
+  gatewayId?: string;
+  prefix?: string;
+  port?: number;
+  /** Extra command-line flags. */
+  args?: string[];
+  env?: Record<string, string>;
+  /** Wait for the broker link (default true). */
+  waitBroker?: boolean;
+}
+
+/** A gateway process under test. */
+export class GatewayProcess {
+  logs: string[] = [];
+  proc!: Subprocess<"ignore", "pipe", "pipe">;
+  constructor(
+    readonly dir: string,
+    readonly gatewayId: string,
+    readonly prefix: string,
+    readonly port: number,
+    readonly args: string[],
+    readonly env: Record<string, string>,
+  ) {}
+
+  /** The device token for `hardwareId` under this gateway's site secret. */
+  token(hardwareId: string): string {
+    return mintToken(loadOrCreateSecret(join(this.dir, "site.secret")), hardwareId);
+  }
+
+  /** Connects a device and completes hello with a valid token. */
+  async device(hardwareId: string): Promise<{ dev: TestDevice; welcome: Record<string, any> }> {
+    const dev = await TestDevice.connect(this.port);
+    const welcome = await dev.hello({ device: hardwareId, token: this.token(hardwareId) });
+    return { dev, welcome };
+  }
+
+  /** Spawns the process and waits for `readyLine` in its log. */
+  async start(waitFor = "Broker link up", timeoutMs = 15000): Promise<void> {
+    this.logs = [];
+    this.proc = Bun.spawn(
+      [process.execPath, join(ROOT, "main.ts"), "serve", "--data", this.dir, "--port", String(this.port), "--gateway", this.gatewayId, "--broker-prefix", this.prefix, "--broker", BROKER_URL, "--log-format", "json", "--api-port", "0", ...this.args],
+      { stdout: "pipe", stderr: "pipe", stdin: "ignore", env: { ...process.env, ...this.env } },
+    );
+    const seen = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`Gateway did not log "${waitFor}" within ${timeoutMs} ms:\n${this.logs.slice(-20).join("\n")}`)), timeoutMs);
+      const pump = async (stream: ReadableStream<Uint8Array>) => {
+        const dec = new TextDecoder();
+        let buf = "";
+        for await (const chunk of stream) {
+          buf += dec.decode(chunk, { stream: true });
+          let i: number;
+          while ((i = buf.indexOf("\n")) >= 0) {
+            const line = buf.slice(0, i);
+            buf = buf.slice(i + 1);
+            this.logs.push(line);
+            if (process.env.OWSLA_TEST_VERBOSE) console.log(line);
+            if (line.includes(waitFor)) {
+              clearTimeout(timer);
+              resolve();
+            }
+          }
+        }
+      };
+      void pump(this.proc.stdout);
+      void pump(this.proc.stderr);
+      void this.proc.exited.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`Gateway exited with ${code} before "${waitFor}":\n${this.logs.slice(-20).join("\n")}`));
+      });
+    });
+    await seen;
+  }
+
+  /** SIGKILL and wait for exit. */
+  async kill(): Promise<void> {
+    this.proc.kill("SIGKILL");
+    await this.proc.exited;
+  }
+
+  /** SIGTERM and wait for exit; returns the exit code. */
+  async stop(): Promise<number> {
+    if (this.proc.exitCode !== null) return this.proc.exitCode;
+    this.proc.kill("SIGTERM");
+    return await this.proc.exited;
+  }
+
+  /** Log lines parsed as JSON (non-JSON lines skipped). */
+  json(): Record<string, any>[] {
+    return this.logs.flatMap((l) => {
+      try {
+        return [JSON.parse(l)];
+      } catch {
+        return [];
+      }
+    });
+  }
+}
+
+/** Creates and starts a gateway with a fresh data dir, port and name prefix. */
+export async function startGateway(opts: GatewayOptions = {}): Promise<GatewayProcess> {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "owsla-test-"));
+  const gw = new GatewayProcess(
+    dir,
+    opts.gatewayId ?? "gw1",
+    opts.prefix ?? uniquePrefix("gw"),
+    opts.port ?? freePort(),
+    opts.args ?? [],
+    opts.env ?? {},
+  );
+  await gw.start(opts.waitBroker === false ? "Worker listening" : "Broker link up");
+  return gw;
+}
+
+/** Removes a test data directory. */
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
