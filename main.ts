@@ -139,8 +139,25 @@ export async function startWorker(config: Config, workerId: number, log: Logger)
   };
 }
 
+/**
+ * Keeps a stray rejected promise (e.g. amqp-client's EPIPE on a socket that just died) from
+ * killing the process; logs it instead. A thrown exception still ends the process, so the
+ * supervisor (or systemd) restarts it from a known state.
+ */
+function guardProcess(log: Logger): void {
+  process.on("unhandledRejection", (reason) => {
+    const msg = reason instanceof Error ? reason.message : String(reason);
+    log.warn("Ignored an unhandled promise rejection", { err: msg });
+  });
+  process.on("uncaughtException", (err) => {
+    log.error("Uncaught exception; exiting so the process is restarted cleanly", { err: err.message, stack: err.stack?.split("\n").slice(0, 6).join(" | ") });
+    process.exit(70);
+  });
+}
+
 async function serve(config: Config): Promise<number> {
   const log = makeLogger(config, { worker: 0 });
+  guardProcess(log);
   log.info("Starting Owsla gateway", { version: VERSION, config: describeConfig(config) });
   const worker = await startWorker(config, 0, log);
   return await new Promise<number>((resolve) => {
