@@ -24,6 +24,11 @@ import { maxConnections } from "./src/listener/fd-limit.ts";
 import type { DeviceConnection } from "./src/session/connection.ts";
 import type { SessionContext } from "./src/session/context.ts";
 import { drainConnections } from "./src/session/drain.ts";
+import { TAKEN_OVER_MESSAGE } from "./src/session/connection.ts";
+import { Cluster, isForward } from "./src/registry/cluster.ts";
+import { startSupervisor } from "./src/supervisor/supervisor.ts";
+import { connectToSupervisor } from "./src/supervisor/worker-link.ts";
+import { availableParallelism } from "node:os";
 
 /** Version of this build (replaced at compile time by the build script). */
 export const VERSION = process.env.OWSLA_BUILD_VERSION ?? "0.1.0-dev";
@@ -53,8 +58,14 @@ export interface RunningWorker {
 }
 
 /** Wires and starts one worker process's part of the gateway. */
-export async function startWorker(config: Config, workerId: number, log: Logger): Promise<RunningWorker> {
+export async function startWorker(
+  config: Config,
+  workerId: number,
+  log: Logger,
+  peers: { send: (m: unknown) => void; enabled: boolean } = { send: () => {}, enabled: false },
+): Promise<RunningWorker & { onPeerMessage: (m: unknown) => void }> {
   const metrics = new Metrics();
+  const cluster = new Cluster(peers.send, peers.enabled);
   const db = openDatabase(config.store.dir);
   const batcher = new Batcher(db, {
     delayMs: config.store.batch_delay_ms,
@@ -101,10 +112,11 @@ export async function startWorker(config: Config, workerId: number, log: Logger)
     inbox,
     publisher,
     registry,
+    cluster,
     metrics,
     log,
   };
-  const router = new LocalRouter(inbox, devices, registry, metrics);
+  const router = new LocalRouter(inbox, devices, registry, metrics, cluster);
   new CommandConsumer(link, topo.queue, config.broker.command_ttl_s * 1000, router, metrics, log);
   const listener = startListener(
     { host: config.device.host, port: config.device.port, maxConnections: maxConnections(config.device.max_connections) },
@@ -123,6 +135,15 @@ export async function startWorker(config: Config, workerId: number, log: Logger)
 
   return {
     port: listener.port,
+    onPeerMessage(m: unknown) {
+      Cluster.dispatch(m, {
+        command: (cmd, sentAt) => router.deliverForwarded(cmd, sentAt),
+        claimed: (deviceId, connId) => {
+          const local = registry.get(deviceId);
+          if (local && local.connId !== connId) local.close("taken_over", "taken_over", TAKEN_OVER_MESSAGE);
+        },
+      });
+    },
     async stop() {
       clearInterval(expiry);
       listener.stopAccepting();
@@ -155,28 +176,94 @@ function guardProcess(log: Logger): void {
   });
 }
 
-async function serve(config: Config): Promise<number> {
-  const log = makeLogger(config, { worker: 0 });
+/** The argv that starts worker processes of this same program (source or compiled binary). */
+function workerCommand(args: string[]): string[] {
+  const compiled = Bun.main.startsWith("/$bunfs");
+  return [process.execPath, ...(compiled ? [] : [Bun.main]), "worker", ...args];
+}
+
+/** `serve`: the supervisor; starts and watches the worker processes. */
+async function serve(config: Config, args: string[]): Promise<number> {
+  const log = makeLogger(config, { worker: "supervisor" });
   guardProcess(log);
-  log.info("Starting Owsla gateway", { version: VERSION, config: describeConfig(config) });
-  const worker = await startWorker(config, 0, log);
-  return await new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      log.info("Stopping gracefully", { signal });
-      worker.stop().then(
-        () => resolve(0),
-        (err) => {
-          log.error("Graceful stop failed", { err: err as Error });
-          resolve(1);
-        },
-      );
-    };
-    process.on("SIGTERM", () => stop("SIGTERM"));
-    process.on("SIGINT", () => stop("SIGINT"));
+  const count = config.workers.count || availableParallelism();
+  log.info("Starting Owsla gateway", { version: VERSION, workers: count, config: describeConfig(config) });
+  // Create shared files once, before workers race for them.
+  loadOrCreateSecret(secretPath(config));
+  const db = openDatabase(config.store.dir);
+  const adopted = new Outbox(db, new Batcher(db), 0).adoptOrphans(count);
+  if (adopted > 0) log.info("Outbox rows of workers that no longer exist were handed to worker 0", { rows: adopted });
+  db.close();
+
+  const sup = startSupervisor({
+    count,
+    command: () => workerCommand(args),
+    env: { OWSLA_WORKERS_TOTAL: String(count) },
+    workerEnv: (id: number) => ({ OWSLA_WORKER_ID: String(id) }),
+    maxRestarts: config.workers.max_restarts,
+    periodMs: config.workers.restart_period_s * 1000,
+    heartbeatMs: config.workers.heartbeat_ms,
+    hangTimeoutMs: config.workers.hang_timeout_ms,
+    shutdownDeadlineMs: config.workers.shutdown_deadline_s * 1000,
+    log,
+    onMessage: (from, msg) => {
+      if (!isForward(msg)) return;
+      if (msg.to !== undefined) sup.send(msg.to, msg.payload);
+      else for (const w of sup.workers()) if (w.id !== from && w.up) sup.send(w.id, msg.payload);
+    },
   });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info("Stopping gracefully: draining devices, then stopping workers", { signal });
+    void sup.stop(signal);
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  sup.whenAllReady().then(
+    () => log.info("Gateway ready: all workers listening", { workers: count, port: config.device.port }),
+    () => {},
+  );
+  const { code, reason } = await sup.done;
+  if (code !== 0) log.error("Gateway stopped", { reason, code });
+  else log.info("Gateway stopped", { reason });
+  return code;
+}
+
+/** `worker` (internal): one worker process under the supervisor. */
+async function worker(config: Config): Promise<number> {
+  const workerId = Number(process.env.OWSLA_WORKER_ID ?? "0");
+  const log = makeLogger(config, { worker: workerId });
+  guardProcess(log);
+  let running: Awaited<ReturnType<typeof startWorker>> | null = null;
+  let stopping: Promise<number> | null = null;
+  let resolveExit!: (code: number) => void;
+  const exited = new Promise<number>((r) => (resolveExit = r));
+  const stop = () => {
+    stopping ??= (async () => {
+      try {
+        await running?.stop();
+        return 0;
+      } catch (err) {
+        log.error("Graceful stop failed", { err: err as Error });
+        return 1;
+      }
+    })();
+    stopping.then((code) => {
+      link.close();
+      resolveExit(code);
+    });
+  };
+  const link = connectToSupervisor({ onShutdown: stop, onMessage: (m) => running?.onPeerMessage(m), log });
+  const total = Number(process.env.OWSLA_WORKERS_TOTAL ?? "1");
+  running = await startWorker(config, workerId, log, { send: (m) => link.send(m), enabled: link.connected && total > 1 });
+  if (!link.connected) {
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+  }
+  link.ready();
+  return await exited;
 }
 
 function tokenCommand(config: Config, positionals: string[]): number {
@@ -197,7 +284,7 @@ export async function main(argv: string[]): Promise<number> {
     command = argv[0];
     args = argv.slice(1);
   }
-  if (!["serve", "token", "version", "help"].includes(command)) {
+  if (!["serve", "worker", "token", "version", "help"].includes(command)) {
     process.stderr.write(`Unknown command "${command}".\n${USAGE}\n`);
     return 2;
   }
@@ -228,7 +315,8 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`Unexpected argument "${loaded.positionals[0]}".\n${USAGE}\n`);
     return 2;
   }
-  return await serve(loaded.config);
+  if (command === "worker") return await worker(loaded.config);
+  return await serve(loaded.config, args);
 }
 
 if (import.meta.main) {

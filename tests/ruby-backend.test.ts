@@ -121,6 +121,7 @@ describe.skipIf(!hasBunny)("Ruby example back-end", () => {
         await ch.queueDelete(`${gw.prefix}owsla.dead`).catch(() => {});
         await ch.exchangeDelete(`${gw.prefix}owsla.up`).catch(() => {});
         await ch.exchangeDelete(`${gw.prefix}owsla.down`).catch(() => {});
+        await ch.exchangeDelete(`${gw.prefix}owsla.dead`).catch(() => {});
       }
     } finally {
       await client.close().catch(() => {});

@@ -9,14 +9,16 @@ import type { DeviceConnection } from "../session/connection.ts";
 import type { DeviceStore } from "../store/devices.ts";
 import type { Command, Inbox } from "../store/inbox.ts";
 import type { Registry } from "./registry.ts";
+import type { Cluster } from "./cluster.ts";
 
-/** {@link CommandRouter} for one process. */
+/** {@link CommandRouter} for one worker; devices held by other workers are reached through the {@link Cluster}. */
 export class LocalRouter implements CommandRouter {
   constructor(
     private readonly inbox: Inbox,
     private readonly devices: DeviceStore,
     private readonly registry: Registry<DeviceConnection>,
     private readonly metrics: Metrics,
+    private readonly cluster: Cluster,
   ) {}
 
   known(id: string): boolean {
@@ -26,8 +28,20 @@ export class LocalRouter implements CommandRouter {
   deliver(cmd: Command): Promise<void> {
     const stored = this.inbox.add(cmd);
     const conn = this.registry.get(cmd.deviceId);
-    if (conn?.sendCommand(cmd)) this.metrics.inc("owsla_commands_delivered_live_total");
-    else this.metrics.inc("owsla_commands_stored_offline_total");
+    if (conn) {
+      if (conn.sendCommand(cmd)) this.metrics.inc("owsla_commands_delivered_live_total");
+    } else {
+      this.cluster.forwardCommand(cmd);
+    }
     return stored;
+  }
+
+  /** A command forwarded by another worker: write it if this worker holds the device. */
+  deliverForwarded(cmd: Command, sentAt: number): void {
+    const conn = this.registry.get(cmd.deviceId);
+    if (conn?.sendCommand(cmd)) {
+      this.metrics.inc("owsla_commands_delivered_live_total");
+      this.metrics.observe("owsla_command_forward_ms", Math.max(0, Date.now() - sentAt));
+    }
   }
 }

@@ -29,6 +29,9 @@ export const CLOSE_FLUSH_MS = 2000;
 /** Retry hint sent with `server_busy`/`rate_limited`, in ms. */
 export const RETRY_AFTER_MS = 1000;
 
+/** Text of the error frame sent to a connection replaced by a newer one of the same device. */
+export const TAKEN_OVER_MESSAGE = "Another connection presented the same device identity; this one is closed";
+
 /** A device connection. */
 export class DeviceConnection {
   state: ConnState = "hello";
@@ -243,7 +246,8 @@ export class DeviceConnection {
       stored.catch((err: Error) => ctx.log.warn("Cannot record device connection in the device table", { device: id, err }));
     }
     const old = ctx.registry.claim(id, this);
-    if (old) old.close("taken_over", "taken_over", "Another connection presented the same device identity; this one is closed");
+    if (old) old.close("taken_over", "taken_over", TAKEN_OVER_MESSAGE);
+    ctx.cluster.announceClaim(id, this.connId);
     this.state = "open";
     this.send({ op: "welcome", id, conn: this.connId, gateway: ctx.gatewayId, keepalive: ctx.limits.keepaliveS });
     ctx.metrics.inc("owsla_welcomes_total");

@@ -6,6 +6,7 @@ import type { DeviceStore } from "../store/devices.ts";
 import type { Inbox } from "../store/inbox.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { DeviceConnection } from "./connection.ts";
+import type { Cluster } from "../registry/cluster.ts";
 
 /** Protocol limits applied to every connection. */
 export interface SessionLimits {
@@ -41,6 +42,8 @@ export interface SessionContext {
   inbox: Inbox;
   publisher: Publisher;
   registry: Registry<DeviceConnection>;
+  /** Tells other workers about welcomed devices (takeover across workers). */
+  cluster: Cluster;
   metrics: Metrics;
   log: Logger;
 }

@@ -63,6 +63,8 @@ export interface SupervisorOptions {
   command: (workerId: number) => string[];
   /** Extra environment for workers, merged over `process.env`. Default: none. */
   env?: Record<string, string>;
+  /** Environment for one worker (e.g. its id), merged over `env`. Optional. */
+  workerEnv?: (workerId: number) => Record<string, string>;
   /** Restart intensity: more than `maxRestarts` restarts (of all workers together) within `periodMs` → give up. */
   maxRestarts: number;
   /** Window of the restart intensity, in ms. */
@@ -213,7 +215,7 @@ export function startSupervisor(opts: SupervisorOptions): Supervisor {
     let proc: Subprocess;
     try {
       proc = Bun.spawn(opts.command(c.id), {
-        env,
+        env: opts.workerEnv ? { ...env, ...opts.workerEnv(c.id) } : env,
         stdin: "ignore",
         stdout: "inherit",
         stderr: "inherit",

@@ -63,8 +63,18 @@ export class GatewayProcess {
     return { dev, welcome };
   }
 
-  /** Spawns the process and waits for `readyLine` in its log. */
-  async start(waitFor = "Broker link up", timeoutMs = 15000): Promise<void> {
+  /** Worker count from the args (default: the machine's CPUs, as the gateway does). */
+  get workers(): number {
+    const i = this.args.indexOf("--workers");
+    return i >= 0 ? Number(this.args[i + 1]) : navigator.hardwareConcurrency;
+  }
+
+  /** Spawns the gateway and waits until all workers listen (and, by default, have the broker). */
+  async start(waitBroker = true, timeoutMs = 20000): Promise<void> {
+    const need = waitBroker ? this.workers : 0;
+    let brokerUps = 0;
+    let ready = false;
+    const waitFor = "Gateway ready";
     this.logs = [];
     this.proc = Bun.spawn(
       [process.execPath, join(ROOT, "main.ts"), "serve", "--data", this.dir, "--port", String(this.port), "--gateway", this.gatewayId, "--broker-prefix", this.prefix, "--broker", BROKER_URL, "--log-format", "json", "--api-port", "0", ...this.args],
@@ -83,7 +93,9 @@ export class GatewayProcess {
             buf = buf.slice(i + 1);
             this.logs.push(line);
             if (process.env.OWSLA_TEST_VERBOSE) console.log(line);
-            if (line.includes(waitFor)) {
+            if (line.includes("Broker link up")) brokerUps++;
+            if (line.includes(waitFor)) ready = true;
+            if (ready && brokerUps >= need) {
               clearTimeout(timer);
               resolve();
             }
@@ -100,10 +112,22 @@ export class GatewayProcess {
     await seen;
   }
 
-  /** SIGKILL and wait for exit. */
+  /** Process ids of the supervisor's workers. */
+  workerPids(): number[] {
+    const r = Bun.spawnSync(["pgrep", "-P", String(this.proc.pid)]);
+    return r.stdout.toString().split("\n").filter(Boolean).map(Number);
+  }
+
+  /** SIGKILL of the whole gateway (supervisor and every worker at once), as a power cut would. */
   async kill(): Promise<void> {
-    this.proc.kill("SIGKILL");
+    const pids = [this.proc.pid, ...this.workerPids()];
+    for (const p of pids) {
+      try {
+        process.kill(p, "SIGKILL");
+      } catch {}
+    }
     await this.proc.exited;
+    for (let i = 0; i < 100 && pids.some((p) => alive(p)); i++) await Bun.sleep(20);
   }
 
   /** SIGTERM and wait for exit; returns the exit code. */
@@ -125,6 +149,15 @@ export class GatewayProcess {
   }
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Creates and starts a gateway with a fresh data dir, port and name prefix. */
 export async function startGateway(opts: GatewayOptions = {}): Promise<GatewayProcess> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "owsla-test-"));
@@ -136,7 +169,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<GatewayPr
     opts.args ?? [],
     opts.env ?? {},
   );
-  await gw.start(opts.waitBroker === false ? "Worker listening" : "Broker link up");
+  await gw.start(opts.waitBroker !== false);
   return gw;
 }
 

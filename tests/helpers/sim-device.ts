@@ -21,7 +21,7 @@ export class SimDevice {
     readonly hardwareId: string,
     private readonly port: () => number,
     private readonly token: string,
-    private readonly pubEveryMs = 10,
+    private pubEveryMs = 10,
   ) {
     this.loop = this.run();
   }

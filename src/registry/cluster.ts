@@ -1,0 +1,72 @@
+/**
+ * Cross-worker coordination on one box. Workers never talk to each other through the remote
+ * broker: messages go over the supervisor's IPC channels, which relay them.
+ *
+ * - `cmd`: a command one worker took from the broker for a device another worker holds.
+ *   It is already in the shared inbox; the holder writes it to the socket.
+ * - `claims`: devices welcomed by a worker (batched); other workers close their older
+ *   connection of the same device with `taken_over`.
+ */
+import type { Command } from "../store/inbox.ts";
+
+/** Envelope the supervisor relays: to one worker, or to all but the sender when `to` is absent. */
+export interface Forward {
+  t: "fwd";
+  to?: number;
+  payload: ClusterMessage;
+}
+
+/** Messages between workers. */
+export type ClusterMessage =
+  | { t: "cmd"; cmd: Command; sentAt: number }
+  | { t: "claims"; items: [deviceId: string, connId: string][] };
+
+/** Whether `m` is a relay envelope from a worker. */
+export function isForward(m: unknown): m is Forward {
+  return typeof m === "object" && m !== null && (m as Forward).t === "fwd" && typeof (m as Forward).payload === "object";
+}
+
+/** What a worker does with messages from other workers. */
+export interface ClusterHandlers {
+  /** A command for a device this worker may hold; returns whether it was written. */
+  command(cmd: Command, sentAt: number): void;
+  /** Another worker welcomed `deviceId` on connection `connId`. */
+  claimed(deviceId: string, connId: string): void;
+}
+
+/** The worker's side of cross-worker messaging. */
+export class Cluster {
+  private pendingClaims: [string, string][] = [];
+  private claimTimer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(
+    private readonly send: (m: Forward) => void,
+    private readonly enabled: boolean,
+  ) {}
+
+  /** Offers a command to the other workers. */
+  forwardCommand(cmd: Command): void {
+    if (!this.enabled) return;
+    this.send({ t: "fwd", payload: { t: "cmd", cmd, sentAt: Date.now() } });
+  }
+
+  /** Announces that this worker now holds `deviceId` (batched every 5 ms). */
+  announceClaim(deviceId: string, connId: string): void {
+    if (!this.enabled) return;
+    this.pendingClaims.push([deviceId, connId]);
+    this.claimTimer ??= setTimeout(() => {
+      this.claimTimer = null;
+      const items = this.pendingClaims;
+      this.pendingClaims = [];
+      this.send({ t: "fwd", payload: { t: "claims", items } });
+    }, 5);
+  }
+
+  /** Dispatches a message relayed from another worker. */
+  static dispatch(m: unknown, h: ClusterHandlers): void {
+    if (typeof m !== "object" || m === null) return;
+    const msg = m as ClusterMessage;
+    if (msg.t === "cmd") h.command(msg.cmd, msg.sentAt);
+    else if (msg.t === "claims") for (const [d, c] of msg.items) h.claimed(d, c);
+  }
+}
