@@ -87,6 +87,8 @@ export class TestBackend {
   /** Deletes the gateway queues of `gatewayIds` and closes the connection. */
   async stop(gatewayIds: string[] = []): Promise<void> {
     for (const id of gatewayIds) await this.ch.queueDelete(`${this.prefix}owsla.gw.${id}`).catch(() => {});
+    await this.ch.queueDelete(`${this.prefix}owsla.dead`).catch(() => {});
+    await this.ch.exchangeDelete(`${this.prefix}owsla.dead`).catch(() => {});
     await this.ch.exchangeDelete(`${this.prefix}owsla.up`).catch(() => {});
     await this.ch.exchangeDelete(`${this.prefix}owsla.down`).catch(() => {});
     await this.client.close().catch(() => {});
