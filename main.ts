@@ -119,7 +119,13 @@ export async function startWorker(
   const router = new LocalRouter(inbox, devices, registry, metrics, cluster);
   new CommandConsumer(link, topo.queue, config.broker.command_ttl_s * 1000, router, metrics, log);
   const listener = startListener(
-    { host: config.device.host, port: config.device.port, maxConnections: maxConnections(config.device.max_connections) },
+    {
+      host: config.device.host,
+      port: config.device.port,
+      maxConnections: maxConnections(config.device.max_connections),
+      acceptRatePerIp: config.device.accept_rate_per_ip,
+      acceptRateTotal: config.device.accept_rate_total,
+    },
     ctx,
   );
   link.start();

@@ -26,7 +26,8 @@ beforeAll(async () => {
     startGateway({ gatewayId: "site-a" }),
     startGateway({ gatewayId: "site-b" }),
     startGateway({ gatewayId: "other-site", args: ["--gateway-site-namespace", OTHER_NAMESPACE] }),
-    startGateway({ gatewayId: "anon", args: ["--auth-mode", "none"] }),
+    // Two workers, so that resume is served by whichever worker the kernel picks.
+    startGateway({ gatewayId: "anon", args: ["--auth-mode", "none", "--workers", "2"] }),
   ]);
 });
 
@@ -112,11 +113,16 @@ describe("auth mode none", () => {
     fresh.dev.send({ op: "bye" });
     await fresh.dev.waitClosed();
 
-    const again = await helloRaw(d, { resume: id });
-    expect(again.reply).toMatchObject({ op: "welcome", id, gateway: "anon" });
-    expect(again.reply.conn).not.toBe(fresh.reply.conn);
-    again.dev.close();
-    await again.dev.waitClosed();
+    // Several new connections (spread over the workers) all get the same identity back.
+    const conns = new Set<string>([fresh.reply.conn]);
+    for (let i = 0; i < 4; i++) {
+      const again = await helloRaw(d, { resume: id });
+      expect(again.reply).toMatchObject({ op: "welcome", id, gateway: "anon" });
+      conns.add(again.reply.conn);
+      again.dev.send({ op: "bye" });
+      await again.dev.waitClosed();
+    }
+    expect(conns.size).toBe(5);
 
     // A device that learnt its identity and is then cut by a crash keeps it.
     const live = await helloRaw(d, {});

@@ -1,5 +1,5 @@
 /**
- * Two gateway processes (ids gw-a and gw-b) on one broker with one name prefix, as two
+ * Two gateways (ids gw-a and gw-b, two worker processes each) on one broker with one name prefix, as two
  * buildings of one site would run: commands reach only the addressed gateway's devices,
  * upstream messages say which gateway sent them, and RPC replies find their way back.
  */
@@ -30,8 +30,8 @@ const SETTLE_MS = 400;
 
 beforeAll(async () => {
   [gwA, gwB] = await Promise.all([
-    startGateway({ gatewayId: "gw-a", prefix }),
-    startGateway({ gatewayId: "gw-b", prefix }),
+    startGateway({ gatewayId: "gw-a", prefix, args: ["--workers", "2"] }),
+    startGateway({ gatewayId: "gw-b", prefix, args: ["--workers", "2"] }),
   ]);
   backend = await new TestBackend(prefix).start();
   for (const [gw, hws] of [[gwA, ["a-thermo-1", "a-lock-2"]], [gwB, ["b-thermo-1", "b-lock-2"]]] as const) {

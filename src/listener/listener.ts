@@ -8,6 +8,7 @@ import type { Socket, TCPSocketListener } from "bun";
 import { DeviceConnection, CLOSE_FLUSH_MS, RETRY_AFTER_MS } from "../session/connection.ts";
 import type { SessionContext } from "../session/context.ts";
 import { encodeFrame, errorFrame } from "../protocol/frames.ts";
+import { AcceptLimiter } from "./accept-limiter.ts";
 
 /** Options for {@link startListener}. */
 export interface ListenerOptions {
@@ -15,6 +16,10 @@ export interface ListenerOptions {
   port: number;
   /** Connections this process accepts at most; more get `server_busy`. */
   maxConnections: number;
+  /** New connections per second per source address; 0 = unlimited. */
+  acceptRatePerIp: number;
+  /** New connections per second in this process; 0 = unlimited. */
+  acceptRateTotal: number;
 }
 
 /** A running device listener. */
@@ -37,6 +42,13 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext): Devic
   const { metrics, log } = ctx;
   metrics.gauge("owsla_connections", () => connections.size);
   metrics.gauge("owsla_devices_held", () => ctx.registry.size);
+  const limiter = new AcceptLimiter(opts.acceptRatePerIp, opts.acceptRateTotal);
+  const refuse = (socket: Sock, reason: string, code: "server_busy" | "rate_limited", message: string) => {
+    metrics.inc("owsla_accepts_rejected_total", { reason });
+    socket.data = { conn: null };
+    socket.write(encodeFrame(errorFrame(code, message, RETRY_AFTER_MS)));
+    socket.end();
+  };
 
   const server: TCPSocketListener<{ conn: DeviceConnection | null }> = Bun.listen<{ conn: DeviceConnection | null }>({
     hostname: opts.host,
@@ -46,11 +58,11 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext): Devic
     socket: {
       open(socket: Sock) {
         if (connections.size >= opts.maxConnections) {
-          metrics.inc("owsla_accepts_rejected_total", { reason: "max_connections" });
-          socket.write(encodeFrame(errorFrame("server_busy", `Gateway worker is at max_connections ${opts.maxConnections}; retry later`, RETRY_AFTER_MS)));
-          socket.data = { conn: null };
-          socket.end();
-          return;
+          return refuse(socket, "max_connections", "server_busy", `Gateway worker is at max_connections ${opts.maxConnections}; retry later`);
+        }
+        const limited = limiter.admit(socket.remoteAddress);
+        if (limited) {
+          return refuse(socket, `accept_rate_${limited}`, "rate_limited", limited === "per_ip" ? "Too many new connections from this address; retry later" : "Too many new connections; retry later");
         }
         const conn = new DeviceConnection(socket, ctx);
         socket.data = { conn };
