@@ -51,6 +51,11 @@ function makeLogger(config: Config, base: Record<string, unknown>): Logger {
   return createLogger({ level: config.log.level, pretty: fmt === "auto" ? undefined : fmt === "pretty", base });
 }
 
+/** How often a worker looks for recently stored commands its devices have not been sent, in ms. */
+const COMMAND_CATCH_UP_EVERY_MS = 500;
+/** How far back that look goes (covers batch commit delay and IPC forwarding), in ms. */
+const COMMAND_CATCH_UP_WINDOW_MS = 3000;
+
 /** A running gateway worker: listener, sessions, store and broker link of one process. */
 export interface RunningWorker {
   port: number;
@@ -129,6 +134,20 @@ export async function startWorker(
     ctx,
   );
   link.start();
+  // Commands stored by any worker while their device was mid-hello (or moving between
+  // workers) are picked up here instead of waiting for the next reconnect.
+  const catchUp = setInterval(() => {
+    try {
+      for (const c of inbox.since(Date.now() - COMMAND_CATCH_UP_WINDOW_MS)) {
+        const conn = registry.get(c.deviceId);
+        if (conn && conn.state === "open" && !conn.sentCommands.has(c.id) && conn.sendCommand(c)) {
+          metrics.inc("owsla_commands_caught_up_total");
+        }
+      }
+    } catch (err) {
+      log.warn("Command catch-up sweep failed; retrying", { err: err as Error });
+    }
+  }, COMMAND_CATCH_UP_EVERY_MS);
   const expiry = setInterval(() => {
     try {
       const n = inbox.expire();
@@ -144,14 +163,18 @@ export async function startWorker(
     onPeerMessage(m: unknown) {
       Cluster.dispatch(m, {
         command: (cmd, sentAt) => router.deliverForwarded(cmd, sentAt),
-        claimed: (deviceId, connId) => {
+        claimed: (deviceId, connId, welcomedAt) => {
+          // Only an older local connection yields; a late announcement of an older claim is ignored.
           const local = registry.get(deviceId);
-          if (local && local.connId !== connId) local.close("taken_over", "taken_over", TAKEN_OVER_MESSAGE);
+          if (local && local.connId !== connId && local.welcomedAt <= welcomedAt) {
+            local.close("taken_over", "taken_over", TAKEN_OVER_MESSAGE);
+          }
         },
       });
     },
     async stop() {
       clearInterval(expiry);
+      clearInterval(catchUp);
       listener.stopAccepting();
       await drainConnections(listener.connections, config.device.drain_rate);
       const deadline = Date.now() + 5000;

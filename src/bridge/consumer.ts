@@ -21,6 +21,9 @@ export interface CommandRouter {
   known(id: string): boolean;
 }
 
+/** Delays before looking up an unknown device again, before the command is refused, in ms. */
+const UNKNOWN_RECHECK_MS = [20, 200];
+
 /** Why a delivery was refused. */
 export type RejectReason = "no_device" | "bad_topic" | "unknown_device";
 
@@ -93,8 +96,17 @@ export class CommandConsumer {
   private handle(msg: AMQPMessage): void {
     const parsed = parseDelivery(msg, this.defaultTtlMs);
     if (!parsed.ok) return this.refuse(msg, parsed.reason, parsed.message);
-    const cmd = parsed.cmd;
+    this.accept(msg, parsed.cmd, 0);
+  }
+
+  private accept(msg: AMQPMessage, cmd: Command, attempt: number): void {
     if (!this.router.known(cmd.deviceId)) {
+      // A device welcomed a moment ago on another worker may not be committed yet: look again.
+      const wait = UNKNOWN_RECHECK_MS[attempt];
+      if (wait !== undefined) {
+        setTimeout(() => this.accept(msg, cmd, attempt + 1), wait);
+        return;
+      }
       return this.refuse(msg, "unknown_device", `Command ${cmd.id} is for device ${cmd.deviceId}, which this gateway has never seen`);
     }
     this.metrics.inc("owsla_commands_received_total");

@@ -19,7 +19,7 @@ export interface Forward {
 /** Messages between workers. */
 export type ClusterMessage =
   | { t: "cmd"; cmd: Command; sentAt: number }
-  | { t: "claims"; items: [deviceId: string, connId: string][] };
+  | { t: "claims"; items: [deviceId: string, connId: string, welcomedAt: number][] };
 
 /** Whether `m` is a relay envelope from a worker. */
 export function isForward(m: unknown): m is Forward {
@@ -30,13 +30,13 @@ export function isForward(m: unknown): m is Forward {
 export interface ClusterHandlers {
   /** A command for a device this worker may hold; returns whether it was written. */
   command(cmd: Command, sentAt: number): void;
-  /** Another worker welcomed `deviceId` on connection `connId`. */
-  claimed(deviceId: string, connId: string): void;
+  /** Another worker welcomed `deviceId` on connection `connId` at `welcomedAt`. */
+  claimed(deviceId: string, connId: string, welcomedAt: number): void;
 }
 
 /** The worker's side of cross-worker messaging. */
 export class Cluster {
-  private pendingClaims: [string, string][] = [];
+  private pendingClaims: [string, string, number][] = [];
   private claimTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
@@ -51,9 +51,9 @@ export class Cluster {
   }
 
   /** Announces that this worker now holds `deviceId` (batched every 5 ms). */
-  announceClaim(deviceId: string, connId: string): void {
+  announceClaim(deviceId: string, connId: string, welcomedAt: number): void {
     if (!this.enabled) return;
-    this.pendingClaims.push([deviceId, connId]);
+    this.pendingClaims.push([deviceId, connId, welcomedAt]);
     this.claimTimer ??= setTimeout(() => {
       this.claimTimer = null;
       const items = this.pendingClaims;
@@ -67,6 +67,6 @@ export class Cluster {
     if (typeof m !== "object" || m === null) return;
     const msg = m as ClusterMessage;
     if (msg.t === "cmd") h.command(msg.cmd, msg.sentAt);
-    else if (msg.t === "claims") for (const [d, c] of msg.items) h.claimed(d, c);
+    else if (msg.t === "claims") for (const [d, c, at] of msg.items) h.claimed(d, c, at);
   }
 }

@@ -29,6 +29,11 @@ export const CLOSE_FLUSH_MS = 2000;
 /** Retry hint sent with `server_busy`/`rate_limited`, in ms. */
 export const RETRY_AFTER_MS = 1000;
 
+/** Milliseconds since the epoch with sub-millisecond resolution; comparable across processes. */
+export function wallClock(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 /** Text of the error frame sent to a connection replaced by a newer one of the same device. */
 export const TAKEN_OVER_MESSAGE = "Another connection presented the same device identity; this one is closed";
 
@@ -42,6 +47,10 @@ export class DeviceConnection {
   lastActivity = Date.now();
   closeReason: CloseReason | null = null;
   closingSince = 0;
+  /** When `welcome` was sent (high-resolution wall clock, comparable across workers). */
+  welcomedAt = 0;
+  /** Command ids written on this connection and not yet acked (to avoid re-sending them). */
+  readonly sentCommands = new Set<string>();
   private pendingPubs = 0;
   private helloInProgress = false;
   private readonly decoder: LineDecoder;
@@ -117,7 +126,10 @@ export class DeviceConnection {
       body = c.body;
     }
     const ok = this.send({ op: "cmd", id: c.id, topic: c.topic, body, corr: c.corr });
-    if (ok) this.ctx.metrics.inc("owsla_messages_down_total");
+    if (ok) {
+      this.sentCommands.add(c.id);
+      this.ctx.metrics.inc("owsla_messages_down_total");
+    }
     return ok;
   }
 
@@ -178,8 +190,10 @@ export class DeviceConnection {
         return this.pub(f);
       case "ack":
         if (this.state !== "open") return this.notReady("ack");
-        this.ctx.inbox.remove(this.deviceId!, f.ref).catch((err: Error) =>
-          this.ctx.log.warn("Cannot remove acked command; it may be sent again", { device: this.deviceId, err }),
+        this.ctx.inbox.remove(this.deviceId!, f.ref).then(
+          // Forget the id only once its row is gone, so the catch-up sweep does not re-send it.
+          () => this.sentCommands.delete(f.ref),
+          (err: Error) => this.ctx.log.warn("Cannot remove acked command; it may be sent again", { device: this.deviceId, err }),
         );
         this.ctx.metrics.inc("owsla_device_acks_total");
         return;
@@ -247,8 +261,9 @@ export class DeviceConnection {
     }
     const old = ctx.registry.claim(id, this);
     if (old) old.close("taken_over", "taken_over", TAKEN_OVER_MESSAGE);
-    ctx.cluster.announceClaim(id, this.connId);
     this.state = "open";
+    this.welcomedAt = wallClock();
+    ctx.cluster.announceClaim(id, this.connId, this.welcomedAt);
     this.send({ op: "welcome", id, conn: this.connId, gateway: ctx.gatewayId, keepalive: ctx.limits.keepaliveS });
     ctx.metrics.inc("owsla_welcomes_total");
     ctx.publisher.publish(presenceMessage(this.sender(), "connected", null)).catch(() => {});

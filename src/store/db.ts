@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS inbox (
   PRIMARY KEY (device_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS inbox_expiry ON inbox(expires_at);
+CREATE INDEX IF NOT EXISTS inbox_created ON inbox(created);
 `;
 
 /** Opens (creating if needed) the database in `dir`, ready for use by several processes. */

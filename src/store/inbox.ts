@@ -26,6 +26,10 @@ interface RawRow {
   expires_at: number;
 }
 
+function toCommand(r: RawRow): Command {
+  return { id: r.id, deviceId: r.device_id, topic: r.topic, body: r.body, corr: r.corr, expiresAt: r.expires_at };
+}
+
 /** Durable per-device command store. */
 export class Inbox {
   private readonly insertStmt;
@@ -34,6 +38,7 @@ export class Inbox {
   private readonly expireStmt;
   private readonly countStmt;
   private readonly countDeviceStmt;
+  private readonly sinceStmt;
 
   constructor(
     private readonly db: Database,
@@ -49,6 +54,7 @@ export class Inbox {
     this.deleteStmt = db.query("DELETE FROM inbox WHERE device_id = ? AND id = ?");
     this.expireStmt = db.query("DELETE FROM inbox WHERE expires_at <= ?");
     this.countStmt = db.query<{ n: number }, []>("SELECT COUNT(*) AS n FROM inbox");
+    this.sinceStmt = db.query<RawRow, [number, number]>("SELECT * FROM inbox WHERE created >= ? AND expires_at > ?");
     this.countDeviceStmt = db.query<{ n: number }, [string]>("SELECT COUNT(*) AS n FROM inbox WHERE device_id = ?");
   }
 
@@ -60,23 +66,32 @@ export class Inbox {
     });
   }
 
-  /** Unexpired commands for `deviceId`, oldest first. */
-  pending(deviceId: string): Command[] {
-    return this.pendingStmt.all(deviceId, Date.now()).map((r) => ({
-      id: r.id,
-      deviceId: r.device_id,
-      topic: r.topic,
-      body: r.body,
-      corr: r.corr,
-      expiresAt: r.expires_at,
-    }));
+  /** Unexpired commands stored at or after `createdMs` (by any worker). */
+  since(createdMs: number): Command[] {
+    return this.sinceStmt.all(createdMs, Date.now()).map(toCommand);
   }
 
-  /** Removes a command the device acked. */
-  remove(deviceId: string, id: string): Promise<void> {
-    return this.batcher.run(() => {
-      this.deleteStmt.run(deviceId, id);
-    });
+  /** Unexpired commands for `deviceId`, oldest first. */
+  pending(deviceId: string): Command[] {
+    return this.pendingStmt.all(deviceId, Date.now()).map(toCommand);
+  }
+
+  /**
+   * Removes a command the device acked; resolves with whether a row was deleted. The row may
+   * not be committed yet when another worker consumed the command (it forwards before its
+   * commit), so a miss is retried a few times before giving up.
+   */
+  async remove(deviceId: string, id: string, retryDelaysMs: number[] = [20, 100, 500, 2000]): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      let deleted = 0;
+      await this.batcher.run(() => {
+        deleted = this.deleteStmt.run(deviceId, id).changes;
+      });
+      if (deleted > 0) return true;
+      const wait = retryDelaysMs[attempt];
+      if (wait === undefined) return false;
+      await Bun.sleep(wait);
+    }
   }
 
   /** Deletes expired commands; returns how many. */
