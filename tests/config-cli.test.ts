@@ -4,13 +4,16 @@
  * before anything listens), the `token` and `version` commands, unknown commands, and that the
  * broker password never reaches the log.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestDevice } from "./helpers/device.ts";
 import { GatewayProcess, ROOT, freePort, removeDir, startGateway } from "./helpers/gateway.ts";
 import { TestBackend } from "./helpers/backend.ts";
+
+/** Waits inside tests are shorter, so a failure is reported as such, not as a timeout. */
+setDefaultTimeout(20_000);
 
 /** Scratch directory: working directory of every spawned process and home of its files. */
 let scratch: string;

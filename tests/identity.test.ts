@@ -3,12 +3,15 @@
  * on every gateway of a site and across restarts; anonymous devices (auth mode `none`) keep
  * their UUID through `resume`, even after a crash; token mode refuses a hello without `device`.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { v5 as uuidv5 } from "uuid";
 import { TestDevice } from "./helpers/device.ts";
 import { GatewayProcess, removeDir, startGateway } from "./helpers/gateway.ts";
 import { TestBackend } from "./helpers/backend.ts";
 import { DEFAULT_GATEWAY_SITE_NAMESPACE } from "../src/config/defaults.ts";
+
+/** Waits inside tests are shorter, so a failure is reported as such, not as a timeout. */
+setDefaultTimeout(20_000);
 
 /** A site namespace other than the default. */
 const OTHER_NAMESPACE = "6f1c2d3e-4b5a-4978-8a1b-2c3d4e5f6a7b";
@@ -159,6 +162,20 @@ describe("auth mode none", () => {
     await owner.dev.op("pong");
     expect(owner.dev.frames.filter((f) => f.op === "error")).toEqual([]);
     owner.dev.close();
+  });
+
+  test("resume of a hardware-id device's UUID is refused even right after that device's first welcome", async () => {
+    const accepted: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const hw = `lock-fresh-${i}-${Math.random().toString(36).slice(2, 8)}`;
+      const owner = await helloRaw(d, { device: hw });
+      expect(owner.reply.op).toBe("welcome");
+      const thief = await helloRaw(d, { resume: owner.reply.id });
+      if (thief.reply.op !== "error" || thief.reply.code !== "unauthorized") accepted.push(`${hw}: ${JSON.stringify(thief.reply)}`);
+      thief.dev.close();
+      owner.dev.close();
+    }
+    expect(accepted).toEqual([]);
   });
 });
 

@@ -232,8 +232,10 @@ export class DeviceConnection {
       this.hardwareId = f.device;
       id = deviceUuid(ctx.siteNamespace, f.device);
     } else if (f.resume) {
-      const row = ctx.devices.get(f.resume);
-      if (row?.hardware_id) {
+      // Anonymous identities are random (v4); any other UUID is a hardware device's (v5) and
+      // must be claimed with `device`, whether or not this gateway has committed it yet.
+      const row = f.resume[14] === "4" ? ctx.devices.get(f.resume) : null;
+      if (f.resume[14] !== "4" || row?.hardware_id) {
         ctx.metrics.inc("owsla_auth_failures_total");
         this.close("unauthorized", "unauthorized", `Unauthorized: ${f.resume} belongs to a device with a hardware id; send hello with \`device\` instead of \`resume\``);
         return;
