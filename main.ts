@@ -18,7 +18,7 @@ import { CommandConsumer } from "./src/bridge/consumer.ts";
 import { Registry } from "./src/registry/registry.ts";
 import { LocalRouter } from "./src/registry/local-router.ts";
 import { Metrics } from "./src/metrics/metrics.ts";
-import { loadOrCreateSecret, mintToken } from "./src/auth/token.ts";
+import { loadOrCreateApiToken, loadOrCreateSecret, mintToken } from "./src/auth/token.ts";
 import { startListener } from "./src/listener/listener.ts";
 import { maxConnections } from "./src/listener/fd-limit.ts";
 import type { DeviceConnection } from "./src/session/connection.ts";
@@ -26,6 +26,12 @@ import type { SessionContext } from "./src/session/context.ts";
 import { drainConnections } from "./src/session/drain.ts";
 import { TAKEN_OVER_MESSAGE } from "./src/session/connection.ts";
 import { Cluster, isForward } from "./src/registry/cluster.ts";
+import { answerControl, ControlClient, isAckNotice, isControlRequest, isControlResponse } from "./src/control/protocol.ts";
+import { ControlPlane } from "./src/control/control-plane.ts";
+import { createApi } from "./src/api/app.ts";
+import { ADMIN_USAGE, EXIT, extractAdminFlags, runAdmin } from "./src/cli/admin.ts";
+import { existsSync, readFileSync } from "node:fs";
+import { deviceUuid } from "./src/identity/identity.ts";
 import { startSupervisor } from "./src/supervisor/supervisor.ts";
 import { connectToSupervisor } from "./src/supervisor/worker-link.ts";
 import { availableParallelism } from "node:os";
@@ -36,9 +42,14 @@ export const VERSION = process.env.OWSLA_BUILD_VERSION ?? "0.1.0-dev";
 const USAGE = `Usage: owsla [command] [options]
 
 Commands:
-  serve            Run the gateway (default)
-  token <hw-id>    Print the device token for a hardware id (uses the site secret in the data dir)
-  version          Print the version
+  serve                        Run the gateway (default)
+  token <hw-id>                Print the device token for a hardware id (site secret in the data dir)
+  devices                      List devices (control API)
+  device <id>                  Show one device
+  send <id> <topic> <json>     Send a command to a device
+  kick <id>                    Disconnect a device
+  status                       Workers, connections, broker link, queues
+  version                      Print version, git commit and target
 Run "owsla <command> --help" for the options of a command.`;
 
 /** Path of the site secret for `config`. */
@@ -67,10 +78,10 @@ export async function startWorker(
   config: Config,
   workerId: number,
   log: Logger,
-  peers: { send: (m: unknown) => void; enabled: boolean } = { send: () => {}, enabled: false },
-): Promise<RunningWorker & { onPeerMessage: (m: unknown) => void }> {
+  peers: { send: (m: unknown) => void; enabled: boolean; peers: boolean } = { send: () => {}, enabled: false, peers: false },
+): Promise<RunningWorker & { onSupervisorMessage: (m: unknown) => void }> {
   const metrics = new Metrics();
-  const cluster = new Cluster(peers.send, peers.enabled);
+  const cluster = new Cluster(peers.send, peers.enabled && peers.peers);
   const db = openDatabase(config.store.dir);
   const batcher = new Batcher(db, {
     delayMs: config.store.batch_delay_ms,
@@ -105,7 +116,7 @@ export async function startWorker(
     workerId,
     siteNamespace: config.gateway.site_namespace,
     replyTo: topo.queue,
-    auth: { mode: config.auth.mode, secret: loadOrCreateSecret(secretPath(config)) },
+    auth: { mode: config.auth.mode, secret: loadOrCreateSecret(secretPath(config)), tokenFloors: devices.tokenFloors() },
     limits: {
       maxFrameBytes: config.device.max_frame_bytes,
       helloTimeoutMs: config.device.hello_timeout_ms,
@@ -120,6 +131,7 @@ export async function startWorker(
     cluster,
     metrics,
     log,
+    notify: peers.send,
   };
   const router = new LocalRouter(inbox, devices, registry, metrics, cluster);
   new CommandConsumer(link, topo.queue, config.broker.command_ttl_s * 1000, router, metrics, log);
@@ -160,7 +172,35 @@ export async function startWorker(
 
   return {
     port: listener.port,
-    onPeerMessage(m: unknown) {
+    onSupervisorMessage(m: unknown) {
+      if (isControlRequest(m)) {
+        void answerControl(
+          m,
+          {
+            stats: () => ({ snapshot: metrics.snapshot(), broker: link.state, connections: listener.connections.size }),
+            kick: ({ deviceId, reason }) => {
+              const conn = registry.get(deviceId);
+              if (!conn) return false;
+              conn.close(reason, reason === "revoked" ? "unauthorized" : "kicked", reason === "revoked" ? "Device credentials were revoked" : "Disconnected by an operator");
+              return true;
+            },
+            revoke: ({ deviceId, generation }) => {
+              ctx.auth.tokenFloors.set(deviceId, generation);
+              const conn = registry.get(deviceId);
+              conn?.close("revoked", "unauthorized", "Device credentials were revoked; ask the installer for a re-issued token");
+              return conn !== undefined;
+            },
+            command: ({ cmd, watchAck }) => {
+              const conn = registry.get(cmd.deviceId);
+              if (!conn || conn.state !== "open") return false;
+              if (watchAck) conn.ackWatch.add(cmd.id);
+              return conn.sendCommand(cmd);
+            },
+          },
+          (r) => peers.send(r),
+        );
+        return;
+      }
       Cluster.dispatch(m, {
         command: (cmd, sentAt) => router.deliverForwarded(cmd, sentAt),
         claimed: (deviceId, connId, welcomedAt) => {
@@ -218,12 +258,17 @@ async function serve(config: Config, args: string[]): Promise<number> {
   const count = config.workers.count || availableParallelism();
   log.info("Starting Owsla gateway", { version: VERSION, workers: count, config: describeConfig(config) });
   // Create shared files once, before workers race for them.
-  loadOrCreateSecret(secretPath(config));
+  const secret = loadOrCreateSecret(secretPath(config));
+  const apiToken = resolveApiToken(config);
   const db = openDatabase(config.store.dir);
-  const adopted = new Outbox(db, new Batcher(db), 0).adoptOrphans(count);
+  const batcher = new Batcher(db, { delayMs: 1 });
+  const adopted = new Outbox(db, batcher, 0).adoptOrphans(count);
   if (adopted > 0) log.info("Outbox rows of workers that no longer exist were handed to worker 0", { rows: adopted });
-  db.close();
+  const devices = new DeviceStore(db, batcher);
+  const inbox = new Inbox(db, batcher);
+  const metrics = new Metrics();
 
+  let plane: ControlPlane | null = null;
   const sup = startSupervisor({
     count,
     command: () => workerCommand(args),
@@ -236,11 +281,43 @@ async function serve(config: Config, args: string[]): Promise<number> {
     shutdownDeadlineMs: config.workers.shutdown_deadline_s * 1000,
     log,
     onMessage: (from, msg) => {
-      if (!isForward(msg)) return;
-      if (msg.to !== undefined) sup.send(msg.to, msg.payload);
-      else for (const w of sup.workers()) if (w.id !== from && w.up) sup.send(w.id, msg.payload);
+      if (isForward(msg)) {
+        if (msg.to !== undefined) sup.send(msg.to, msg.payload);
+        else for (const w of sup.workers()) if (w.id !== from && w.up) sup.send(w.id, msg.payload);
+      } else if (isControlResponse(msg)) client.onResponse(msg);
+      else if (isAckNotice(msg)) plane?.onAck(msg);
     },
   });
+  const client = new ControlClient((id, m) => sup.send(id, m));
+  metrics.gauge("owsla_worker_restarts_total", () => sup.workers().reduce((n, w) => n + w.restarts, 0));
+  metrics.gauge("owsla_workers_up", () => sup.workers().filter((w) => w.up).length);
+  metrics.gauge("owsla_inbox_depth", () => inbox.count());
+  plane = new ControlPlane({
+    sup,
+    client,
+    devices,
+    inbox,
+    secret,
+    siteNamespace: config.gateway.site_namespace,
+    gatewayId: config.gateway.id,
+    version: VERSION,
+    apiToken,
+    commandTtlS: config.broker.command_ttl_s,
+    metrics,
+    log,
+  });
+  let api: ReturnType<typeof Bun.serve> | null = null;
+  try {
+    const app = createApi(plane);
+    // idleTimeout above the longest ?wait=ack (60 s) so those requests are not cut.
+    api = Bun.serve({ hostname: config.api.host, port: config.api.port, fetch: app.fetch, idleTimeout: 75 });
+    log.info("Control API listening", { url: `http://${config.api.host}:${api.port}/` });
+  } catch (err) {
+    log.error("Cannot start the control API; set api.host/api.port to a free address", { err: err as Error });
+    await sup.stop("control API failed");
+    return 1;
+  }
+
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -251,13 +328,25 @@ async function serve(config: Config, args: string[]): Promise<number> {
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
   sup.whenAllReady().then(
-    () => log.info("Gateway ready: all workers listening", { workers: count, port: config.device.port }),
+    () => log.info("Gateway ready: all workers listening", { workers: count, port: config.device.port, api_port: api?.port }),
     () => {},
   );
   const { code, reason } = await sup.done;
+  api?.stop(true);
+  batcher.flush();
+  db.close();
   if (code !== 0) log.error("Gateway stopped", { reason, code });
   else log.info("Gateway stopped", { reason });
   return code;
+}
+
+/** The API bearer token: configured, or generated into the data dir (printed once, on creation). */
+function resolveApiToken(config: Config): string {
+  if (config.api.token) return config.api.token;
+  const path = join(config.store.dir, "api.token");
+  const { token, created } = loadOrCreateApiToken(path);
+  if (created) process.stderr.write(`Owsla: generated the control API token (shown once; kept in ${path}):\n  ${token}\n`);
+  return token;
 }
 
 /** `worker` (internal): one worker process under the supervisor. */
@@ -284,9 +373,9 @@ async function worker(config: Config): Promise<number> {
       resolveExit(code);
     });
   };
-  const link = connectToSupervisor({ onShutdown: stop, onMessage: (m) => running?.onPeerMessage(m), log });
+  const link = connectToSupervisor({ onShutdown: stop, onMessage: (m) => running?.onSupervisorMessage(m), log });
   const total = Number(process.env.OWSLA_WORKERS_TOTAL ?? "1");
-  running = await startWorker(config, workerId, log, { send: (m) => link.send(m), enabled: link.connected && total > 1 });
+  running = await startWorker(config, workerId, log, { send: (m) => link.send(m), enabled: link.connected, peers: total > 1 });
   if (!link.connected) {
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);
@@ -295,13 +384,63 @@ async function worker(config: Config): Promise<number> {
   return await exited;
 }
 
+/** Runs an admin command against the running gateway's control API. */
+async function adminCommand(command: string, argv: string[]): Promise<number> {
+  const err = (t: string) => void process.stderr.write(t + "\n");
+  const out = (t: string) => void process.stdout.write(t + "\n");
+  let split;
+  try {
+    split = extractAdminFlags(argv);
+  } catch (e) {
+    err(`${(e as Error).message}\n${ADMIN_USAGE[command]}`);
+    return EXIT.usage;
+  }
+  let loaded;
+  try {
+    loaded = loadConfig(split.rest, process.env);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    err(e.message);
+    return EXIT.usage;
+  }
+  if (loaded.help) {
+    out(`${ADMIN_USAGE[command]}\n\nConnection options (also from the config file and OWSLA_* variables):\n  --api-host HOST   control API address (default 127.0.0.1)\n  --api-port PORT   control API port (default 8080)\n  --api-token TOKEN bearer token (default: read from <data>/api.token)\n  --data DIR        data directory holding api.token (default ./data)\n  --json            print JSON instead of text\nExit codes: 0 ok, 1 refused by the gateway, 2 usage, 3 gateway unreachable, 4 unauthorized.`);
+    return EXIT.ok;
+  }
+  const c = loaded.config;
+  let token = c.api.token;
+  if (!token) {
+    try {
+      token = readFileSync(join(c.store.dir, "api.token"), "utf8").trim();
+    } catch {
+      err(`No API token: ${join(c.store.dir, "api.token")} is missing. Pass --api-token, or --data pointing at the gateway's data directory.`);
+      return EXIT.unauthorized;
+    }
+  }
+  const host = c.api.host === "0.0.0.0" ? "127.0.0.1" : c.api.host.includes(":") ? `[${c.api.host}]` : c.api.host;
+  return await runAdmin(command, loaded.positionals, split.flags, { baseUrl: `http://${host}:${c.api.port}`, token, json: split.flags.json, out, err });
+}
+
 function tokenCommand(config: Config, positionals: string[]): number {
   const hw = positionals[0];
   if (!hw || positionals.length > 1) {
     process.stderr.write("Usage: owsla token <hardware-id> [--data DIR]\nPrints the token a device with that hardware id presents in hello.\n");
     return 2;
   }
-  process.stdout.write(mintToken(loadOrCreateSecret(secretPath(config)), hw) + "\n");
+  // After a revocation the token must carry the device's current generation.
+  let generation = 0;
+  const dbFile = join(config.store.dir, "owsla.db");
+  if (existsSync(dbFile)) {
+    const db = openDatabase(config.store.dir);
+    try {
+      const devices = new DeviceStore(db, new Batcher(db));
+      const id = deviceUuid(config.gateway.site_namespace, hw);
+      if (devices.get(id)) generation = devices.reissue(id) ?? 0;
+    } finally {
+      db.close();
+    }
+  }
+  process.stdout.write(mintToken(loadOrCreateSecret(secretPath(config)), hw, generation) + "\n");
   return 0;
 }
 
@@ -313,6 +452,7 @@ export async function main(argv: string[]): Promise<number> {
     command = argv[0];
     args = argv.slice(1);
   }
+  if (command in ADMIN_USAGE) return await adminCommand(command, args);
   if (!["serve", "worker", "token", "version", "help"].includes(command)) {
     process.stderr.write(`Unknown command "${command}".\n${USAGE}\n`);
     return 2;

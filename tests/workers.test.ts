@@ -92,7 +92,7 @@ class TrackedDevice {
 
   constructor(
     readonly hw: string,
-    private readonly pubEveryMs = 10,
+    private pubEveryMs = 10,
   ) {
     this.loop = this.run();
   }

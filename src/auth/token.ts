@@ -9,16 +9,58 @@ import { dirname } from "node:path";
 
 const CONTEXT = "owsla-device-token/v1:";
 
-/** Mints the token for `hardwareId` under `secret`. */
-export function mintToken(secret: Uint8Array, hardwareId: string): string {
-  return createHmac("sha256", secret).update(CONTEXT + hardwareId).digest("base64url");
+/**
+ * Mints the token for `hardwareId` under `secret`. Generation 0 is the original token;
+ * revoking a device raises its generation, and tokens of lower generations stop working.
+ * Tokens of generation g > 0 look like `<g>.<mac>`.
+ */
+export function mintToken(secret: Uint8Array, hardwareId: string, generation = 0): string {
+  if (generation === 0) return mac(secret, hardwareId);
+  return `${generation}.${mac(secret, `${hardwareId}#${generation}`)}`;
 }
 
-/** Checks `token` for `hardwareId` in constant time. */
-export function verifyToken(secret: Uint8Array, hardwareId: string, token: string): boolean {
-  const want = Buffer.from(mintToken(secret, hardwareId));
+function mac(secret: Uint8Array, text: string): string {
+  return createHmac("sha256", secret).update(CONTEXT + text).digest("base64url");
+}
+
+/** The generation a token claims (0 for an original token), or -1 when malformed. */
+export function tokenGeneration(token: string): number {
+  const dot = token.indexOf(".");
+  if (dot < 0) return 0;
+  const g = Number(token.slice(0, dot));
+  return Number.isSafeInteger(g) && g > 0 ? g : -1;
+}
+
+/** Checks `token` for `hardwareId` in constant time; tokens below `minGeneration` are refused. */
+export function verifyToken(secret: Uint8Array, hardwareId: string, token: string, minGeneration = 0): boolean {
+  const gen = tokenGeneration(token);
+  if (gen < 0 || gen < minGeneration) return false;
+  const want = Buffer.from(mintToken(secret, hardwareId, gen));
   const got = Buffer.from(token);
   return got.length === want.length && timingSafeEqual(got, want);
+}
+
+/**
+ * Reads the API bearer token from `path`, creating it (random, mode 0600) when missing.
+ * Returns the token and whether it was created now.
+ */
+export function loadOrCreateApiToken(path: string): { token: string; created: boolean } {
+  try {
+    return { token: readFileSync(path, "utf8").trim(), created: false };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  }
+  mkdirSync(dirname(path), { recursive: true });
+  const token = randomBytes(24).toString("base64url");
+  try {
+    writeFileSync(path, token + "\n", { flag: "wx", mode: 0o600 });
+    return { token, created: true };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") {
+      throw new Error(`Cannot create API token file ${path}: ${(e as Error).message}; check that the data directory is writable`);
+    }
+    return { token: readFileSync(path, "utf8").trim(), created: false };
+  }
 }
 
 /**

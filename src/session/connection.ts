@@ -148,6 +148,9 @@ export class DeviceConnection {
     this.close(code, code, message);
   }
 
+  /** Whether this connection asked to be told when the device acks command `id` (API wait=ack). */
+  readonly ackWatch = new Set<string>();
+
   /** Cuts the connection without flushing. */
   terminate(): void {
     this.socket.terminate();
@@ -190,6 +193,7 @@ export class DeviceConnection {
         return this.pub(f);
       case "ack":
         if (this.state !== "open") return this.notReady("ack");
+        if (this.ackWatch.delete(f.ref)) this.ctx.notify({ t: "acked", deviceId: this.deviceId, cmdId: f.ref });
         this.ctx.inbox.remove(this.deviceId!, f.ref).then(
           // Forget the id only once its row is gone, so the catch-up sweep does not re-send it.
           () => this.sentCommands.delete(f.ref),
@@ -220,9 +224,16 @@ export class DeviceConnection {
     let id: string;
     let mustPersist = false;
     if (ctx.auth.mode === "token") {
-      if (!f.device || !f.token || !verifyToken(ctx.auth.secret, f.device, f.token)) {
+      const floor = f.device ? (ctx.auth.tokenFloors.get(deviceUuid(ctx.siteNamespace, f.device)) ?? 0) : 0;
+      if (!f.device || !f.token || !verifyToken(ctx.auth.secret, f.device, f.token, floor)) {
         ctx.metrics.inc("owsla_auth_failures_total");
-        const why = !f.device ? "hello needs `device` (the hardware id) in token mode" : !f.token ? "hello has no `token`" : "token does not match the hardware id";
+        const why = !f.device
+          ? "hello needs `device` (the hardware id) in token mode"
+          : !f.token
+            ? "hello has no `token`"
+            : floor > 0 && verifyToken(ctx.auth.secret, f.device, f.token)
+              ? "this token was revoked; ask the installer for a re-issued one"
+              : "token does not match the hardware id";
         ctx.log.debug("Device refused", { hardware_id: f.device, remote: this.socket.remoteAddress, why });
         this.close("unauthorized", "unauthorized", `Unauthorized: ${why}; ask the installer for a token minted with \`owsla token <hardware-id>\``);
         return;

@@ -27,6 +27,8 @@ export interface AuthSettings {
   mode: "token" | "none";
   /** Site secret that device tokens are HMACs under. */
   secret: Uint8Array;
+  /** Device UUID -> lowest token generation still accepted (raised by revocation). */
+  tokenFloors: Map<string, number>;
 }
 
 /** Shared dependencies of all sessions of one worker. */
@@ -46,4 +48,6 @@ export interface SessionContext {
   cluster: Cluster;
   metrics: Metrics;
   log: Logger;
+  /** Sends a notice to the supervisor (e.g. a watched command was acked). */
+  notify: (m: unknown) => void;
 }

@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS devices (
   conn_id      TEXT,
   close_reason TEXT,
   meta         TEXT,
-  revoked      INTEGER NOT NULL DEFAULT 0
+  revoked      INTEGER NOT NULL DEFAULT 0,
+  token_gen    INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS outbox (
   seq         INTEGER PRIMARY KEY AUTOINCREMENT,

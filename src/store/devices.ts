@@ -14,6 +14,18 @@ export interface DeviceRow {
   close_reason: string | null;
   meta: string | null;
   revoked: number;
+  token_gen: number;
+}
+
+/** Filters for {@link DeviceStore.list}. */
+export interface DeviceQuery {
+  /** Return devices with id greater than this (the previous page's last id). */
+  after?: string;
+  limit: number;
+  connected?: boolean;
+  hardwareId?: string;
+  /** Substring of the hardware id, id or metadata. */
+  search?: string;
 }
 
 /** Reads and writes device rows; writes go through the shared {@link Batcher}. */
@@ -69,6 +81,85 @@ export class DeviceStore {
     return this.batcher.run(() => {
       this.closeStmt.run({ id, conn: connId, reason, now });
     });
+  }
+
+  /** A page of devices ordered by id. */
+  list(q: DeviceQuery): DeviceRow[] {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (q.after) {
+      where.push("id > ?");
+      args.push(q.after);
+    }
+    if (q.connected !== undefined) {
+      where.push("connected = ?");
+      args.push(q.connected ? 1 : 0);
+    }
+    if (q.hardwareId !== undefined) {
+      where.push("hardware_id = ?");
+      args.push(q.hardwareId);
+    }
+    if (q.search) {
+      where.push("(instr(id, ?) > 0 OR instr(COALESCE(hardware_id, ''), ?) > 0 OR instr(COALESCE(meta, ''), ?) > 0)");
+      args.push(q.search, q.search, q.search);
+    }
+    const sql = `SELECT * FROM devices ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY id LIMIT ?`;
+    return this.db.query<DeviceRow, (string | number)[]>(sql).all(...args, q.limit);
+  }
+
+  /** Number of devices known. */
+  count(): number {
+    return (this.db.query<{ n: number }, []>("SELECT COUNT(*) AS n FROM devices").get()?.n) ?? 0;
+  }
+
+  /** Creates a device row ahead of its first connection (pre-registration); returns whether it is new. */
+  register(id: string, hardwareId: string, meta: Record<string, unknown>): boolean {
+    const now = Date.now();
+    return this.db.transaction(() => {
+      const existing = this.get(id);
+      if (existing) {
+        const merged = { ...(existing.meta ? JSON.parse(existing.meta) : {}), ...meta };
+        this.db.query("UPDATE devices SET meta = ? WHERE id = ?").run(JSON.stringify(merged), id);
+        return false;
+      }
+      this.db
+        .query("INSERT INTO devices (id, hardware_id, first_seen, last_seen, connected, meta) VALUES (?, ?, ?, ?, 0, ?)")
+        .run(id, hardwareId, now, now, JSON.stringify(meta));
+      return true;
+    }).immediate();
+  }
+
+  /** Merges `meta` into the device's metadata; false when the device is unknown. */
+  updateMeta(id: string, meta: Record<string, unknown>): boolean {
+    return this.db.transaction(() => {
+      const existing = this.get(id);
+      if (!existing) return false;
+      const merged = { ...(existing.meta ? JSON.parse(existing.meta) : {}), ...meta };
+      this.db.query("UPDATE devices SET meta = ? WHERE id = ?").run(JSON.stringify(merged), id);
+      return true;
+    }).immediate();
+  }
+
+  /** Revokes the device's tokens: raises its token generation; returns the new one, or null. */
+  revoke(id: string): number | null {
+    return this.db.transaction(() => {
+      const r = this.db.query("UPDATE devices SET revoked = 1, token_gen = token_gen + 1 WHERE id = ?").run(id);
+      return r.changes ? (this.get(id)?.token_gen ?? null) : null;
+    }).immediate();
+  }
+
+  /** Clears the revoked mark and returns the generation a re-issued token must carry, or null. */
+  reissue(id: string): number | null {
+    return this.db.transaction(() => {
+      const r = this.db.query("UPDATE devices SET revoked = 0 WHERE id = ?").run(id);
+      return r.changes ? (this.get(id)?.token_gen ?? 0) : null;
+    }).immediate();
+  }
+
+  /** Token generation floors of every device that has one (loaded by workers at start). */
+  tokenFloors(): Map<string, number> {
+    const rows = this.db.query<{ id: string; token_gen: number }, []>("SELECT id, token_gen FROM devices WHERE token_gen > 0").all();
+    return new Map(rows.map((r) => [r.id, r.token_gen]));
   }
 
   /** Marks every device of `worker` disconnected (at worker start: the previous incarnation's rows are stale). */

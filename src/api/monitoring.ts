@@ -1,0 +1,27 @@
+/**
+ * Probe and scrape routes, mounted at `/`: liveness, readiness and Prometheus metrics.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import type { ApiDeps } from "./deps.ts";
+import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "./prometheus.ts";
+
+/** The monitoring sub-app. */
+export function monitoringRoutes(deps: ApiDeps): Hono {
+  const app = new Hono();
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+
+  app.get("/readyz", async (c) => {
+    const ready = await deps.ready();
+    return c.json(ready, ready.ready ? 200 : 503);
+  });
+
+  app.get("/metrics", async (c) => {
+    const text = renderPrometheus(await deps.metrics());
+    return c.body(text, 200, { "Content-Type": PROMETHEUS_CONTENT_TYPE });
+  });
+
+  return app;
+}

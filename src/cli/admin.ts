@@ -1,0 +1,197 @@
+/**
+ * Admin commands of the same binary (`devices`, `device`, `send`, `kick`, `status`): thin
+ * clients of the control API, using the token from the data directory or `--api-token`.
+ *
+ * Exit codes a script can rely on: 0 success; 1 the gateway refused (not found, not
+ * connected, timeout); 2 usage error; 3 gateway unreachable; 4 unauthorized (wrong token).
+ */
+
+/** Exit codes of the admin commands. */
+export const EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3, unauthorized: 4 } as const;
+
+/** Where an admin command sends its requests and its output. */
+export interface AdminContext {
+  baseUrl: string;
+  token: string;
+  json: boolean;
+  out: (s: string) => void;
+  err: (s: string) => void;
+  fetch?: typeof fetch;
+}
+
+/** Usage text of each admin command. */
+export const ADMIN_USAGE: Record<string, string> = {
+  devices: "Usage: owsla devices [--connected true|false] [--hardware-id ID] [--search TEXT] [--limit N] [--json]\nLists devices known to the gateway, page by page.",
+  device: "Usage: owsla device <device-uuid> [--json]\nShows one device: identity, connection, worker, last seen, pending commands, last close reason.",
+  send: "Usage: owsla send <device-uuid> <topic> <json-body> [--wait-ack] [--json]\nSends a command to a device through the gateway (stored until acked or expired).",
+  kick: "Usage: owsla kick <device-uuid> [--json]\nCloses the device's connection; it may reconnect.",
+  status: "Usage: owsla status [--json]\nShows the gateway's workers, connections, broker link and queues.",
+};
+
+/** Admin-only flags, removed before the shared config parser sees the arguments. */
+export interface AdminFlags {
+  json: boolean;
+  waitAck: boolean;
+  connected?: boolean;
+  hardwareId?: string;
+  search?: string;
+  limit?: number;
+}
+
+/** Splits admin-only flags out of `args`. Throws a usage error message on bad values. */
+export function extractAdminFlags(args: string[]): { flags: AdminFlags; rest: string[] } {
+  const flags: AdminFlags = { json: false, waitAck: false };
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const [name, inline] = a.startsWith("--") && a.includes("=") ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] : [a, undefined];
+    const value = () => {
+      const v = inline ?? args[++i];
+      if (v === undefined) throw new Error(`Option ${name} needs a value`);
+      return v;
+    };
+    if (name === "--json") flags.json = true;
+    else if (name === "--wait-ack") flags.waitAck = true;
+    else if (name === "--connected") {
+      const v = value();
+      if (v !== "true" && v !== "false") throw new Error(`--connected must be true or false, got "${v}"`);
+      flags.connected = v === "true";
+    } else if (name === "--hardware-id") flags.hardwareId = value();
+    else if (name === "--search") flags.search = value();
+    else if (name === "--limit") {
+      const n = Number(value());
+      if (!Number.isInteger(n) || n < 1 || n > 1000) throw new Error("--limit must be an integer from 1 to 1000");
+      flags.limit = n;
+    } else rest.push(a);
+  }
+  return { flags, rest };
+}
+
+class AdminError extends Error {
+  constructor(
+    message: string,
+    readonly code: number,
+  ) {
+    super(message);
+  }
+}
+
+async function call(ctx: AdminContext, method: string, path: string, body?: unknown): Promise<any> {
+  const f = ctx.fetch ?? fetch;
+  let res: Response;
+  try {
+    res = await f(ctx.baseUrl + path, {
+      method,
+      headers: { authorization: `Bearer ${ctx.token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+    });
+  } catch (e) {
+    throw new AdminError(`Cannot reach the gateway's control API at ${ctx.baseUrl}: ${(e as Error).message}. Is the gateway running? Check --api-host/--api-port.`, EXIT.unreachable);
+  }
+  const text = await res.text();
+  let data: any = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = { error: { code: "bad_response", message: text.slice(0, 200) } };
+  }
+  if (res.status === 401) throw new AdminError("The gateway refused the API token: pass --api-token or run where the data directory (--data) holds api.token.", EXIT.unauthorized);
+  if (!res.ok) throw new AdminError(`${data?.error?.message ?? `HTTP ${res.status}`} (${data?.error?.code ?? res.status})`, EXIT.refused);
+  return data;
+}
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function needId(id: string | undefined, usage: string): string {
+  if (!id || !UUID_RE.test(id)) throw new AdminError(`${id ? `"${id}" is not a device UUID.` : "Missing the device UUID."}\n${usage}`, EXIT.usage);
+  return id.toLowerCase();
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
+  return rows.map((r) => r.map((v, c) => v.padEnd(widths[c]!)).join("  ").trimEnd()).join("\n");
+}
+
+/** Runs admin command `command` with positional `args`; returns the exit code. */
+export async function runAdmin(command: string, args: string[], flags: AdminFlags, ctx: AdminContext): Promise<number> {
+  try {
+    const usage = ADMIN_USAGE[command]!;
+    switch (command) {
+      case "devices": {
+        if (args.length) throw new AdminError(`Unexpected argument "${args[0]}".\n${usage}`, EXIT.usage);
+        const all: any[] = [];
+        let cursor: string | null = null;
+        do {
+          const q = new URLSearchParams({ limit: String(Math.min(flags.limit ?? 1000, 1000)) });
+          if (cursor) q.set("cursor", cursor);
+          if (flags.connected !== undefined) q.set("connected", String(flags.connected));
+          if (flags.hardwareId) q.set("hardware_id", flags.hardwareId);
+          if (flags.search) q.set("q", flags.search);
+          const page: { devices: any[]; next_cursor: string | null } = await call(ctx, "GET", `/api/v1/devices?${q}`);
+          all.push(...page.devices);
+          cursor = flags.limit !== undefined && all.length >= flags.limit ? null : page.next_cursor;
+        } while (cursor);
+        const shown = flags.limit !== undefined ? all.slice(0, flags.limit) : all;
+        if (ctx.json) ctx.out(JSON.stringify(shown));
+        else {
+          ctx.out(table([["ID", "HARDWARE ID", "CONNECTED", "WORKER", "LAST SEEN", "LAST CLOSE"], ...shown.map((d) => [d.id, d.hardware_id ?? "-", d.connected ? "yes" : "no", d.worker ?? "-", d.last_seen, d.last_close_reason ?? "-"].map(String))]));
+          ctx.out(`${shown.length} device(s)`);
+        }
+        return EXIT.ok;
+      }
+      case "device": {
+        const id = needId(args[0], usage);
+        const d = await call(ctx, "GET", `/api/v1/devices/${id}`);
+        if (ctx.json) ctx.out(JSON.stringify(d));
+        else for (const [k, v] of Object.entries(d)) ctx.out(`${k.padEnd(18)} ${typeof v === "object" && v !== null ? JSON.stringify(v) : String(v)}`);
+        return EXIT.ok;
+      }
+      case "send": {
+        const id = needId(args[0], usage);
+        const topic = args[1];
+        const raw = args[2];
+        if (!topic || raw === undefined || args.length > 3) throw new AdminError(`Expected <device-uuid> <topic> <json-body>.\n${usage}`, EXIT.usage);
+        let body: unknown;
+        try {
+          body = JSON.parse(raw);
+        } catch {
+          throw new AdminError(`The body is not valid JSON: ${raw.slice(0, 60)}\n${usage}`, EXIT.usage);
+        }
+        const r = await call(ctx, "POST", `/api/v1/devices/${id}/commands${flags.waitAck ? "?wait=ack" : ""}`, { topic, body });
+        if (ctx.json) ctx.out(JSON.stringify(r));
+        else ctx.out(flags.waitAck ? `command ${r.id} acked by the device` : `command ${r.id} queued`);
+        return EXIT.ok;
+      }
+      case "kick": {
+        const id = needId(args[0], usage);
+        const r = await call(ctx, "DELETE", `/api/v1/devices/${id}/connection`);
+        ctx.out(ctx.json ? JSON.stringify(r) : `device ${id} disconnected`);
+        return EXIT.ok;
+      }
+      case "status": {
+        if (args.length) throw new AdminError(`Unexpected argument "${args[0]}".\n${usage}`, EXIT.usage);
+        const [s, workers] = await Promise.all([call(ctx, "GET", "/api/v1/stats"), call(ctx, "GET", "/api/v1/workers")]);
+        if (ctx.json) ctx.out(JSON.stringify({ ...s, worker_list: workers }));
+        else {
+          ctx.out(`gateway ${s.gateway} (owsla ${s.version}), up ${s.uptime_s} s`);
+          ctx.out(`connections ${s.connections}, devices known ${s.devices_known}, welcomes ${s.welcomes_total}`);
+          ctx.out(`messages up ${s.messages_up_total}, down ${s.messages_down_total}; outbox ${s.outbox_depth}, inbox ${s.inbox_depth}`);
+          ctx.out(`broker links up ${s.broker.up}/${s.broker.total}, reconnects ${s.broker.reconnects}`);
+          ctx.out(`workers up ${s.workers.up}/${s.workers.total}, restarts ${s.workers.restarts}`);
+          const list = Array.isArray(workers) ? workers : (workers.workers ?? []);
+          ctx.out(table([["WORKER", "PID", "UP", "READY", "CONNECTIONS", "BROKER", "RESTARTS"], ...list.map((w: any) => [w.id, w.pid, w.up ? "yes" : "no", w.ready ? "yes" : "no", w.connections ?? "?", w.broker ?? "?", w.restarts].map(String))]));
+        }
+        return EXIT.ok;
+      }
+      default:
+        ctx.err(`Unknown admin command "${command}".`);
+        return EXIT.usage;
+    }
+  } catch (e) {
+    if (e instanceof AdminError) {
+      ctx.err(e.message);
+      return e.code;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * The control plane: implements what the control API needs ({@link ApiDeps}) in the
+ * supervisor process, from the shared database and by asking workers over IPC.
+ */
+import type { ApiDeps, CommandRequest, DevicePage, DeviceView, Stats, WorkerView } from "../api/deps.ts";
+import type { Supervisor } from "../supervisor/supervisor.ts";
+import type { DeviceRow, DeviceStore } from "../store/devices.ts";
+import type { Inbox } from "../store/inbox.ts";
+import type { Metrics, MetricsSnapshot } from "../metrics/metrics.ts";
+import type { Logger } from "../log/logger.ts";
+import { deviceUuid, messageId } from "../identity/identity.ts";
+import { mintToken } from "../auth/token.ts";
+import type { AckNotice, ControlClient, ControlOp, ControlOps } from "./protocol.ts";
+
+/** Dependencies of the {@link ControlPlane}. */
+export interface ControlPlaneOptions {
+  sup: Supervisor;
+  client: ControlClient;
+  devices: DeviceStore;
+  inbox: Inbox;
+  secret: Uint8Array;
+  siteNamespace: string;
+  gatewayId: string;
+  version: string;
+  apiToken: string;
+  commandTtlS: number;
+  metrics: Metrics;
+  log: Logger;
+}
+
+/** How long the API waits for each worker's answer, in ms. */
+export const WORKER_ANSWER_MS = 1500;
+
+function view(r: DeviceRow, pending = 0): DeviceView {
+  let meta: Record<string, unknown> = {};
+  try {
+    meta = r.meta ? (JSON.parse(r.meta) as Record<string, unknown>) : {};
+  } catch {
+    meta = {};
+  }
+  return {
+    id: r.id,
+    hardware_id: r.hardware_id,
+    connected: r.connected === 1,
+    worker: r.connected === 1 ? r.worker : null,
+    connection_id: r.connected === 1 ? r.conn_id : null,
+    first_seen: new Date(r.first_seen).toISOString(),
+    last_seen: new Date(r.last_seen).toISOString(),
+    last_close_reason: r.close_reason,
+    revoked: r.revoked === 1,
+    meta,
+    pending_commands: pending,
+  };
+}
+
+function sum(snaps: MetricsSnapshot[], kind: "counters" | "gauges", name: string): number {
+  let n = 0;
+  for (const s of snaps) for (const [k, v] of Object.entries(s[kind])) if ((k === name || k.startsWith(name + "{")) && Number.isFinite(v)) n += v;
+  return n;
+}
+
+/** {@link ApiDeps} backed by the supervisor, its workers and the shared store. */
+export class ControlPlane implements ApiDeps {
+  readonly version: string;
+  readonly gatewayId: string;
+  readonly apiToken: string;
+  private readonly startedAt = Date.now();
+  private readonly ackWaiters = new Map<string, () => void>();
+
+  constructor(private readonly o: ControlPlaneOptions) {
+    this.version = o.version;
+    this.gatewayId = o.gatewayId;
+    this.apiToken = o.apiToken;
+  }
+
+  /** A worker reported that a watched command was acked. */
+  onAck(n: AckNotice): void {
+    const key = `${n.deviceId}/${n.cmdId}`;
+    this.ackWaiters.get(key)?.();
+    this.ackWaiters.delete(key);
+  }
+
+  /** Calls `op` on every running worker; failures become undefined. */
+  private async all<K extends ControlOp>(op: K, args: ControlOps[K]["args"]): Promise<{ id: number; result?: ControlOps[K]["result"] }[]> {
+    const ws = this.o.sup.workers().filter((w) => w.up);
+    const settled = await Promise.allSettled(ws.map((w) => this.o.client.call(w.id, op, args, WORKER_ANSWER_MS)));
+    return ws.map((w, i) => {
+      const s = settled[i]!;
+      return s.status === "fulfilled" ? { id: w.id, result: s.value } : { id: w.id };
+    });
+  }
+
+  async workers(): Promise<WorkerView[]> {
+    const stats = new Map((await this.all("stats", {})).map((s) => [s.id, s.result]));
+    return this.o.sup.workers().map((w) => ({
+      id: w.id,
+      pid: w.pid,
+      up: w.up,
+      ready: w.ready,
+      restarts: w.restarts,
+      started_at: new Date(w.startedAt).toISOString(),
+      connections: stats.get(w.id)?.connections ?? null,
+      broker: stats.get(w.id)?.broker ?? null,
+    }));
+  }
+
+  async metrics() {
+    const stats = await this.all("stats", {});
+    return {
+      workers: stats.filter((s) => s.result).map((s) => ({ id: s.id, snapshot: s.result!.snapshot })),
+      supervisor: this.o.metrics.snapshot(),
+    };
+  }
+
+  async ready() {
+    const ws = this.o.sup.workers();
+    const stats = await this.all("stats", {});
+    let store = "ok";
+    try {
+      this.o.devices.count();
+    } catch (e) {
+      store = `error: ${(e as Error).message}`;
+    }
+    const readyCount = ws.filter((w) => w.up && w.ready).length;
+    const broker: Record<string, string> = {};
+    for (const s of stats) broker[String(s.id)] = s.result?.broker ?? "unknown";
+    return { ready: readyCount === ws.length && store === "ok", workers_ready: readyCount, workers: ws.length, store, broker };
+  }
+
+  listDevices(q: { cursor?: string; limit: number; connected?: boolean; hardware_id?: string; search?: string }): DevicePage {
+    const rows = this.o.devices.list({ after: q.cursor, limit: q.limit + 1, connected: q.connected, hardwareId: q.hardware_id, search: q.search });
+    const more = rows.length > q.limit;
+    const page = rows.slice(0, q.limit);
+    return { devices: page.map((r) => view(r)), next_cursor: more ? page[page.length - 1]!.id : null };
+  }
+
+  getDevice(id: string): DeviceView | null {
+    const r = this.o.devices.get(id);
+    return r ? view(r, this.o.inbox.count(id)) : null;
+  }
+
+  registerDevice(hardwareId: string, meta: Record<string, unknown>) {
+    const id = deviceUuid(this.o.siteNamespace, hardwareId);
+    const created = this.o.devices.register(id, hardwareId, meta);
+    const row = this.o.devices.get(id)!;
+    return { device: view(row), token: mintToken(this.o.secret, hardwareId, row.token_gen), created };
+  }
+
+  updateDevice(id: string, meta: Record<string, unknown>): DeviceView | null {
+    return this.o.devices.updateMeta(id, meta) ? this.getDevice(id) : null;
+  }
+
+  async revokeDevice(id: string): Promise<DeviceView | null> {
+    const generation = this.o.devices.revoke(id);
+    if (generation === null) return null;
+    await this.all("revoke", { deviceId: id, generation });
+    this.o.log.info("Device revoked", { device: id, generation });
+    return this.getDevice(id);
+  }
+
+  issueToken(id: string): string | null {
+    const row = this.o.devices.get(id);
+    if (!row?.hardware_id) return null;
+    const gen = this.o.devices.reissue(id);
+    return gen === null ? null : mintToken(this.o.secret, row.hardware_id, gen);
+  }
+
+  async sendCommand(id: string, req: CommandRequest, waitAckMs: number | null) {
+    if (!this.o.devices.get(id)) return null;
+    const cmd = {
+      id: messageId(),
+      deviceId: id,
+      topic: req.topic,
+      body: JSON.stringify(req.body ?? null),
+      corr: req.corr ?? null,
+      expiresAt: Date.now() + (req.ttl_s ?? this.o.commandTtlS) * 1000,
+    };
+    await this.o.inbox.add(cmd);
+    this.o.metrics.inc("owsla_api_commands_total");
+    const key = `${id}/${cmd.id}`;
+    const acked = waitAckMs === null ? null : new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => {
+        this.ackWaiters.delete(key);
+        resolve(false);
+      }, waitAckMs);
+      this.ackWaiters.set(key, () => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
+    await this.all("command", { cmd, watchAck: waitAckMs !== null });
+    if (!acked) return { id: cmd.id };
+    return { id: cmd.id, acked: await acked };
+  }
+
+  async kick(id: string): Promise<boolean | null> {
+    if (!this.o.devices.get(id)) return null;
+    const results = await this.all("kick", { deviceId: id, reason: "kicked" });
+    return results.some((r) => r.result === true);
+  }
+
+  async stats(): Promise<Stats> {
+    const stats = await this.all("stats", {});
+    const snaps = stats.flatMap((s) => (s.result ? [s.result.snapshot] : []));
+    const ws = this.o.sup.workers();
+    return {
+      gateway: this.gatewayId,
+      version: this.version,
+      uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
+      connections: sum(snaps, "gauges", "owsla_connections"),
+      devices_known: this.o.devices.count(),
+      accepts_total: sum(snaps, "counters", "owsla_accepts_total"),
+      welcomes_total: sum(snaps, "counters", "owsla_welcomes_total"),
+      messages_up_total: sum(snaps, "counters", "owsla_messages_up_total"),
+      messages_down_total: sum(snaps, "counters", "owsla_messages_down_total"),
+      outbox_depth: sum(snaps, "gauges", "owsla_outbox_depth"),
+      inbox_depth: this.o.inbox.count(),
+      broker: { up: sum(snaps, "gauges", "owsla_broker_up"), total: ws.length, reconnects: sum(snaps, "gauges", "owsla_broker_reconnects") },
+      workers: { up: ws.filter((w) => w.up).length, total: ws.length, restarts: ws.reduce((n, w) => n + w.restarts, 0) },
+    };
+  }
+}
