@@ -146,6 +146,9 @@ export async function startWorker(
     ctx,
   );
   link.start();
+  metrics.gauge("owsla_broker_up", () => (link.up ? 1 : 0));
+  metrics.gauge("owsla_broker_reconnects", () => link.reconnects);
+  metrics.gauge("owsla_outbox_depth", () => publisher.outboxDepth);
   // Commands stored by any worker while their device was mid-hello (or moving between
   // workers) are picked up here instead of waiting for the next reconnect.
   const catchUp = setInterval(() => {
@@ -181,7 +184,9 @@ export async function startWorker(
             kick: ({ deviceId, reason }) => {
               const conn = registry.get(deviceId);
               if (!conn) return false;
-              conn.close(reason, reason === "revoked" ? "unauthorized" : "kicked", reason === "revoked" ? "Device credentials were revoked" : "Disconnected by an operator");
+              // `kicked` is not a protocol error code: the device just sees the connection close.
+              if (reason === "revoked") conn.close(reason, "unauthorized", "Device credentials were revoked");
+              else conn.close(reason);
               return true;
             },
             revoke: ({ deviceId, generation }) => {
