@@ -3,6 +3,7 @@
  * only file that knows how the parts fit; every module takes its dependencies as arguments.
  */
 import { join } from "node:path";
+import { VERSION, buildInfo } from "./src/version.ts";
 import { loadConfig, ConfigError, helpText, describeConfig } from "./src/config/load.ts";
 import type { Config } from "./src/config/types.ts";
 import { createLogger, type Logger } from "./src/log/logger.ts";
@@ -36,8 +37,6 @@ import { startSupervisor } from "./src/supervisor/supervisor.ts";
 import { connectToSupervisor } from "./src/supervisor/worker-link.ts";
 import { availableParallelism } from "node:os";
 
-/** Version of this build (replaced at compile time by the build script). */
-export const VERSION = process.env.OWSLA_BUILD_VERSION ?? "0.1.0-dev";
 
 const USAGE = `Usage: owsla [command] [options]
 
@@ -463,7 +462,8 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (command === "version") {
-    process.stdout.write(`owsla ${VERSION}\n`);
+    const b = buildInfo();
+    process.stdout.write(`owsla ${b.version}\ncommit ${b.commit}\ntarget ${b.target}\n`);
     return 0;
   }
   if (command === "help") {

@@ -22,6 +22,8 @@
  * Prints one JSON object.
  */
 import { Database } from "bun:sqlite";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Socket } from "bun";
 import { removeDir, startGateway } from "../tests/helpers/gateway.ts";
@@ -113,10 +115,14 @@ class Device {
   }
 }
 
-const gw = await startGateway({ gatewayId: "bench-fwd", args: ["--workers", "2"] });
-const backend = await new TestBackend(gw.prefix).start("none.#");
+const dir = mkdtempSync(join(tmpdir(), "owsla-bench-"));
+/** What to stop at the end, whatever happens. */
+let started: { gw: Awaited<ReturnType<typeof startGateway>>; backend?: TestBackend } | null = null;
 const devices: Device[] = [];
 try {
+  const gw = await startGateway({ dir, gatewayId: "bench-fwd", args: ["--workers", "2"] });
+  started = { gw };
+  const backend = (started.backend = await new TestBackend(gw.prefix).start("none.#"));
   // Devices until each worker holds PER_WORKER of them (the kernel picks the worker).
   const byWorker: Device[][] = [[], []];
   for (let i = 0; byWorker.some((w) => w.length < PER_WORKER); i++) {
@@ -216,7 +222,11 @@ try {
   console.log(JSON.stringify(result, null, 2));
 } finally {
   for (const d of devices) d.close();
-  await gw.stop();
-  await backend.stop([gw.gatewayId]);
-  removeDir(gw.dir);
+  if (started) {
+    const { gw, backend } = started;
+    const stopped = await Promise.race([gw.stop(), Bun.sleep(40_000).then(() => null)]);
+    if (stopped === null) await gw.kill();
+    await backend?.stop([gw.gatewayId]);
+  }
+  removeDir(dir);
 }

@@ -24,7 +24,8 @@
  */
 import type { Subprocess } from "bun";
 import { Database } from "bun:sqlite";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, removeDir, ROOT, startGateway, type GatewayProcess } from "../tests/helpers/gateway.ts";
 import { TestBackend } from "../tests/helpers/backend.ts";
@@ -203,6 +204,7 @@ function connectedRows(gw: GatewayProcess): number {
   }
 }
 
+const dir = mkdtempSync(join(tmpdir(), "owsla-bench-"));
 let gw: GatewayProcess | null = null;
 let exitCode = 0;
 try {
@@ -223,7 +225,7 @@ try {
   }
 
   // The gateway, 2 workers.
-  gw = await startGateway({ gatewayId: "bench-welcomes", args: ["--workers", "2"] });
+  gw = await startGateway({ dir, gatewayId: "bench-welcomes", args: ["--workers", "2"] });
   const load = await Load.start(gw.port, 2 + CLIENTS, join(gw.dir, "site.secret"));
   const first = await load.round();
   await load.closeAll();
@@ -265,7 +267,7 @@ try {
     if (stopped === null) await gw.kill();
     const backend = await new TestBackend(gw.prefix).start("none.#");
     await backend.stop([gw.gatewayId]);
-    removeDir(gw.dir);
   }
+  removeDir(dir);
 }
 process.exit(exitCode);

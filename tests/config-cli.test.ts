@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestDevice } from "./helpers/device.ts";
-import { GatewayProcess, ROOT, freePort, removeDir, startGateway } from "./helpers/gateway.ts";
+import { GatewayProcess, ROOT, freePort, owslaCommand, removeDir, startGateway } from "./helpers/gateway.ts";
 import { TestBackend } from "./helpers/backend.ts";
 
 /** Waits inside tests are shorter, so a failure is reported as such, not as a timeout. */
@@ -46,7 +46,7 @@ function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
 
 /** Runs `bun main.ts ...args` to completion (killed after `timeoutMs`). */
 async function run(args: string[], env: Record<string, string> = {}, timeoutMs = 10_000) {
-  const proc = Bun.spawn([process.execPath, join(ROOT, "main.ts"), ...args], {
+  const proc = Bun.spawn([...owslaCommand(), ...args], {
     cwd: scratch,
     env: cleanEnv(env),
     stdin: "ignore",
@@ -132,10 +132,11 @@ describe("invalid configuration", () => {
 });
 
 describe("commands", () => {
-  test("version prints a version and exits 0", async () => {
+  test("version prints the version, git commit and target, and exits 0", async () => {
     const r = await run(["version"]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^owsla \d+\.\d+\.\d+\S*\n$/);
+    expect(r.stdout).toMatch(/^owsla \d+\.\d+\.\d+\S*\ncommit [0-9a-f]{7,}\ntarget \S.*\n$/);
+    if (process.env.OWSLA_TEST_BINARY) expect(r.stdout).toContain("target bun-linux-x64");
   });
 
   test("an unknown command exits 2 with the usage", async () => {

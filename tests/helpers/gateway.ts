@@ -9,6 +9,15 @@ import { TestDevice } from "./device.ts";
 /** Repository root. */
 export const ROOT = resolve(import.meta.dir, "../..");
 
+/**
+ * The command that runs Owsla: the compiled binary named by OWSLA_TEST_BINARY (CI runs the
+ * black-box tests against dist/owsla-linux-x64 too), else `bun main.ts` from the sources.
+ */
+export function owslaCommand(): string[] {
+  const bin = process.env.OWSLA_TEST_BINARY;
+  return bin ? [resolve(ROOT, bin)] : [process.execPath, join(ROOT, "main.ts")];
+}
+
 /** Broker URL used by tests. */
 export const BROKER_URL = process.env.OWSLA_TEST_BROKER ?? "amqp://guest:guest@127.0.0.1:5672";
 
@@ -77,7 +86,7 @@ export class GatewayProcess {
     const waitFor = "Gateway ready";
     this.logs = [];
     this.proc = Bun.spawn(
-      [process.execPath, join(ROOT, "main.ts"), "serve", "--data", this.dir, "--port", String(this.port), "--gateway", this.gatewayId, "--broker-prefix", this.prefix, "--broker", BROKER_URL, "--log-format", "json", "--api-port", "0", ...this.args],
+      [...owslaCommand(), "serve", "--data", this.dir, "--port", String(this.port), "--gateway", this.gatewayId, "--broker-prefix", this.prefix, "--broker", BROKER_URL, "--log-format", "json", "--api-port", "0", ...this.args],
       { stdout: "pipe", stderr: "pipe", stdin: "ignore", env: { ...process.env, ...this.env } },
     );
     const seen = new Promise<void>((resolve, reject) => {

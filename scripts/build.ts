@@ -1,0 +1,44 @@
+/**
+ * Builds the single-file binaries: dist/owsla-linux-x64, dist/owsla-linux-arm64 and
+ * dist/owsla-linux-x64-musl (`bun build --compile`). Each holds everything: the workers are
+ * the same binary started again and the dashboard is embedded.
+ *
+ * Usage: bun scripts/build.ts [target ...]   (targets: x64, arm64, x64-musl; default all)
+ */
+import { mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import pkg from "../package.json" with { type: "json" };
+
+const ROOT = resolve(import.meta.dir, "..");
+const TARGETS: Record<string, string> = {
+  x64: "bun-linux-x64",
+  arm64: "bun-linux-arm64",
+  "x64-musl": "bun-linux-x64-musl",
+};
+
+const wanted = process.argv.slice(2);
+for (const t of wanted) {
+  if (!(t in TARGETS)) {
+    console.error(`Unknown target "${t}"; choose from ${Object.keys(TARGETS).join(", ")}`);
+    process.exit(2);
+  }
+}
+const git = Bun.spawnSync(["git", "rev-parse", "--short=12", "HEAD"], { cwd: ROOT, stderr: "ignore" });
+const commit = git.success ? git.stdout.toString().trim() : "unknown";
+mkdirSync(join(ROOT, "dist"), { recursive: true });
+
+for (const name of wanted.length ? wanted : Object.keys(TARGETS)) {
+  const target = TARGETS[name]!;
+  const out = join(ROOT, "dist", `owsla-linux-${name}`);
+  const info = JSON.stringify({ version: pkg.version, commit, target });
+  const started = performance.now();
+  const r = Bun.spawnSync(
+    [process.execPath, "build", "--compile", `--target=${target}`, "--minify", "--sourcemap", `--define`, `OWSLA_BUILD=${info}`, join(ROOT, "main.ts"), "--outfile", out],
+    { cwd: ROOT, stdout: "pipe", stderr: "pipe" },
+  );
+  if (!r.success) {
+    console.error(`Build of ${out} failed:\n${r.stderr.toString()}${r.stdout.toString()}`);
+    process.exit(1);
+  }
+  console.log(`built ${out} (${target}, commit ${commit}) in ${Math.round(performance.now() - started)} ms`);
+}
