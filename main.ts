@@ -25,6 +25,7 @@ import { maxConnections } from "./src/listener/fd-limit.ts";
 import type { DeviceConnection } from "./src/session/connection.ts";
 import type { SessionContext } from "./src/session/context.ts";
 import { drainConnections } from "./src/session/drain.ts";
+import { PendingLoader } from "./src/session/pending-loader.ts";
 import { TAKEN_OVER_MESSAGE } from "./src/session/connection.ts";
 import { Cluster, isForward } from "./src/registry/cluster.ts";
 import { answerControl, ControlClient, isAckNotice, isControlRequest, isControlResponse } from "./src/control/protocol.ts";
@@ -125,6 +126,7 @@ export async function startWorker(
     },
     devices,
     inbox,
+    pending: new PendingLoader(inbox, log),
     publisher,
     registry,
     cluster,
@@ -220,7 +222,8 @@ export async function startWorker(
       clearInterval(expiry);
       clearInterval(catchUp);
       listener.stopAccepting();
-      await drainConnections(listener.connections, config.device.drain_rate);
+      // device.drain_rate is for the whole gateway: each worker takes its share.
+      await drainConnections(listener.connections, config.device.drain_rate / Math.max(1, Number(process.env.OWSLA_WORKERS_TOTAL ?? "1")));
       const deadline = Date.now() + 5000;
       while (publisher.inflight > 0 && Date.now() < deadline) await Bun.sleep(20);
       batcher.flush();

@@ -72,6 +72,7 @@ export class Publisher {
       return this.toOutbox(m);
     }
     const ch = link.pub;
+    link.corkTick();
     const started = performance.now();
     this.inflight++;
     return new Promise<void>((resolve, reject) => {
@@ -145,6 +146,7 @@ export class Publisher {
         }
         if (rows.length === 0) return;
         const ch = this.link.pub;
+        this.link.corkTick();
         const settled = Promise.allSettled(
           rows.map((r) => ch.basicPublish(this.opts.exchange, r.routingKey, r.body, amqpProps(r))),
         );

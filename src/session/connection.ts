@@ -281,13 +281,7 @@ export class DeviceConnection {
     ctx.metrics.inc("owsla_welcomes_total");
     ctx.publisher.publish(presenceMessage(this.sender(), "connected", null)).catch(() => {});
     if (ctx.log.enabled("debug")) ctx.log.debug("Device connected", { device: id, conn: this.connId, hardware_id: this.hardwareId });
-    let pending: Command[] = [];
-    try {
-      pending = ctx.inbox.pending(id);
-    } catch (err) {
-      ctx.log.warn("Cannot read pending commands; they are sent on the next reconnect", { device: id, err: err as Error });
-    }
-    for (const c of pending) if (!this.sendCommand(c)) break;
+    ctx.pending.request(this);
   }
 
   private pub(f: PubFrame): void {

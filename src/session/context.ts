@@ -7,6 +7,7 @@ import type { Inbox } from "../store/inbox.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { DeviceConnection } from "./connection.ts";
 import type { Cluster } from "../registry/cluster.ts";
+import type { PendingLoader } from "./pending-loader.ts";
 
 /** Protocol limits applied to every connection. */
 export interface SessionLimits {
@@ -42,6 +43,8 @@ export interface SessionContext {
   limits: SessionLimits;
   devices: DeviceStore;
   inbox: Inbox;
+  /** Sends stored commands to newly welcomed devices (batched lookups). */
+  pending: PendingLoader;
   publisher: Publisher;
   registry: Registry<DeviceConnection>;
   /** Tells other workers about welcomed devices (takeover across workers). */

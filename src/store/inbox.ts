@@ -39,6 +39,7 @@ export class Inbox {
   private readonly countStmt;
   private readonly countDeviceStmt;
   private readonly sinceStmt;
+  private readonly pendingForStmt;
 
   constructor(
     private readonly db: Database,
@@ -54,6 +55,9 @@ export class Inbox {
     this.deleteStmt = db.query("DELETE FROM inbox WHERE device_id = ? AND id = ?");
     this.expireStmt = db.query("DELETE FROM inbox WHERE expires_at <= ?");
     this.countStmt = db.query<{ n: number }, []>("SELECT COUNT(*) AS n FROM inbox");
+    this.pendingForStmt = db.query<RawRow, [string, number]>(
+      "SELECT * FROM inbox WHERE device_id IN (SELECT value FROM json_each(?)) AND expires_at > ? ORDER BY created, id",
+    );
     this.sinceStmt = db.query<RawRow, [number, number]>("SELECT * FROM inbox WHERE created >= ? AND expires_at > ?");
     this.countDeviceStmt = db.query<{ n: number }, [string]>("SELECT COUNT(*) AS n FROM inbox WHERE device_id = ?");
   }
@@ -64,6 +68,11 @@ export class Inbox {
     return this.batcher.run(() => {
       this.insertStmt.run(c.deviceId, c.id, c.topic, c.body, c.corr, c.expiresAt, now);
     });
+  }
+
+  /** Unexpired commands for any of `deviceIds` (one query for many devices), oldest first. */
+  pendingFor(deviceIds: string[]): Command[] {
+    return this.pendingForStmt.all(JSON.stringify(deviceIds), Date.now()).map(toCommand);
   }
 
   /** Unexpired commands stored at or after `createdMs` (by any worker). */
