@@ -73,8 +73,21 @@ export function openDatabase(dir: string): Database {
   db.exec("PRAGMA synchronous = NORMAL");
   db.exec("PRAGMA foreign_keys = OFF");
   // Schema creation from several processes at once: take the write lock first.
-  db.transaction(() => db.exec(SCHEMA)).immediate();
+  db.transaction(() => {
+    db.exec(SCHEMA);
+    migrate(db);
+  }).immediate();
   return db;
+}
+
+/** Columns added after the first release; added in place to older databases. */
+const ADDED_COLUMNS: [table: string, column: string, decl: string][] = [["devices", "token_gen", "INTEGER NOT NULL DEFAULT 0"]];
+
+function migrate(db: Database): void {
+  for (const [table, column, decl] of ADDED_COLUMNS) {
+    const cols = db.query<{ name: string }, []>(`PRAGMA table_info(${table})`).all();
+    if (!cols.some((c) => c.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${decl}`);
+  }
 }
 
 /** Runs `PRAGMA integrity_check` and returns its first line ("ok" when healthy). */
