@@ -1,7 +1,9 @@
 /**
- * The broker link: one AMQP connection with a confirm-mode publish channel and a consume
- * channel, re-established with capped, jittered backoff whenever it drops. This is the only
- * place that reconnects. Listeners learn about `up` (topology declared, channels ready) and
+ * The broker link: two AMQP connections, one with a confirm-mode publish channel and one with
+ * the consume channel, re-established together with capped, jittered backoff whenever either
+ * drops. This is the only place that reconnects. Publishing and consuming use separate
+ * connections because RabbitMQ stops reading a blocked publisher's socket (resource alarm):
+ * command acks on that socket would stall and, past the prefetch, so would commands. Listeners learn about `up` (topology declared, channels ready) and
  * `down` (every in-flight publish has been rejected by the client by then).
  */
 import { AMQPClient, type AMQPChannel } from "@cloudamqp/amqp-client";
@@ -57,6 +59,7 @@ export class BrokerLink {
   private connectedOnce = false;
   private corked = false;
   private client: AMQPClient | null = null;
+  private subClient: AMQPClient | null = null;
   private closing = false;
   private wake: (() => void) | null = null;
   private upListeners: (() => void)[] = [];
@@ -95,10 +98,12 @@ export class BrokerLink {
   async close(): Promise<void> {
     this.closing = true;
     this.wake?.();
-    const c = this.client;
-    if (c && !c.closed) {
-      await Promise.race([c.close("gateway shutting down").catch(() => {}), Bun.sleep(2000)]);
-    }
+    await Promise.race([
+      Promise.all(
+        [this.client, this.subClient].map((c) => (c && !c.closed ? c.close("gateway shutting down").catch(() => {}) : undefined)),
+      ),
+      Bun.sleep(2000),
+    ]);
     this.state = "closed";
     await this.loop;
   }
@@ -125,10 +130,9 @@ export class BrokerLink {
 
   /** Drops the current connection (it is re-established); used when a channel breaks. */
   reset(why: string): void {
-    const c = this.client;
-    if (!c || this.state !== "up") return;
-    this.opts.log.warn("Resetting broker connection", { why });
-    c.close(why).catch(() => {});
+    if (this.state !== "up") return;
+    this.opts.log.warn("Resetting broker connections", { why });
+    for (const c of [this.client, this.subClient]) c?.close(why).catch(() => {});
     this.wake?.();
   }
 
@@ -151,12 +155,13 @@ export class BrokerLink {
       this.state = "connecting";
       const down = new Promise<void>((resolve) => (this.wake = resolve));
       try {
-        const client = new AMQPClient(url, undefined, null);
-        this.client = client;
-        client.ondisconnect = (err) => {
+        const onDisconnect = (err?: Error) => {
           this.lastError = err?.message ?? "connection closed";
           this.wake?.();
         };
+        const client = new AMQPClient(url, undefined, null);
+        this.client = client;
+        client.ondisconnect = onDisconnect;
         client.onblocked = (reason) => {
           this.blocked = reason || "blocked";
           log.warn("Broker blocks publishers (resource alarm); messages go to the outbox until it unblocks", { reason });
@@ -166,11 +171,14 @@ export class BrokerLink {
           log.info("Broker unblocked publishers");
           this.emit(this.unblockListeners);
         };
-        await client.connect();
+        const subClient = new AMQPClient(linkUrl(this.opts.url, this.opts.heartbeatS, `${this.opts.name} (commands)`), undefined, null);
+        this.subClient = subClient;
+        subClient.ondisconnect = onDisconnect;
+        await Promise.all([client.connect(), subClient.connect()]);
         const pub = await client.channel();
         await pub.confirmSelect();
         await declareTopology(pub, this.opts.topology);
-        const sub = await client.channel();
+        const sub = await subClient.channel();
         await sub.basicQos(this.opts.prefetch);
         const onChannelError = (reason: string) => {
           this.lastError = `channel closed: ${reason}`;
@@ -208,9 +216,9 @@ export class BrokerLink {
       this.pub = null;
       this.sub = null;
       this.blocked = null;
-      const c = this.client;
+      for (const c of [this.client, this.subClient]) if (c && !c.closed) c.close().catch(() => {});
       this.client = null;
-      if (c && !c.closed) c.close().catch(() => {});
+      this.subClient = null;
       if (wasUp) this.emit(this.downListeners);
       if (this.closing) break;
       const delay = backoffDelay(attempt++, this.opts.reconnectMinMs, this.opts.reconnectMaxMs);
