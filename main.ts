@@ -20,12 +20,13 @@ import { Registry } from "./src/registry/registry.ts";
 import { LocalRouter } from "./src/registry/local-router.ts";
 import { Metrics } from "./src/metrics/metrics.ts";
 import { loadOrCreateApiToken, loadOrCreateSecret, mintToken } from "./src/auth/token.ts";
-import { startListener } from "./src/listener/listener.ts";
+import { startListener, type TlsFiles } from "./src/listener/listener.ts";
 import { maxConnections } from "./src/listener/fd-limit.ts";
 import type { DeviceConnection } from "./src/session/connection.ts";
 import type { SessionContext } from "./src/session/context.ts";
 import { drainConnections } from "./src/session/drain.ts";
 import { PendingLoader } from "./src/session/pending-loader.ts";
+import { BanList } from "./src/auth/bans.ts";
 import { TAKEN_OVER_MESSAGE } from "./src/session/connection.ts";
 import { Cluster, isForward } from "./src/registry/cluster.ts";
 import { answerControl, ControlClient, isAckNotice, isControlRequest, isControlResponse } from "./src/control/protocol.ts";
@@ -66,6 +67,25 @@ function makeLogger(config: Config, base: Record<string, unknown>): Logger {
 const COMMAND_CATCH_UP_EVERY_MS = 500;
 /** How far back that look goes (covers batch commit delay and IPC forwarding), in ms. */
 const COMMAND_CATCH_UP_WINDOW_MS = 3000;
+
+/** Reads the device listener's TLS files named in the config (none when tls_cert is empty). */
+function readTlsFiles(config: Config): TlsFiles | undefined {
+  const { tls_cert, tls_key, tls_client_ca } = config.device;
+  if (!tls_cert && !tls_key && !tls_client_ca) return undefined;
+  if (!tls_cert || !tls_key) throw new Error("Invalid config: device.tls_cert and device.tls_key must be set together (PEM files)");
+  const read = (key: string, path: string) => {
+    try {
+      return readFileSync(path, "utf8");
+    } catch (e) {
+      throw new Error(`Cannot read ${key} ${path}: ${(e as Error).message}; check the path and that the gateway's user may read it`);
+    }
+  };
+  return {
+    cert: read("device.tls_cert", tls_cert),
+    key: read("device.tls_key", tls_key),
+    clientCa: tls_client_ca ? read("device.tls_client_ca", tls_client_ca) : undefined,
+  };
+}
 
 /** A running gateway worker: listener, sessions, store and broker link of one process. */
 export interface RunningWorker {
@@ -116,7 +136,12 @@ export async function startWorker(
     workerId,
     siteNamespace: config.gateway.site_namespace,
     replyTo: topo.queue,
-    auth: { mode: config.auth.mode, secret: loadOrCreateSecret(secretPath(config)), tokenFloors: devices.tokenFloors() },
+    auth: {
+      mode: config.auth.mode,
+      secret: loadOrCreateSecret(secretPath(config)),
+      tokenFloors: devices.tokenFloors(),
+      bans: new BanList({ failures: config.auth.ban_failures, windowMs: config.auth.ban_window_s * 1000, durationMs: config.auth.ban_duration_s * 1000 }),
+    },
     limits: {
       maxFrameBytes: config.device.max_frame_bytes,
       helloTimeoutMs: config.device.hello_timeout_ms,
@@ -143,6 +168,7 @@ export async function startWorker(
       maxConnections: maxConnections(config.device.max_connections),
       acceptRatePerIp: config.device.accept_rate_per_ip,
       acceptRateTotal: config.device.accept_rate_total,
+      tls: readTlsFiles(config),
     },
     ctx,
   );

@@ -10,7 +10,7 @@
  * restarts the gateway on the same data dir to check that a revocation survives it.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { TestDevice, type Frame } from "./helpers/device.ts";
 import { removeDir, startGateway, type GatewayProcess } from "./helpers/gateway.ts";
@@ -637,6 +637,33 @@ describe("stats and metrics", () => {
   });
 });
 
+describe("worker restarts", () => {
+  test("a killed worker is restarted: workers, stats, metrics and readyz show it", async () => {
+    const before = (await get("/api/v1/workers")).workers;
+    const victim = before.find((w: any) => w.id === 1);
+    process.kill(victim.pid, "SIGKILL");
+    const after = await waitFor(
+      "worker 1 back with a new pid",
+      async () => {
+        const ws = (await get("/api/v1/workers")).workers;
+        const w = ws.find((x: any) => x.id === 1);
+        return w && w.pid !== victim.pid && w.up && w.ready && w.broker === "up" ? ws : null;
+      },
+      15_000,
+    );
+    expect(after.find((w: any) => w.id === 1).restarts).toBe(1);
+    expect(after.find((w: any) => w.id === 0)).toMatchObject({ pid: before.find((w: any) => w.id === 0).pid, restarts: 0 });
+    const s = await get("/api/v1/stats");
+    expect(s.workers).toEqual({ up: 2, total: 2, restarts: 1 });
+    const m = parseProm((await api("GET", "/metrics")).text);
+    expect(m.get("owsla_worker_restarts_total")).toBe(1);
+    expect(m.has(`owsla_connections{worker="1"}`)).toBe(true);
+    const ready = await api("GET", "/readyz");
+    expect(ready.status).toBe(200);
+    expect(ready.json.broker).toEqual({ "0": "up", "1": "up" });
+  }, 20_000);
+});
+
 describe("revocation", () => {
   test("revoking a pre-registered device refuses its registration token; revoking again refuses the re-issued one", async () => {
     const reg = await api("POST", "/api/v1/devices", { body: { hardware_id: "rev-pre", room: "attic" } });
@@ -696,6 +723,8 @@ describe("revocation", () => {
     expect(await gw.stop()).toBe(0);
     await gw.start();
     base = apiBase(gw);
+    // The generated API token is printed once, when created, not on every start.
+    expect(gw.logs.some((l) => l.includes(token))).toBe(false);
     expect((await api("GET", "/readyz")).status).toBe(200);
     expect((await get(`/api/v1/devices/${id}`)).revoked).toBe(true);
     for (let i = 0; i < 6; i++) {
@@ -720,4 +749,24 @@ describe("revocation", () => {
     const { frame: stillOld } = await connectWith("rev-dev", oldToken);
     expect(stillOld).toMatchObject({ op: "error", code: "unauthorized" });
   }, 40_000);
+});
+
+describe("configured API token", () => {
+  test("api.token from the command line is used; nothing is generated or printed", async () => {
+    const configured = "configured-token-0123456789";
+    const other = await startGateway({ gatewayId: "api-gw2", args: ["--workers", "1", "--api-token", configured] });
+    try {
+      const url = apiBase(other);
+      expect(existsSync(join(other.dir, "api.token"))).toBe(false);
+      expect(other.logs.some((l) => l.includes(configured))).toBe(false);
+      const ok = await fetch(`${url}/readyz`, { headers: { authorization: `Bearer ${configured}` } });
+      expect(ok.status).toBe(200);
+      const bad = await fetch(`${url}/readyz`, { headers: { authorization: `Bearer ${token}` } });
+      expect(bad.status).toBe(401);
+      expect(((await bad.json()) as any).error.code).toBe("unauthorized");
+    } finally {
+      await other.kill();
+      removeDir(other.dir);
+    }
+  }, 30_000);
 });

@@ -58,6 +58,12 @@ export const DEFAULT_DEVICE_ACCEPT_RATE_PER_IP = 0;
 export const DEFAULT_DEVICE_ACCEPT_RATE_TOTAL = 0;
 /** `shutting_down` frames sent per second during a graceful stop. */
 export const DEFAULT_DEVICE_DRAIN_RATE = 2000;
+/** TLS certificate chain (PEM) for the device port; empty = plain TCP. */
+export const DEFAULT_DEVICE_TLS_CERT = "";
+/** TLS private key (PEM) for the device port. */
+export const DEFAULT_DEVICE_TLS_KEY = "";
+/** CA bundle (PEM) to require and verify device client certificates; empty = no client certificates. */
+export const DEFAULT_DEVICE_TLS_CLIENT_CA = "";
 
 // ---- [auth] ----
 
@@ -65,6 +71,12 @@ export const DEFAULT_DEVICE_DRAIN_RATE = 2000;
 export const DEFAULT_AUTH_MODE = "token";
 /** Site secret file; empty = `<store.dir>/site.secret`. */
 export const DEFAULT_AUTH_SECRET_FILE = "";
+/** Failed hellos (per source address, and per hardware id) that lead to a ban; 0 never bans. */
+export const DEFAULT_AUTH_BAN_FAILURES = 10;
+/** Window in which those failures are counted, in seconds. */
+export const DEFAULT_AUTH_BAN_WINDOW_S = 60;
+/** How long a ban lasts, in seconds. */
+export const DEFAULT_AUTH_BAN_DURATION_S = 300;
 
 // ---- [broker] ----
 

@@ -42,8 +42,11 @@ const EXPECTED_DEFAULTS: Config = {
     accept_rate_per_ip: 0,
     accept_rate_total: 0,
     drain_rate: 2000,
+    tls_cert: "",
+    tls_key: "",
+    tls_client_ca: "",
   },
-  auth: { mode: "token", secret_file: "" },
+  auth: { mode: "token", secret_file: "", ban_failures: 10, ban_window_s: 60, ban_duration_s: 300 },
   broker: {
     url: "amqp://guest:guest@127.0.0.1:5672",
     prefix: "",

@@ -136,6 +136,18 @@ export const SCHEMA = [
     type: "int", default: D.DEFAULT_DEVICE_DRAIN_RATE, min: 1, max: 1_000_000,
     doc: "shutting_down frames sent per second during a graceful stop.",
   }),
+  def("device", "tls_cert", {
+    type: "string", default: D.DEFAULT_DEVICE_TLS_CERT,
+    doc: "TLS certificate chain (PEM file) for the device port; empty = plain TCP.",
+  }),
+  def("device", "tls_key", {
+    type: "string", default: D.DEFAULT_DEVICE_TLS_KEY,
+    doc: "TLS private key (PEM file) for the device port.",
+  }),
+  def("device", "tls_client_ca", {
+    type: "string", default: D.DEFAULT_DEVICE_TLS_CLIENT_CA,
+    doc: "CA bundle (PEM file); when set, devices must present a client certificate it signed.",
+  }),
 
   def("auth", "mode", {
     type: "enum", default: D.DEFAULT_AUTH_MODE, values: ["token", "none"],
@@ -144,6 +156,19 @@ export const SCHEMA = [
   def("auth", "secret_file", {
     type: "string", default: D.DEFAULT_AUTH_SECRET_FILE,
     doc: "Site secret file; empty = <store.dir>/site.secret.",
+  }),
+
+  def("auth", "ban_failures", {
+    type: "int", default: D.DEFAULT_AUTH_BAN_FAILURES, min: 0, max: 1_000_000,
+    doc: "Failed hellos from one address, or for one hardware id, that lead to a ban; 0 never bans.",
+  }),
+  def("auth", "ban_window_s", {
+    type: "int", default: D.DEFAULT_AUTH_BAN_WINDOW_S, min: 1, max: 86_400,
+    doc: "Window in which failed hellos are counted, in seconds.",
+  }),
+  def("auth", "ban_duration_s", {
+    type: "int", default: D.DEFAULT_AUTH_BAN_DURATION_S, min: 1, max: 86_400 * 7,
+    doc: "How long a ban lasts, in seconds.",
   }),
 
   def("broker", "url", {

@@ -43,6 +43,12 @@ export interface DeviceConfig {
   accept_rate_total: number;
   /** `shutting_down` frames per second on graceful stop. Default 2000. */
   drain_rate: number;
+  /** TLS certificate (PEM path); empty = plain TCP. Default empty. */
+  tls_cert: string;
+  /** TLS key (PEM path). Default empty. */
+  tls_key: string;
+  /** CA (PEM path) for verifying client certificates; empty = none required. Default empty. */
+  tls_client_ca: string;
 }
 
 /** `[auth]`: device authentication. */
@@ -51,6 +57,12 @@ export interface AuthConfig {
   mode: AuthMode;
   /** Site secret file; empty = `<store.dir>/site.secret`. Default empty. */
   secret_file: string;
+  /** Failed hellos per source address / hardware id before a ban; 0 never bans. Default 10. */
+  ban_failures: number;
+  /** Window for counting failures, s. Default 60. */
+  ban_window_s: number;
+  /** Ban duration, s. Default 300. */
+  ban_duration_s: number;
 }
 
 /** `[broker]`: the AMQP connection. */

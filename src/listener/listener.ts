@@ -20,6 +20,16 @@ export interface ListenerOptions {
   acceptRatePerIp: number;
   /** New connections per second in this process; 0 = unlimited. */
   acceptRateTotal: number;
+  /** Serve TLS with these PEM contents instead of plain TCP. */
+  tls?: TlsFiles;
+}
+
+/** PEM contents for a TLS device listener. */
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  /** When set, devices must present a client certificate signed by this CA. */
+  clientCa?: string;
 }
 
 /** A running device listener. */
@@ -42,6 +52,7 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext): Devic
   const { metrics, log } = ctx;
   metrics.gauge("owsla_connections", () => connections.size);
   metrics.gauge("owsla_devices_held", () => ctx.registry.size);
+  metrics.gauge("owsla_auth_bans_active", () => ctx.auth.bans.activeBans());
   const limiter = new AcceptLimiter(opts.acceptRatePerIp, opts.acceptRateTotal);
   const refuse = (socket: Sock, reason: string, code: "server_busy" | "rate_limited", message: string) => {
     metrics.inc("owsla_accepts_rejected_total", { reason });
@@ -55,22 +66,51 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext): Devic
     port: opts.port,
     // Missing from Bun's public types, supported on Linux.
     ...({ reusePort: true } as object),
+    ...(opts.tls
+      ? {
+          tls: {
+            cert: opts.tls.cert,
+            key: opts.tls.key,
+            ...(opts.tls.clientCa ? { ca: opts.tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
+          },
+        }
+      : {}),
     socket: {
       open(socket: Sock) {
         if (connections.size >= opts.maxConnections) {
           return refuse(socket, "max_connections", "server_busy", `Gateway worker is at max_connections ${opts.maxConnections}; retry later`);
+        }
+        const banned = ctx.auth.bans.remaining(`ip:${socket.remoteAddress}`);
+        if (banned > 0) {
+          metrics.inc("owsla_accepts_rejected_total", { reason: "banned_address" });
+          socket.data = { conn: null };
+          socket.write(encodeFrame(errorFrame("rate_limited", `Too many failed logins from this address; retry in ${Math.ceil(banned / 1000)} s`, banned)));
+          socket.end();
+          return;
         }
         const limited = limiter.admit(socket.remoteAddress);
         if (limited) {
           return refuse(socket, `accept_rate_${limited}`, "rate_limited", limited === "per_ip" ? "Too many new connections from this address; retry later" : "Too many new connections; retry later");
         }
         const conn = new DeviceConnection(socket, ctx);
+        conn.handshaken = !opts.tls;
         socket.data = { conn };
         connections.add(conn);
         metrics.inc("owsla_accepts_total");
       },
       data(socket: Sock, data: Buffer) {
         socket.data?.conn?.onData(data);
+      },
+      handshake(socket: Sock, success: boolean) {
+        const conn = socket.data?.conn;
+        if (!conn) return;
+        if (success) {
+          conn.handshaken = true;
+          conn.onDrain();
+        } else {
+          metrics.inc("owsla_tls_handshake_failures_total");
+          conn.closeReason ??= "socket_error";
+        }
       },
       drain(socket: Sock) {
         socket.data?.conn?.onDrain();
@@ -95,7 +135,11 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext): Devic
       const helloDeadline = now - ctx.limits.helloTimeoutMs;
       const idleDeadline = now - ctx.limits.keepaliveS * 1500;
       for (const c of connections) {
-        if (c.state === "hello" && c.acceptedAt < helloDeadline) {
+        if (c.state === "hello" && c.acceptedAt < helloDeadline && !c.handshaken) {
+          // TLS handshake never finished: nothing can be written to it, cut it now.
+          c.closeReason ??= "hello_timeout";
+          c.terminate();
+        } else if (c.state === "hello" && c.acceptedAt < helloDeadline) {
           c.close("hello_timeout", "hello_timeout", `No valid hello within ${ctx.limits.helloTimeoutMs} ms of connecting`);
         } else if (c.state === "open" && c.lastActivity < idleDeadline) {
           c.close("keepalive_timeout", "keepalive_timeout", `Nothing received for ${ctx.limits.keepaliveS * 1.5} s (1.5 x keepalive); send ping to stay connected`);

@@ -47,6 +47,8 @@ export class DeviceConnection {
   lastActivity = Date.now();
   closeReason: CloseReason | null = null;
   closingSince = 0;
+  /** False until a TLS handshake completes (always true on plain TCP). */
+  handshaken = true;
   /** When `welcome` was sent (high-resolution wall clock, comparable across workers). */
   welcomedAt = 0;
   /** Command ids written on this connection and not yet acked (to avoid re-sending them). */
@@ -210,6 +212,18 @@ export class DeviceConnection {
     }
   }
 
+  /** Counts a failed hello against the source address and the hardware id (bans brute force). */
+  private recordAuthFailure(hardwareId: string | undefined): void {
+    const { bans, } = this.ctx.auth;
+    const before = bans.bansTotal;
+    bans.fail(`ip:${this.socket.remoteAddress}`);
+    if (hardwareId) bans.fail(`hw:${hardwareId}`);
+    if (bans.bansTotal > before) {
+      this.ctx.metrics.inc("owsla_auth_bans_total", undefined, bans.bansTotal - before);
+      this.ctx.log.warn("Banned after repeated failed logins", { remote: this.socket.remoteAddress, hardware_id: hardwareId });
+    }
+  }
+
   private notReady(op: string): void {
     this.send(errorFrame("not_ready", `Cannot accept ${op} before welcome: send hello first`));
   }
@@ -223,6 +237,14 @@ export class DeviceConnection {
     this.helloInProgress = true;
     let id: string;
     let mustPersist = false;
+    if (f.device) {
+      const left = ctx.auth.bans.remaining(`hw:${f.device}`);
+      if (left > 0) {
+        ctx.metrics.inc("owsla_accepts_rejected_total", { reason: "banned_hardware_id" });
+        this.close("unauthorized", "rate_limited", `Too many failed logins for this hardware id; retry in ${Math.ceil(left / 1000)} s`, left);
+        return;
+      }
+    }
     if (ctx.auth.mode === "token") {
       const floor = f.device ? (ctx.auth.tokenFloors.get(deviceUuid(ctx.siteNamespace, f.device)) ?? 0) : 0;
       if (!f.device || !f.token || !verifyToken(ctx.auth.secret, f.device, f.token, floor)) {
@@ -235,6 +257,7 @@ export class DeviceConnection {
               ? "this token was revoked; ask the installer for a re-issued one"
               : "token does not match the hardware id";
         ctx.log.debug("Device refused", { hardware_id: f.device, remote: this.socket.remoteAddress, why });
+        this.recordAuthFailure(f.device);
         this.close("unauthorized", "unauthorized", `Unauthorized: ${why}; ask the installer for a token minted with \`owsla token <hardware-id>\``);
         return;
       }
@@ -248,6 +271,7 @@ export class DeviceConnection {
       const row = f.resume[14] === "4" ? ctx.devices.get(f.resume) : null;
       if (f.resume[14] !== "4" || row?.hardware_id) {
         ctx.metrics.inc("owsla_auth_failures_total");
+        this.recordAuthFailure(undefined);
         this.close("unauthorized", "unauthorized", `Unauthorized: ${f.resume} belongs to a device with a hardware id; send hello with \`device\` instead of \`resume\``);
         return;
       }

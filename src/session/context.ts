@@ -8,6 +8,7 @@ import type { Registry } from "../registry/registry.ts";
 import type { DeviceConnection } from "./connection.ts";
 import type { Cluster } from "../registry/cluster.ts";
 import type { PendingLoader } from "./pending-loader.ts";
+import type { BanList } from "../auth/bans.ts";
 
 /** Protocol limits applied to every connection. */
 export interface SessionLimits {
@@ -30,6 +31,8 @@ export interface AuthSettings {
   secret: Uint8Array;
   /** Device UUID -> lowest token generation still accepted (raised by revocation). */
   tokenFloors: Map<string, number>;
+  /** Temporary bans after repeated failed hellos (keys `ip:<addr>`, `hw:<hardware id>`). */
+  bans: BanList;
 }
 
 /** Shared dependencies of all sessions of one worker. */

@@ -12,16 +12,20 @@ export class TestDevice {
   private waiters: { pred: (f: Frame) => boolean; resolve: (f: Frame) => void; reject: (e: Error) => void; timer: Timer }[] = [];
   private closeWaiters: (() => void)[] = [];
   private socket!: Socket<undefined>;
+  private pending: Uint8Array[] = [];
   private seen = 0;
 
   /** Connects to the gateway at `port` (from `localAddress` when given, an IP literal). */
-  static async connect(port: number, host = "127.0.0.1"): Promise<TestDevice> {
+  static async connect(port: number, host = "127.0.0.1", tls?: Record<string, unknown> | boolean): Promise<TestDevice> {
     const d = new TestDevice();
     d.socket = await Bun.connect({
       hostname: host,
       port,
+      ...(tls ? { tls } : {}),
       socket: {
         data: (_s, data) => d.onData(data),
+        drain: () => d.flush(),
+        handshake: () => d.flush(),
         close: () => d.onClose(),
         error: () => d.onClose(),
       },
@@ -56,10 +60,24 @@ export class TestDevice {
     }
   }
 
-  /** Sends an object as one JSON line, or a raw string/bytes as is. */
+  /** Sends an object as one JSON line, or a raw string/bytes as is (queued while the socket is busy). */
   send(frame: object | string | Uint8Array): void {
-    const data = typeof frame === "string" || frame instanceof Uint8Array ? frame : JSON.stringify(frame) + "\n";
-    this.socket.write(data);
+    const text = typeof frame === "string" || frame instanceof Uint8Array ? frame : JSON.stringify(frame) + "\n";
+    const data = typeof text === "string" ? new TextEncoder().encode(text) : text;
+    this.pending.push(data);
+    this.flush();
+  }
+
+  private flush(): void {
+    while (this.pending.length > 0 && !this.closed) {
+      const head = this.pending[0]!;
+      const n = this.socket.write(head);
+      if (n >= head.length) this.pending.shift();
+      else {
+        if (n > 0) this.pending[0] = head.subarray(n);
+        return;
+      }
+    }
   }
 
   /** The next frame (not yet returned by `next`) matching `pred`, waiting up to `timeoutMs`. */
