@@ -101,12 +101,18 @@ export async function startWorker(
   peers: { send: (m: unknown) => void; enabled: boolean; peers: boolean } = { send: () => {}, enabled: false, peers: false },
 ): Promise<RunningWorker & { onSupervisorMessage: (m: unknown) => void }> {
   const metrics = new Metrics();
+  let lastStoreErrorLog = 0;
   const cluster = new Cluster(peers.send, peers.enabled && peers.peers);
   const db = openDatabase(config.store.dir);
   const batcher = new Batcher(db, {
     delayMs: config.store.batch_delay_ms,
     maxOps: config.store.batch_max,
-    onError: (err) => log.error("Store write failed; affected devices get no ack. Check free disk space and store.dir permissions", { err }),
+    onError: (err) => {
+      // One line per 30 s at most: a full disk fails every batch.
+      if (Date.now() - lastStoreErrorLog < 30_000) return;
+      lastStoreErrorLog = Date.now();
+      log.error("Store write failed; devices get no ack for messages that need the outbox, commands wait at the broker. Check free disk space and that store.dir is writable", { err, dir: config.store.dir });
+    },
   });
   const devices = new DeviceStore(db, batcher);
   devices.resetWorker(workerId, "gateway_restart");
@@ -190,6 +196,17 @@ export async function startWorker(
       log.warn("Command catch-up sweep failed; retrying", { err: err as Error });
     }
   }, COMMAND_CATCH_UP_EVERY_MS);
+  // While writes fail (disk full, read-only), probe every few seconds so recovery is noticed
+  // (and reported by /readyz) even when no device is writing.
+  const probeStmt = db.query("INSERT OR REPLACE INTO probe (worker, at) VALUES (?, ?)");
+  const storeProbe = setInterval(() => {
+    if (!batcher.lastError) return;
+    batcher.run(() => probeStmt.run(workerId, Date.now())).then(
+      () => log.info("Store writable again"),
+      () => {},
+    );
+  }, 5000);
+  metrics.gauge("owsla_store_ok", () => (batcher.lastError ? 0 : 1));
   const expiry = setInterval(() => {
     try {
       const n = inbox.expire();
@@ -207,7 +224,12 @@ export async function startWorker(
         void answerControl(
           m,
           {
-            stats: () => ({ snapshot: metrics.snapshot(), broker: link.state, connections: listener.connections.size }),
+            stats: () => ({
+              snapshot: metrics.snapshot(),
+              broker: link.state,
+              connections: listener.connections.size,
+              store: batcher.lastError ? `error: ${batcher.lastError.message}` : "ok",
+            }),
             kick: ({ deviceId, reason }) => {
               const conn = registry.get(deviceId);
               if (!conn) return false;
@@ -247,6 +269,7 @@ export async function startWorker(
     async stop() {
       clearInterval(expiry);
       clearInterval(catchUp);
+      clearInterval(storeProbe);
       listener.stopAccepting();
       // device.drain_rate is for the whole gateway: each worker takes its share.
       await drainConnections(listener.connections, config.device.drain_rate / Math.max(1, Number(process.env.OWSLA_WORKERS_TOTAL ?? "1")));
@@ -343,7 +366,7 @@ async function serve(config: Config, args: string[]): Promise<number> {
   try {
     const app = createApi(plane);
     // idleTimeout above the longest ?wait=ack (60 s) so those requests are not cut.
-    api = Bun.serve({ hostname: config.api.host, port: config.api.port, fetch: app.fetch, idleTimeout: 75 });
+    api = Bun.serve({ hostname: config.api.host, port: config.api.port, fetch: (req, server) => app.fetch(req, server), idleTimeout: 75 });
     log.info("Control API listening", { url: `http://${config.api.host}:${api.port}/` });
   } catch (err) {
     log.error("Cannot start the control API; set api.host/api.port to a free address", { err: err as Error });

@@ -14,6 +14,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { TestDevice, type Frame } from "./helpers/device.ts";
 import { removeDir, startGateway, type GatewayProcess } from "./helpers/gateway.ts";
+import { TestBackend } from "./helpers/backend.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const UNKNOWN_ID = "0b9e7c1e-3f4a-4c1d-9a7b-2e5f6a7b8c9d";
@@ -154,6 +155,13 @@ function parseProm(text: string): Map<string, number> {
   return out;
 }
 
+/** Deletes the broker queues and exchanges a test gateway declared (its prefix is unique). */
+async function cleanBroker(g: GatewayProcess): Promise<void> {
+  const backend = await new TestBackend(g.prefix).start().catch(() => null);
+  if (!backend) return;
+  await backend.stop([g.gatewayId]);
+}
+
 beforeAll(async () => {
   gw = await startGateway({ gatewayId: "api-gw", args: ["--workers", "2"] });
   base = apiBase(gw);
@@ -162,8 +170,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const d of opened) if (!d.closed) d.close();
-  await gw?.kill();
-  if (gw) removeDir(gw.dir);
+  if (gw) {
+    await gw.kill();
+    await cleanBroker(gw);
+    removeDir(gw.dir);
+  }
 });
 
 describe("probes and auth", () => {
@@ -766,6 +777,7 @@ describe("configured API token", () => {
       expect(((await bad.json()) as any).error.code).toBe("unauthorized");
     } finally {
       await other.kill();
+      await cleanBroker(other);
       removeDir(other.dir);
     }
   }, 30_000);

@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestDevice, type Frame } from "./helpers/device.ts";
 import { freePort, owslaCommand, removeDir, startGateway, type GatewayProcess } from "./helpers/gateway.ts";
+import { TestBackend } from "./helpers/backend.ts";
 
 setDefaultTimeout(20_000);
 
@@ -95,6 +96,13 @@ function autoAck(dev: TestDevice): Frame[] {
   return got;
 }
 
+/** Deletes the broker queues and exchanges a test gateway declared (its prefix is unique). */
+async function cleanBroker(g: GatewayProcess): Promise<void> {
+  const backend = await new TestBackend(g.prefix).start().catch(() => null);
+  if (!backend) return;
+  await backend.stop([g.gatewayId]);
+}
+
 beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), "owsla-admin-"));
   gw = await startGateway({ gatewayId: "cli-gw", args: ["--workers", "2"] });
@@ -108,8 +116,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const d of opened) if (!d.closed) d.close();
-  await gw?.kill();
-  if (gw) removeDir(gw.dir);
+  if (gw) {
+    await gw.kill();
+    await cleanBroker(gw);
+    removeDir(gw.dir);
+  }
   if (scratch) removeDir(scratch);
 });
 

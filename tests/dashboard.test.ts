@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestDevice } from "./helpers/device.ts";
 import { removeDir, startGateway, type GatewayProcess } from "./helpers/gateway.ts";
+import { TestBackend } from "./helpers/backend.ts";
 
 const CHROMIUM = process.env.OWSLA_TEST_CHROMIUM ?? "/usr/bin/chromium";
 const HAVE_CHROMIUM = existsSync(CHROMIUM);
@@ -162,6 +163,13 @@ const POLL = `(cond, ms) => new Promise((res, rej) => { const t0 = Date.now(); (
   let v; try { v = cond(); } catch (e) {}
   if (v) return res(v); if (Date.now() - t0 > ms) return rej(new Error("condition not met: " + cond)); setTimeout(tick, 50); })(); })`;
 
+/** Deletes the broker queues and exchanges a test gateway declared (its prefix is unique). */
+async function cleanBroker(g: GatewayProcess): Promise<void> {
+  const backend = await new TestBackend(g.prefix).start().catch(() => null);
+  if (!backend) return;
+  await backend.stop([g.gatewayId]);
+}
+
 beforeAll(async () => {
   if (!HAVE_CHROMIUM) return;
   gw = await startGateway({ gatewayId: "dash-gw", args: ["--workers", "2"] });
@@ -176,6 +184,7 @@ afterAll(async () => {
   for (const d of devices) if (!d.closed) d.close();
   if (gw) {
     await gw.kill();
+    await cleanBroker(gw);
     removeDir(gw.dir);
   }
   for (const d of scratch) removeDir(d);

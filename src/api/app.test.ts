@@ -463,3 +463,19 @@ describe("OpenAPI document", () => {
     }
   });
 });
+
+describe("bad-token rate limit", () => {
+  test("a client address that keeps sending wrong tokens gets 429, even with the right one, for a while", async () => {
+    const { createFakeDeps } = await import("./fake-deps.ts");
+    const deps = createFakeDeps();
+    const app = createApi(deps);
+    const env = { requestIP: () => ({ address: "10.9.8.7" }) };
+    const get = (token: string) => app.request("/api/v1/stats", { headers: { authorization: `Bearer ${token}` } }, env);
+    for (let i = 0; i < 10; i++) expect((await get("wrong-token-xxxxxxxx")).status).toBe(401);
+    const limited = await get(deps.apiToken);
+    expect(limited.status).toBe(429);
+    expect(((await limited.json()) as { error: { code: string } }).error.code).toBe("rate_limited");
+    const other = await app.request("/api/v1/stats", { headers: { authorization: `Bearer ${deps.apiToken}` } }, { requestIP: () => ({ address: "10.9.8.6" }) });
+    expect(other.status).toBe(200);
+  });
+});

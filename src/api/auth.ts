@@ -8,7 +8,8 @@
  * @module
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
+import { BanList } from "../auth/bans.ts";
 import { errorResponse } from "./errors.ts";
 
 const CHALLENGE = { "WWW-Authenticate": 'Bearer realm="owsla"' };
@@ -26,34 +27,48 @@ export function tokenMatches(expected: string, given: string): boolean {
   return same && expected.length > 0;
 }
 
-/** Middleware answering 401 `unauthorized` unless the request carries `Bearer <token>`. */
-export function requireBearer(token: string): MiddlewareHandler {
+/** Wrong tokens from one client address within a minute before it is refused for a minute. */
+export const API_AUTH_FAILURES = 10;
+
+/** The client address of a request served by Bun (`c.env` is the Bun server), else "unknown". */
+function clientAddress(c: Context): string {
+  const server = c.env as { requestIP?: (r: Request) => { address: string } | null } | undefined;
+  try {
+    return server?.requestIP?.(c.req.raw)?.address ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+/**
+ * Middleware answering 401 `unauthorized` unless the request carries `Bearer <token>`.
+ * A client address that sends {@link API_AUTH_FAILURES} wrong tokens within a minute gets 429
+ * `rate_limited` for a minute, whatever it sends.
+ */
+export function requireBearer(token: string, bans = new BanList({ failures: API_AUTH_FAILURES, windowMs: 60_000, durationMs: 60_000 })): MiddlewareHandler {
   return async (c, next) => {
+    const addr = clientAddress(c);
+    const banned = bans.remaining(addr);
+    if (banned > 0) {
+      return errorResponse(c, "rate_limited", `Too many requests with a wrong API token from ${addr}; retry in ${Math.ceil(banned / 1000)} s`, {
+        "Retry-After": String(Math.ceil(banned / 1000)),
+      });
+    }
+    const refuse = (message: string) => {
+      // Without a socket (app.request in tests) there is no address to hold responsible.
+      if (addr !== "unknown") bans.fail(addr);
+      return errorResponse(c, "unauthorized", message, CHALLENGE);
+    };
     const header = c.req.header("Authorization");
     if (!header) {
-      return errorResponse(
-        c,
-        "unauthorized",
-        'Missing bearer token: send the header "Authorization: Bearer <token>" with the gateway\'s api.token',
-        CHALLENGE,
-      );
+      return refuse('Missing bearer token: send the header "Authorization: Bearer <token>" with the gateway\'s api.token');
     }
     const m = /^Bearer +(\S+) *$/i.exec(header);
     if (!m) {
-      return errorResponse(
-        c,
-        "unauthorized",
-        'Malformed Authorization header: it must be "Bearer <token>" with the gateway\'s api.token',
-        CHALLENGE,
-      );
+      return refuse('Malformed Authorization header: it must be "Bearer <token>" with the gateway\'s api.token');
     }
     if (!tokenMatches(token, m[1]!)) {
-      return errorResponse(
-        c,
-        "unauthorized",
-        "Invalid bearer token: it does not match the gateway's api.token; check the token file in the data directory",
-        CHALLENGE,
-      );
+      return refuse("Invalid bearer token: it does not match the gateway's api.token; check the token file in the data directory");
     }
     await next();
   };

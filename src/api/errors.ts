@@ -14,6 +14,7 @@ export const ERROR_STATUS = {
   not_found: 404,
   not_connected: 409,
   payload_too_large: 413,
+  rate_limited: 429,
   internal: 500,
   not_ready: 503,
   timeout: 504,

@@ -121,6 +121,9 @@ export class ControlPlane implements ApiDeps {
     } catch (e) {
       store = `error: ${(e as Error).message}`;
     }
+    for (const st of stats) {
+      if (st.result && st.result.store !== "ok" && store === "ok") store = `worker ${st.id}: ${st.result.store}`;
+    }
     const readyCount = ws.filter((w) => w.up && w.ready).length;
     const broker: Record<string, string> = {};
     for (const s of stats) broker[String(s.id)] = s.result?.broker ?? "unknown";

@@ -8,7 +8,7 @@ import type { Command } from "../store/inbox.ts";
 /** Requests a worker understands, with their arguments and results. */
 export interface ControlOps {
   /** The worker's metrics and broker link state. */
-  stats: { args: Record<string, never>; result: { snapshot: MetricsSnapshot; broker: string; connections: number } };
+  stats: { args: Record<string, never>; result: { snapshot: MetricsSnapshot; broker: string; connections: number; store: string } };
   /** Close a device's connection if this worker holds it. */
   kick: { args: { deviceId: string; reason: "kicked" | "revoked" }; result: boolean };
   /** Raise a device's token floor and disconnect it (revocation). */

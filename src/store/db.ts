@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS inbox (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS inbox_expiry ON inbox(expires_at);
 CREATE INDEX IF NOT EXISTS inbox_created ON inbox(created);
+CREATE TABLE IF NOT EXISTS probe (worker INTEGER PRIMARY KEY, at INTEGER NOT NULL);
 `;
 
 /** Opens (creating if needed) the database in `dir`, ready for use by several processes. */
