@@ -210,7 +210,10 @@ export async function startWorker(
   const expiry = setInterval(() => {
     try {
       const n = inbox.expire();
-      if (n > 0) log.info("Expired undelivered commands", { count: n });
+      if (n > 0) {
+        metrics.inc("owsla_commands_expired_total", undefined, n);
+        log.info("Expired undelivered commands (their devices did not ack them in time)", { count: n });
+      }
     } catch (err) {
       log.warn("Cannot expire old commands; retrying in a minute", { err: err as Error });
     }
