@@ -63,11 +63,6 @@ function makeLogger(config: Config, base: Record<string, unknown>): Logger {
   return createLogger({ level: config.log.level, pretty: fmt === "auto" ? undefined : fmt === "pretty", base });
 }
 
-/** How often a worker looks for recently stored commands its devices have not been sent, in ms. */
-const COMMAND_CATCH_UP_EVERY_MS = 500;
-/** How far back that look goes (covers batch commit delay and IPC forwarding), in ms. */
-const COMMAND_CATCH_UP_WINDOW_MS = 3000;
-
 /** Reads the device listener's TLS files named in the config (none when tls_cert is empty). */
 function readTlsFiles(config: Config): TlsFiles | undefined {
   const { tls_cert, tls_key, tls_client_ca } = config.device;
@@ -137,6 +132,7 @@ export async function startWorker(
     log,
   );
   const registry = new Registry<DeviceConnection>();
+  const pending = new PendingLoader(inbox, log);
   const ctx: SessionContext = {
     gatewayId: config.gateway.id,
     workerId,
@@ -157,7 +153,7 @@ export async function startWorker(
     },
     devices,
     inbox,
-    pending: new PendingLoader(inbox, log),
+    pending,
     publisher,
     registry,
     cluster,
@@ -182,20 +178,6 @@ export async function startWorker(
   metrics.gauge("owsla_broker_up", () => (link.up ? 1 : 0));
   metrics.gauge("owsla_broker_reconnects", () => link.reconnects);
   metrics.gauge("owsla_outbox_depth", () => publisher.outboxDepth);
-  // Commands stored by any worker while their device was mid-hello (or moving between
-  // workers) are picked up here instead of waiting for the next reconnect.
-  const catchUp = setInterval(() => {
-    try {
-      for (const c of inbox.since(Date.now() - COMMAND_CATCH_UP_WINDOW_MS)) {
-        const conn = registry.get(c.deviceId);
-        if (conn && conn.state === "open" && !conn.sentCommands.has(c.id) && conn.sendCommand(c)) {
-          metrics.inc("owsla_commands_caught_up_total");
-        }
-      }
-    } catch (err) {
-      log.warn("Command catch-up sweep failed; retrying", { err: err as Error });
-    }
-  }, COMMAND_CATCH_UP_EVERY_MS);
   // While writes fail (disk full, read-only), probe every few seconds so recovery is noticed
   // (and reported by /readyz) even when no device is writing.
   const probeStmt = db.query("INSERT OR REPLACE INTO probe (worker, at) VALUES (?, ?)");
@@ -206,6 +188,7 @@ export async function startWorker(
       () => {},
     );
   }, 5000);
+  metrics.gauge("owsla_commands_caught_up_total", () => pending.caughtUp);
   metrics.gauge("owsla_store_ok", () => (batcher.lastError ? 0 : 1));
   const expiry = setInterval(() => {
     try {
@@ -271,7 +254,6 @@ export async function startWorker(
     },
     async stop() {
       clearInterval(expiry);
-      clearInterval(catchUp);
       clearInterval(storeProbe);
       listener.stopAccepting();
       // device.drain_rate is for the whole gateway: each worker takes its share.

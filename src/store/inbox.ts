@@ -38,7 +38,6 @@ export class Inbox {
   private readonly expireStmt;
   private readonly countStmt;
   private readonly countDeviceStmt;
-  private readonly sinceStmt;
   private readonly pendingForStmt;
 
   constructor(
@@ -58,7 +57,6 @@ export class Inbox {
     this.pendingForStmt = db.query<RawRow, [string, number]>(
       "SELECT * FROM inbox WHERE device_id IN (SELECT value FROM json_each(?)) AND expires_at > ? ORDER BY created, id",
     );
-    this.sinceStmt = db.query<RawRow, [number, number]>("SELECT * FROM inbox WHERE created >= ? AND expires_at > ?");
     this.countDeviceStmt = db.query<{ n: number }, [string]>("SELECT COUNT(*) AS n FROM inbox WHERE device_id = ?");
   }
 
@@ -73,11 +71,6 @@ export class Inbox {
   /** Unexpired commands for any of `deviceIds` (one query for many devices), oldest first. */
   pendingFor(deviceIds: string[]): Command[] {
     return this.pendingForStmt.all(JSON.stringify(deviceIds), Date.now()).map(toCommand);
-  }
-
-  /** Unexpired commands stored at or after `createdMs` (by any worker). */
-  since(createdMs: number): Command[] {
-    return this.sinceStmt.all(createdMs, Date.now()).map(toCommand);
   }
 
   /** Unexpired commands for `deviceId`, oldest first. */

@@ -1,0 +1,478 @@
+/**
+ * The devices of one client process: connects them (paced by a rate and a window of
+ * handshakes in flight), completes hello, keeps them alive with pings, publishes, answers
+ * commands, and reconnects refused or dropped devices after `retry_after` and backoff.
+ * Latencies go into {@link Histogram}s; everything else into cumulative counters.
+ *
+ * All devices of a process share one set of socket handlers; a small per-attempt object in
+ * `socket.data` tells a live attempt from a stale one.
+ */
+import type { Socket, SocketHandler } from "bun";
+import { mintToken } from "../auth/token.ts";
+import { Histogram } from "./histogram.ts";
+import type { ClientSpec } from "./ipc.ts";
+import { RETRYABLE_CODES, retryDelay } from "./retry.ts";
+import { ackLine, doorAckLine, helloLine, PING_LINE, pubLineBuilder } from "./device-frames.ts";
+import { zeroClientCounters, type ClientCounters, type ClientFinal } from "./stats.ts";
+
+/** How often pacing, pings and timeouts are looked at, in ms. */
+const TICK_MS = 10;
+/** Sweep for pings and stale pubs, in ms. */
+const SWEEP_MS = 1000;
+/** A pub without ack after this long counts as `no_ack`, in ms. */
+const ACK_TIMEOUT_MS = 60_000;
+/** A pub without RPC reply after this long is forgotten (counted as `no_reply` once replies were seen), in ms. */
+const REPLY_TIMEOUT_MS = 30_000;
+/** Most pubs sent in one tick when the process lags behind its rate (1 s of backlog). */
+const MAX_CATCH_UP_S = 1;
+/** Topic of the pubs devices send. */
+const PUB_TOPIC = "load";
+/** Error codes after which the gateway keeps the connection open. */
+const NON_CLOSING_CODES: ReadonlySet<string> = new Set(["unknown_op", "not_ready", "rate_limited"]);
+
+type DevState = "idle" | "queued" | "connecting" | "open" | "waiting" | "stopped";
+
+/** One connection attempt of a device; stale attempts are recognised by identity. */
+interface Attempt {
+  d: Dev;
+  /** The gateway sent an error frame explaining the close (counted already). */
+  explained: boolean;
+  retryAfter: number | undefined;
+}
+
+interface Dev {
+  n: number;
+  hw: string;
+  hello: string | null;
+  state: DevState;
+  attempt: Attempt | null;
+  socket: Socket<Attempt> | null;
+  /** Consecutive failed attempts. */
+  failures: number;
+  firstStartedAt: number;
+  attemptStartedAt: number;
+  everWelcomed: boolean;
+  keepaliveMs: number;
+  lastSentAt: number;
+  /** Unacked pubs of the closed loop. */
+  inflight: number;
+  /** Unterminated input (bytes after the last newline). */
+  rest: Buffer | null;
+  /** Output the kernel did not take yet. */
+  out: Buffer | null;
+}
+
+const now = () => performance.now();
+const wall = () => performance.timeOrigin + performance.now();
+
+/** The simulated devices of one client process. */
+export class Fleet {
+  readonly counters: ClientCounters = zeroClientCounters();
+  readonly handshake = new Histogram();
+  readonly timeToWelcome = new Histogram();
+  readonly pubAck = new Histogram();
+  readonly roundTrip = new Histogram();
+  readonly cmdDelivery = new Histogram();
+  /** Wall-clock ms when every device of this process had been welcomed once (0 until then). */
+  allWelcomedAt = 0;
+  private readonly devs: Dev[];
+  private queue: Dev[] = [];
+  private queueHead = 0;
+  private goAt = 0;
+  private connectsStarted = 0;
+  private msgsOn = false;
+  private msgStartAt = 0;
+  private msgsSent = 0;
+  private rr = 0;
+  private seq = 0;
+  private repliesSeen = false;
+  private readonly ackPending = new Map<string, number>();
+  private readonly replyPending = new Map<string, number>();
+  private readonly secret: Uint8Array | null;
+  private readonly pubLine: (ref: string) => string;
+  private readonly handlers: SocketHandler<Attempt>;
+  private tick: ReturnType<typeof setInterval> | null = null;
+  private sweep: ReturnType<typeof setInterval> | null = null;
+  private stopped = false;
+
+  constructor(private readonly spec: ClientSpec) {
+    this.secret = spec.secretHex === null ? null : Buffer.from(spec.secretHex, "hex");
+    this.pubLine = pubLineBuilder(PUB_TOPIC, spec.payload);
+    this.devs = Array.from({ length: spec.count }, (_, i) => ({
+      n: spec.firstDevice + i,
+      hw: `${spec.idPrefix}${spec.firstDevice + i}`,
+      hello: null,
+      state: "idle" as DevState,
+      attempt: null,
+      socket: null,
+      failures: 0,
+      firstStartedAt: 0,
+      attemptStartedAt: 0,
+      everWelcomed: false,
+      keepaliveMs: 60_000,
+      lastSentAt: 0,
+      inflight: 0,
+      rest: null,
+      out: null,
+    }));
+    this.handlers = {
+      open: (s) => this.onOpen(s),
+      data: (s, chunk) => this.onData(s, chunk),
+      drain: (s) => this.onDrain(s),
+      close: (s) => this.onSocketGone(s.data, "dropped"),
+      error: (s) => {
+        this.countError(s.data, "socket_error");
+        s.data.explained = true;
+      },
+      connectError: (s, err) => this.onSocketGone(s.data, `connect_${(err as { code?: string }).code ?? "failed"}`),
+    };
+  }
+
+  /** Starts connecting every device (paced by the spec's rate and window). */
+  go(): void {
+    this.goAt = now();
+    for (const d of this.devs) this.enqueue(d);
+    this.tick = setInterval(() => this.onTick(), TICK_MS);
+    this.sweep = setInterval(() => this.onSweep(), SWEEP_MS);
+    this.pump();
+  }
+
+  /** Starts publishing (open loop at the spec's rate, or closed loop with `inflight`). */
+  startMessages(): void {
+    if (this.msgsOn || (this.spec.msgRate <= 0 && this.spec.inflight <= 0)) return;
+    this.msgsOn = true;
+    this.msgStartAt = now();
+    if (this.spec.inflight > 0) for (const d of this.devs) if (d.state === "open") this.fill(d);
+  }
+
+  /** Counters with the gauges brought up to date. */
+  snapshot(): ClientCounters {
+    this.counters.outstanding = this.ackPending.size;
+    return this.counters;
+  }
+
+  /** Everything this process measured. */
+  final(): ClientFinal {
+    return {
+      counters: this.snapshot(),
+      histograms: {
+        handshake: this.handshake.toData(),
+        timeToWelcome: this.timeToWelcome.toData(),
+        pubAck: this.pubAck.toData(),
+        roundTrip: this.roundTrip.toData(),
+        cmdDelivery: this.cmdDelivery.toData(),
+      },
+      allWelcomedAt: this.allWelcomedAt,
+      rssBytes: process.memoryUsage().rss,
+    };
+  }
+
+  /** Stops everything and closes every connection. */
+  stop(): void {
+    this.stopped = true;
+    if (this.tick) clearInterval(this.tick);
+    if (this.sweep) clearInterval(this.sweep);
+    for (const d of this.devs) {
+      d.state = "stopped";
+      d.attempt = null;
+      const s = d.socket;
+      d.socket = null;
+      try {
+        s?.end();
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  // ---- connecting ----
+
+  private enqueue(d: Dev): void {
+    d.state = "queued";
+    this.queue.push(d);
+  }
+
+  /** Starts queued devices while the window and the connect rate allow. */
+  private pump(): void {
+    const { window, connectRate } = this.spec;
+    const allowed = connectRate > 0 ? Math.floor(((now() - this.goAt) / 1000) * connectRate) + 1 - this.connectsStarted : Number.POSITIVE_INFINITY;
+    let budget = allowed;
+    while (budget > 0 && this.counters.handshaking < window && this.queueHead < this.queue.length) {
+      const d = this.queue[this.queueHead++]!;
+      if (this.queueHead > 4096 && this.queueHead * 2 > this.queue.length) {
+        this.queue = this.queue.slice(this.queueHead);
+        this.queueHead = 0;
+      }
+      if (d.state !== "queued") continue;
+      this.connect(d);
+      budget--;
+    }
+  }
+
+  private connect(d: Dev): void {
+    const a: Attempt = { d, explained: false, retryAfter: undefined };
+    d.attempt = a;
+    d.state = "connecting";
+    d.rest = null;
+    d.out = null;
+    d.attemptStartedAt = now();
+    if (d.firstStartedAt === 0) d.firstStartedAt = d.attemptStartedAt;
+    if (d.hello === null) d.hello = helloLine(d.hw, this.secret ? mintToken(this.secret, d.hw) : null);
+    this.counters.attempts++;
+    this.counters.handshaking++;
+    this.connectsStarted++;
+    const hosts = this.spec.hosts;
+    Bun.connect<Attempt>({ hostname: hosts[d.n % hosts.length]!, port: this.spec.port, data: a, socket: this.handlers }).catch(() => {
+      // connectError has handled it.
+    });
+  }
+
+  private onOpen(s: Socket<Attempt>): void {
+    const a = s.data;
+    if (this.stopped || a.d.attempt !== a) return void s.end();
+    a.d.socket = s;
+    s.setNoDelay(true);
+    this.write(a.d, a.d.hello!);
+  }
+
+  /** The attempt ended before or after welcome: count it, forget the socket, and retry later. */
+  private onSocketGone(a: Attempt, kind: string): void {
+    const d = a.d;
+    if (d.attempt !== a || this.stopped) return;
+    if (!a.explained) this.countError(a, kind === "dropped" && d.state === "connecting" ? "closed_before_welcome" : kind);
+    this.endAttempt(d, a.retryAfter);
+  }
+
+  private endAttempt(d: Dev, retryAfter: number | undefined): void {
+    if (d.state === "connecting") this.counters.handshaking--;
+    if (d.state === "open") this.counters.connected--;
+    d.attempt = null;
+    d.inflight = 0;
+    const s = d.socket;
+    d.socket = null;
+    try {
+      s?.end();
+    } catch {
+      // already closed
+    }
+    d.failures++;
+    d.state = "waiting";
+    this.counters.retries++;
+    setTimeout(() => {
+      if (d.state !== "waiting" || this.stopped) return;
+      this.enqueue(d);
+      this.pump();
+    }, retryDelay(d.failures, retryAfter));
+    this.pump();
+  }
+
+  private countError(a: Attempt | undefined, kind: string): void {
+    if (a && a.d.attempt !== a) return;
+    this.counters.errors[kind] = (this.counters.errors[kind] ?? 0) + 1;
+  }
+
+  // ---- I/O ----
+
+  private write(d: Dev, line: string): void {
+    const s = d.socket;
+    if (!s) return;
+    d.lastSentAt = now();
+    if (d.out) {
+      d.out = Buffer.concat([d.out, Buffer.from(line)]);
+      return;
+    }
+    const n = s.write(line);
+    if (n < line.length) {
+      const bytes = Buffer.from(line);
+      if (n < bytes.length) d.out = bytes.subarray(Math.max(0, n));
+    }
+  }
+
+  private onDrain(s: Socket<Attempt>): void {
+    const d = s.data.d;
+    if (d.attempt !== s.data || !d.out) return;
+    const n = s.write(d.out);
+    d.out = n >= d.out.length ? null : d.out.subarray(Math.max(0, n));
+  }
+
+  private onData(s: Socket<Attempt>, chunk: Buffer): void {
+    const a = s.data;
+    const d = a.d;
+    if (d.attempt !== a) return;
+    let data = chunk;
+    if (d.rest) {
+      data = Buffer.concat([d.rest, chunk]);
+      d.rest = null;
+    }
+    const last = data.lastIndexOf(10);
+    if (last < 0) {
+      d.rest = Buffer.from(data);
+      return;
+    }
+    if (last < data.length - 1) d.rest = Buffer.from(data.subarray(last + 1));
+    const lines = data.toString("utf8", 0, last).split("\n");
+    for (const line of lines) {
+      if (d.attempt !== a) return;
+      let f: Record<string, unknown>;
+      try {
+        f = JSON.parse(line);
+      } catch {
+        this.countError(a, "bad_line_from_gateway");
+        continue;
+      }
+      this.onFrame(d, a, f);
+    }
+  }
+
+  private onFrame(d: Dev, a: Attempt, f: Record<string, unknown>): void {
+    switch (f.op) {
+      case "welcome":
+        return this.onWelcome(d, f);
+      case "ack":
+        return this.onAck(d, String(f.ref));
+      case "cmd":
+        return this.onCmd(d, f);
+      case "pong":
+        return;
+      case "error":
+        return this.onError(d, a, f);
+      default:
+        this.countError(a, `unexpected_${String(f.op)}`);
+    }
+  }
+
+  private onWelcome(d: Dev, f: Record<string, unknown>): void {
+    if (d.state !== "connecting") return;
+    const t = now();
+    this.counters.handshaking--;
+    this.counters.connected++;
+    this.counters.welcomes++;
+    d.state = "open";
+    d.failures = 0;
+    if (typeof f.keepalive === "number" && f.keepalive > 0) d.keepaliveMs = f.keepalive * 1000;
+    this.handshake.recordMs(t - d.attemptStartedAt);
+    if (!d.everWelcomed) {
+      d.everWelcomed = true;
+      this.timeToWelcome.recordMs(t - d.firstStartedAt);
+      if (++this.counters.everWelcomed === this.devs.length) this.allWelcomedAt = wall();
+    }
+    if (this.msgsOn && this.spec.inflight > 0) this.fill(d);
+    this.pump();
+  }
+
+  private onAck(d: Dev, ref: string): void {
+    const t0 = this.ackPending.get(ref);
+    if (t0 === undefined) return;
+    this.ackPending.delete(ref);
+    if (ref.charCodeAt(0) !== 114 /* "r": one of our pubs, not a door.ack */) return;
+    this.pubAck.recordMs(now() - t0);
+    this.counters.acks++;
+    if (this.spec.inflight > 0 && d.inflight > 0) {
+      d.inflight--;
+      if (this.msgsOn) this.fill(d);
+    }
+  }
+
+  private onCmd(d: Dev, f: Record<string, unknown>): void {
+    const id = String(f.id);
+    this.counters.cmds++;
+    this.write(d, ackLine(id));
+    const corr = f.corr;
+    if (typeof corr === "string" && corr !== "") {
+      const t0 = this.replyPending.get(corr);
+      if (t0 !== undefined) {
+        this.replyPending.delete(corr);
+        this.roundTrip.recordMs(now() - t0);
+        this.counters.replies++;
+        this.repliesSeen = true;
+      }
+      return;
+    }
+    // A back-end-initiated command (door unlock): confirm it upstream so the back-end can time it.
+    const body = f.body as { t?: unknown } | null;
+    if (body && typeof body.t === "number") this.cmdDelivery.recordMs(wall() - body.t);
+    this.ackPending.set(id, now());
+    this.counters.doorAcks++;
+    this.write(d, doorAckLine(id));
+  }
+
+  private onError(d: Dev, a: Attempt, f: Record<string, unknown>): void {
+    const code = typeof f.code === "string" ? f.code : "error";
+    this.countError(a, code);
+    const retryAfter = typeof f.retry_after === "number" ? f.retry_after : undefined;
+    if (typeof f.ref === "string" && this.ackPending.delete(f.ref)) {
+      // A pub the gateway did not take (rate_limited): the connection stays.
+      this.replyPending.delete(f.ref);
+      if (d.inflight > 0) d.inflight--;
+      return;
+    }
+    if (d.state === "open" && NON_CLOSING_CODES.has(code)) return;
+    a.explained = true;
+    a.retryAfter = retryAfter;
+    // A refusal before welcome: leave now and come back later. Otherwise the gateway closes.
+    if (d.state === "connecting" || RETRYABLE_CODES.has(code)) this.endAttempt(d, retryAfter);
+  }
+
+  // ---- messages, pings, timeouts ----
+
+  private sendPub(d: Dev): void {
+    const ref = `r${(this.seq++).toString(36)}`;
+    const t = now();
+    this.ackPending.set(ref, t);
+    this.replyPending.set(ref, t);
+    this.counters.pubs++;
+    this.write(d, this.pubLine(ref));
+  }
+
+  /** Closed loop: tops the device's unacked pubs up to `inflight`. */
+  private fill(d: Dev): void {
+    while (d.state === "open" && d.inflight < this.spec.inflight) {
+      d.inflight++;
+      this.sendPub(d);
+    }
+  }
+
+  private onTick(): void {
+    this.pump();
+    if (!this.msgsOn || this.spec.inflight > 0 || this.spec.msgRate <= 0) return;
+    const rate = this.spec.msgRate;
+    let due = Math.floor(((now() - this.msgStartAt) / 1000) * rate) - this.msgsSent;
+    const cap = Math.max(1, Math.ceil(rate * MAX_CATCH_UP_S));
+    if (due > cap) {
+      this.msgsSent += due - cap; // too far behind: skip rather than burst
+      due = cap;
+    }
+    const n = this.devs.length;
+    for (let scanned = 0; due > 0 && scanned < n; scanned++) {
+      const d = this.devs[this.rr]!;
+      this.rr = (this.rr + 1) % n;
+      if (d.state !== "open") continue;
+      this.sendPub(d);
+      this.msgsSent++;
+      due--;
+    }
+  }
+
+  private onSweep(): void {
+    const t = now();
+    for (const d of this.devs) {
+      if (d.state !== "open") continue;
+      const every = this.spec.pingEveryS > 0 ? this.spec.pingEveryS * 1000 : d.keepaliveMs;
+      if (t - d.lastSentAt >= every) {
+        this.counters.pings++;
+        this.write(d, PING_LINE);
+      }
+      if (this.msgsOn && this.spec.inflight > 0 && d.inflight < this.spec.inflight) this.fill(d);
+    }
+    for (const [ref, t0] of this.ackPending) {
+      if (t - t0 < ACK_TIMEOUT_MS) break;
+      this.ackPending.delete(ref);
+      this.counters.errors.no_ack = (this.counters.errors.no_ack ?? 0) + 1;
+    }
+    for (const [ref, t0] of this.replyPending) {
+      if (t - t0 < REPLY_TIMEOUT_MS) break;
+      this.replyPending.delete(ref);
+      if (this.repliesSeen) this.counters.errors.no_reply = (this.counters.errors.no_reply ?? 0) + 1;
+    }
+  }
+}
