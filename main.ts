@@ -82,6 +82,9 @@ function readTlsFiles(config: Config): TlsFiles | undefined {
   };
 }
 
+/** How long a worker remembers that the API waits for a command's ack (longer than the longest wait), in ms. */
+const ACK_WATCH_MS = 65_000;
+
 /** A running gateway worker: listener, sessions, store and broker link of one process. */
 export interface RunningWorker {
   port: number;
@@ -96,6 +99,20 @@ export async function startWorker(
   peers: { send: (m: unknown) => void; enabled: boolean; peers: boolean } = { send: () => {}, enabled: false, peers: false },
 ): Promise<RunningWorker & { onSupervisorMessage: (m: unknown) => void }> {
   const metrics = new Metrics();
+  metrics.declare(
+    "owsla_accepts_total",
+    "owsla_welcomes_total",
+    "owsla_pubs_received_total",
+    "owsla_messages_up_total",
+    "owsla_messages_down_total",
+    "owsla_device_acks_total",
+    "owsla_auth_failures_total",
+    "owsla_auth_bans_total",
+    "owsla_commands_received_total",
+    "owsla_outbox_writes_total",
+    "owsla_outbox_drained_total",
+    "owsla_slow_consumers_total",
+  );
   let lastStoreErrorLog = 0;
   const cluster = new Cluster(peers.send, peers.enabled && peers.peers);
   const db = openDatabase(config.store.dir);
@@ -160,6 +177,7 @@ export async function startWorker(
     metrics,
     log,
     notify: peers.send,
+    ackWatch: new Map(),
   };
   const router = new LocalRouter(inbox, devices, registry, metrics, cluster);
   new CommandConsumer(link, topo.queue, config.broker.command_ttl_s * 1000, router, metrics, log);
@@ -182,6 +200,8 @@ export async function startWorker(
   // (and reported by /readyz) even when no device is writing.
   const probeStmt = db.query("INSERT OR REPLACE INTO probe (worker, at) VALUES (?, ?)");
   const storeProbe = setInterval(() => {
+    const now = Date.now();
+    for (const [k, until] of ctx.ackWatch) if (until < now) ctx.ackWatch.delete(k);
     if (!batcher.lastError) return;
     batcher.run(() => probeStmt.run(workerId, Date.now())).then(
       () => log.info("Store writable again"),
@@ -231,9 +251,9 @@ export async function startWorker(
               return conn !== undefined;
             },
             command: ({ cmd, watchAck }) => {
+              if (watchAck) ctx.ackWatch.set(`${cmd.deviceId}/${cmd.id}`, Date.now() + ACK_WATCH_MS);
               const conn = registry.get(cmd.deviceId);
-              if (!conn || conn.state !== "open") return false;
-              if (watchAck) conn.ackWatch.add(cmd.id);
+              if (!conn || conn.state !== "open" || conn.sentCommands.has(cmd.id)) return false;
               return conn.sendCommand(cmd);
             },
           },
@@ -445,7 +465,7 @@ async function adminCommand(command: string, argv: string[]): Promise<number> {
     return EXIT.usage;
   }
   if (loaded.help) {
-    out(`${ADMIN_USAGE[command]}\n\nConnection options (also from the config file and OWSLA_* variables):\n  --api-host HOST   control API address (default 127.0.0.1)\n  --api-port PORT   control API port (default 8080)\n  --api-token TOKEN bearer token (default: read from <data>/api.token)\n  --data DIR        data directory holding api.token (default ./data)\n  --json            print JSON instead of text\nExit codes: 0 ok, 1 refused by the gateway, 2 usage, 3 gateway unreachable, 4 unauthorized.`);
+    out(`${ADMIN_USAGE[command]}\n\nConnection options (also from the config file and OWSLA_* variables):\n  --api-host HOST   control API address (default 127.0.0.1)\n  --api-port PORT   control API port (default 8080)\n  --api-token TOKEN bearer token (default: read from <data>/api.token)\n  --data DIR        data directory holding api.token (default ./data)\n  --json            print JSON instead of text\nExit codes: 0 ok, 1 refused by the gateway (not found, not connected, timeout, rate limited), 2 usage, 3 gateway unreachable, 4 unauthorized.`);
     return EXIT.ok;
   }
   const c = loaded.config;
@@ -497,6 +517,10 @@ export async function main(argv: string[]): Promise<number> {
   if (!["serve", "worker", "token", "version", "help"].includes(command)) {
     process.stderr.write(`Unknown command "${command}".\n${USAGE}\n`);
     return 2;
+  }
+  if (command === "version" && (args.includes("--help") || args.includes("-h"))) {
+    process.stdout.write("Usage: owsla version\nPrints the version, the git commit and the build target.\n");
+    return 0;
   }
   if (command === "version") {
     const b = buildInfo();

@@ -6,8 +6,9 @@
  *
  * Covers: /healthz, /readyz, /metrics, /api/v1/{workers,stats,openapi.json}, the device
  * resource (paging, filters, detail, register, patch, revoke, token re-issue), commands
- * (plain, wait=ack acked, wait=ack timeout), kick, and 401/400/404 JSON errors. The last test
- * restarts the gateway on the same data dir to check that a revocation survives it.
+ * (plain, wait=ack acked, wait=ack timeout), kick, 401/400/404/413 JSON errors, a worker
+ * restart as the API reports it, and revocation (also across a gateway restart on the same
+ * data dir). A second gateway checks a configured api.token and the bad-token limit (429).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
@@ -163,7 +164,8 @@ async function cleanBroker(g: GatewayProcess): Promise<void> {
 }
 
 beforeAll(async () => {
-  gw = await startGateway({ gatewayId: "api-gw", args: ["--workers", "2"] });
+  // Refused hellos of revoked tokens are expected here: no address bans (tested elsewhere).
+  gw = await startGateway({ gatewayId: "api-gw", args: ["--workers", "2", "--auth-ban-failures", "0"] });
   base = apiBase(gw);
   token = readFileSync(join(gw.dir, "api.token"), "utf8").trim();
 });
@@ -193,6 +195,8 @@ describe("probes and auth", () => {
   });
 
   test("every other route answers 401 JSON `unauthorized` without, with a wrong or a malformed token", async () => {
+    // Fewer than 10 refusals: more within a minute get the client address banned (429).
+    const bad = [null, `Bearer ${token}x`, "Bearer wrong-token-entirely", `Basic ${token}`, token];
     const routes: [string, string][] = [
       ["GET", "/readyz"],
       ["GET", "/metrics"],
@@ -204,16 +208,17 @@ describe("probes and auth", () => {
       ["GET", "/api/v1/stats"],
       ["GET", "/api/v1/openapi.json"],
     ];
-    for (const [method, path] of routes) {
-      for (const auth of [null, `Bearer ${token}x`, "Bearer wrong-token-entirely", `Basic ${token}`, token]) {
-        const r = await api(method, path, { auth, body: method === "POST" ? { body: 1 } : undefined });
-        if (r.status !== 401) throw new Error(`${method} ${path} with auth ${JSON.stringify(auth)} answered ${r.status}: ${r.text}`);
-        expect(r.headers.get("content-type")).toContain("application/json");
-        expect(r.json.error.code).toBe("unauthorized");
-        expect(typeof r.json.error.message).toBe("string");
-        expect(r.headers.get("www-authenticate")).toContain("Bearer");
-      }
+    for (const [i, [method, path]] of routes.entries()) {
+      const auth = bad[i % bad.length]!;
+      const r = await api(method, path, { auth, body: method === "POST" ? { body: 1 } : undefined });
+      if (r.status !== 401) throw new Error(`${method} ${path} with auth ${JSON.stringify(auth)} answered ${r.status}: ${r.text}`);
+      expect(r.headers.get("content-type")).toContain("application/json");
+      expect(r.json.error.code).toBe("unauthorized");
+      expect(typeof r.json.error.message).toBe("string");
+      expect(r.headers.get("www-authenticate")).toContain("Bearer");
     }
+    // The right token still works.
+    expect((await api("GET", "/api/v1/stats")).status).toBe(200);
   });
 
   test("an unknown route answers 404 JSON `not_found`", async () => {
@@ -775,6 +780,16 @@ describe("configured API token", () => {
       const bad = await fetch(`${url}/readyz`, { headers: { authorization: `Bearer ${token}` } });
       expect(bad.status).toBe(401);
       expect(((await bad.json()) as any).error.code).toBe("unauthorized");
+      // Guessing is cut short: after 10 wrong tokens within a minute the address gets 429.
+      const codes: number[] = [];
+      for (let i = 0; i < 10; i++) codes.push((await fetch(`${url}/api/v1/stats`, { headers: { authorization: `Bearer guess-${i}-0123456789abcdef` } })).status);
+      expect(codes.slice(0, 9)).toEqual(Array(9).fill(401));
+      const limited = await fetch(`${url}/api/v1/stats`, { headers: { authorization: "Bearer guess-x-0123456789abcdef" } });
+      expect(limited.status).toBe(429);
+      expect(limited.headers.get("retry-after")).toMatch(/^\d+$/);
+      expect(((await limited.json()) as any).error.code).toBe("rate_limited");
+      // Liveness is not behind the token, so it is not limited either.
+      expect((await fetch(`${url}/healthz`)).status).toBe(200);
     } finally {
       await other.kill();
       await cleanBroker(other);

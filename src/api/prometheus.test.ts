@@ -113,7 +113,7 @@ describe("renderPrometheus", () => {
     m.inc("owsla_closes_total", { reason: "kicked" });
     m.inc("owsla_closes_total", { reason: "bye" });
     m.gauge("owsla_connections", () => 3);
-    m.observe("owsla_command_forward_ms", 1);
+    m.observe("owsla_command_delivery_ms", 1);
     const text = renderPrometheus({ workers: [{ id: 0, snapshot: m.snapshot() }, { id: 1, snapshot: m.snapshot() }], supervisor: empty() });
     const types = lines(text).filter((l) => l.startsWith("# TYPE "));
     expect(new Set(types).size).toBe(types.length);

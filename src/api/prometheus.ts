@@ -52,7 +52,7 @@ export const METRIC_HELP: Readonly<Record<string, string>> = {
   owsla_commands_caught_up_total: "Pending commands sent to a device when it connected.",
   owsla_worker_restarts_total: "Worker processes restarted by the supervisor.",
   owsla_publish_confirm_ms: "Time from publish to broker confirmation, in milliseconds.",
-  owsla_command_forward_ms: "Time to forward a command to another worker, in milliseconds.",
+  owsla_command_delivery_ms: "Time from the broker handing a command over to writing it to the device (including forwarding between workers), in milliseconds.",
 };
 
 const KEY = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?$/;

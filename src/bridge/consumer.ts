@@ -15,8 +15,11 @@ import type { BrokerLink } from "./link.ts";
 
 /** Where parsed commands go. */
 export interface CommandRouter {
-  /** Resolves once the command is stored (and written to the device when connected). */
-  deliver(cmd: Command): Promise<void>;
+  /**
+   * Resolves once the command is stored (and written to the device when connected).
+   * `receivedAt` (wall clock, ms) is when the broker handed it over, for latency metrics.
+   */
+  deliver(cmd: Command, receivedAt: number): Promise<void>;
   /** Whether the gateway knows device `id`. */
   known(id: string): boolean;
 }
@@ -94,23 +97,24 @@ export class CommandConsumer {
   }
 
   private handle(msg: AMQPMessage): void {
+    const receivedAt = performance.timeOrigin + performance.now();
     const parsed = parseDelivery(msg, this.defaultTtlMs);
     if (!parsed.ok) return this.refuse(msg, parsed.reason, parsed.message);
-    this.accept(msg, parsed.cmd, 0);
+    this.accept(msg, parsed.cmd, 0, receivedAt);
   }
 
-  private accept(msg: AMQPMessage, cmd: Command, attempt: number): void {
+  private accept(msg: AMQPMessage, cmd: Command, attempt: number, receivedAt: number): void {
     if (!this.router.known(cmd.deviceId)) {
       // A device welcomed a moment ago on another worker may not be committed yet: look again.
       const wait = UNKNOWN_RECHECK_MS[attempt];
       if (wait !== undefined) {
-        setTimeout(() => this.accept(msg, cmd, attempt + 1), wait);
+        setTimeout(() => this.accept(msg, cmd, attempt + 1, receivedAt), wait);
         return;
       }
       return this.refuse(msg, "unknown_device", `Command ${cmd.id} is for device ${cmd.deviceId}, which this gateway has never seen`);
     }
     this.metrics.inc("owsla_commands_received_total");
-    this.router.deliver(cmd).then(
+    this.router.deliver(cmd, receivedAt).then(
       () => msg.ack().catch(() => {}),
       (err: Error) => {
         this.metrics.inc("owsla_command_store_failures_total");

@@ -3,7 +3,8 @@
  * clients of the control API, using the token from the data directory or `--api-token`.
  *
  * Exit codes a script can rely on: 0 success; 1 the gateway refused (not found, not
- * connected, timeout); 2 usage error; 3 gateway unreachable; 4 unauthorized (wrong token).
+ * connected, timeout, rate limited after wrong tokens); 2 usage error; 3 gateway unreachable;
+ * 4 unauthorized (wrong token).
  */
 
 /** Exit codes of the admin commands. */
@@ -171,14 +172,14 @@ export async function runAdmin(command: string, args: string[], flags: AdminFlag
       case "status": {
         if (args.length) throw new AdminError(`Unexpected argument "${args[0]}".\n${usage}`, EXIT.usage);
         const [s, workers] = await Promise.all([call(ctx, "GET", "/api/v1/stats"), call(ctx, "GET", "/api/v1/workers")]);
-        if (ctx.json) ctx.out(JSON.stringify({ ...s, worker_list: workers }));
+        const list: any[] = Array.isArray(workers) ? workers : (workers.workers ?? []);
+        if (ctx.json) ctx.out(JSON.stringify({ ...s, worker_list: list }));
         else {
           ctx.out(`gateway ${s.gateway} (owsla ${s.version}), up ${s.uptime_s} s`);
           ctx.out(`connections ${s.connections}, devices known ${s.devices_known}, welcomes ${s.welcomes_total}`);
           ctx.out(`messages up ${s.messages_up_total}, down ${s.messages_down_total}; outbox ${s.outbox_depth}, inbox ${s.inbox_depth}`);
           ctx.out(`broker links up ${s.broker.up}/${s.broker.total}, reconnects ${s.broker.reconnects}`);
           ctx.out(`workers up ${s.workers.up}/${s.workers.total}, restarts ${s.workers.restarts}`);
-          const list = Array.isArray(workers) ? workers : (workers.workers ?? []);
           ctx.out(table([["WORKER", "PID", "UP", "READY", "CONNECTIONS", "BROKER", "RESTARTS"], ...list.map((w: any) => [w.id, w.pid, w.up ? "yes" : "no", w.ready ? "yes" : "no", w.connections ?? "?", w.broker ?? "?", w.restarts].map(String))]));
         }
         return EXIT.ok;

@@ -39,6 +39,11 @@ export class Metrics {
     this.counters.set(k, (this.counters.get(k) ?? 0) + n);
   }
 
+  /** Makes counters visible at 0 before their first event (so dashboards and rate() see them). */
+  declare(...names: string[]): void {
+    for (const n of names) if (!this.counters.has(n)) this.counters.set(n, 0);
+  }
+
   /** Current value of a counter (0 when never incremented). */
   get(name: string, labels?: Record<string, string | number>): number {
     return this.counters.get(metricKey(name, labels)) ?? 0;

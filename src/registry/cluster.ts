@@ -44,10 +44,10 @@ export class Cluster {
     private readonly enabled: boolean,
   ) {}
 
-  /** Offers a command to the other workers. */
-  forwardCommand(cmd: Command): void {
+  /** Offers a command to the other workers; `receivedAt` is when the broker handed it over (wall clock, ms). */
+  forwardCommand(cmd: Command, receivedAt: number): void {
     if (!this.enabled) return;
-    this.send({ t: "fwd", payload: { t: "cmd", cmd, sentAt: Date.now() } });
+    this.send({ t: "fwd", payload: { t: "cmd", cmd, sentAt: receivedAt } });
   }
 
   /** Announces that this worker now holds `deviceId` (batched every 5 ms). */

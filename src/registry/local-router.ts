@@ -10,6 +10,7 @@ import type { DeviceStore } from "../store/devices.ts";
 import type { Command, Inbox } from "../store/inbox.ts";
 import type { Registry } from "./registry.ts";
 import type { Cluster } from "./cluster.ts";
+import { wallClock } from "../session/connection.ts";
 
 /** {@link CommandRouter} for one worker; devices held by other workers are reached through the {@link Cluster}. */
 export class LocalRouter implements CommandRouter {
@@ -25,13 +26,16 @@ export class LocalRouter implements CommandRouter {
     return this.registry.get(id) !== undefined || this.devices.known(id);
   }
 
-  deliver(cmd: Command): Promise<void> {
+  deliver(cmd: Command, receivedAt: number): Promise<void> {
     const stored = this.inbox.add(cmd);
     const conn = this.registry.get(cmd.deviceId);
     if (conn) {
-      if (conn.sendCommand(cmd)) this.metrics.inc("owsla_commands_delivered_live_total");
+      if (conn.sendCommand(cmd)) {
+        this.metrics.inc("owsla_commands_delivered_live_total");
+        this.metrics.observe("owsla_command_delivery_ms", Math.max(0, wallClock() - receivedAt));
+      }
     } else {
-      this.cluster.forwardCommand(cmd);
+      this.cluster.forwardCommand(cmd, receivedAt);
     }
     return stored;
   }
@@ -41,7 +45,7 @@ export class LocalRouter implements CommandRouter {
     const conn = this.registry.get(cmd.deviceId);
     if (conn?.sendCommand(cmd)) {
       this.metrics.inc("owsla_commands_delivered_live_total");
-      this.metrics.observe("owsla_command_forward_ms", Math.max(0, Date.now() - sentAt));
+      this.metrics.observe("owsla_command_delivery_ms", Math.max(0, wallClock() - sentAt));
     }
   }
 }

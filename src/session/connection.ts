@@ -150,9 +150,6 @@ export class DeviceConnection {
     this.close(code, code, message);
   }
 
-  /** Whether this connection asked to be told when the device acks command `id` (API wait=ack). */
-  readonly ackWatch = new Set<string>();
-
   /** Cuts the connection without flushing. */
   terminate(): void {
     this.socket.terminate();
@@ -195,7 +192,7 @@ export class DeviceConnection {
         return this.pub(f);
       case "ack":
         if (this.state !== "open") return this.notReady("ack");
-        if (this.ackWatch.delete(f.ref)) this.ctx.notify({ t: "acked", deviceId: this.deviceId, cmdId: f.ref });
+        if (this.ctx.ackWatch.delete(`${this.deviceId}/${f.ref}`)) this.ctx.notify({ t: "acked", deviceId: this.deviceId, cmdId: f.ref });
         this.ctx.inbox.remove(this.deviceId!, f.ref).then(
           // Forget the id only once its row is gone, so the catch-up sweep does not re-send it.
           () => this.sentCommands.delete(f.ref),

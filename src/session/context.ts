@@ -54,6 +54,11 @@ export interface SessionContext {
   cluster: Cluster;
   metrics: Metrics;
   log: Logger;
+  /**
+   * `<device>/<command id>` -> expiry (ms): commands whose ack the supervisor waits for (API
+   * `?wait=ack`). Kept per worker, since the device may ack on whichever worker it reaches.
+   */
+  ackWatch: Map<string, number>;
   /** Sends a notice to the supervisor (e.g. a watched command was acked). */
   notify: (m: unknown) => void;
 }
