@@ -15,7 +15,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { TestDevice, type Frame } from "./helpers/device.ts";
 import { removeDir, startGateway, type GatewayProcess } from "./helpers/gateway.ts";
-import { TestBackend } from "./helpers/backend.ts";
+import { waitFor, autoAck, cleanBroker } from "./helpers/util.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const UNKNOWN_ID = "0b9e7c1e-3f4a-4c1d-9a7b-2e5f6a7b8c9d";
@@ -67,18 +67,6 @@ async function get(path: string): Promise<any> {
   return r.json;
 }
 
-/** Polls `fn` until it returns a truthy value (returned) or throws after `timeoutMs`. */
-async function waitFor<T>(what: string, fn: () => Promise<T> | T, timeoutMs = 4000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  for (;;) {
-    last = await fn();
-    if (last) return last as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}; last value ${JSON.stringify(last)}`);
-    await Bun.sleep(50);
-  }
-}
-
 /** Connects `hw` with its original (generation 0) token; the socket is closed in afterAll. */
 async function connect(hw: string): Promise<{ dev: TestDevice; id: string; conn: string }> {
   const { dev, welcome } = await gw.device(hw);
@@ -94,20 +82,6 @@ async function connectWith(hw: string, tok: string): Promise<{ dev: TestDevice; 
   dev.send({ op: "hello", v: 1, device: hw, token: tok });
   const frame = await dev.next((f) => f.op === "welcome" || f.op === "error");
   return { dev, frame };
-}
-
-/** Acks every `cmd` frame the device receives, recording them. */
-function autoAck(dev: TestDevice): Frame[] {
-  const got: Frame[] = [];
-  void (async () => {
-    while (!dev.closed) {
-      const f = await dev.op("cmd", 120_000).catch(() => null);
-      if (!f) return;
-      got.push(f);
-      dev.send({ op: "ack", ref: f.id });
-    }
-  })();
-  return got;
 }
 
 /** The device's detail once the store shows it connected (the row is committed in a batch). */
@@ -154,13 +128,6 @@ function parseProm(text: string): Map<string, number> {
     out.set(m[1]!, Number(m[2]));
   }
   return out;
-}
-
-/** Deletes the broker queues and exchanges a test gateway declared (its prefix is unique). */
-async function cleanBroker(g: GatewayProcess): Promise<void> {
-  const backend = await new TestBackend(g.prefix).start().catch(() => null);
-  if (!backend) return;
-  await backend.stop([g.gatewayId]);
 }
 
 beforeAll(async () => {

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestDevice, type Frame } from "./helpers/device.ts";
 import { freePort, owslaCommand, removeDir, startGateway, type GatewayProcess } from "./helpers/gateway.ts";
-import { TestBackend } from "./helpers/backend.ts";
+import { waitFor, autoAck, cleanBroker } from "./helpers/util.ts";
 
 setDefaultTimeout(20_000);
 
@@ -59,16 +59,6 @@ async function api(method: string, path: string): Promise<any> {
   return { status: res.status, json: await res.json() };
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T> | T, timeoutMs = 4000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await Bun.sleep(50);
-  }
-}
-
 async function connected(id: string, want = true): Promise<any> {
   return await waitFor(`device ${id} connected=${want}`, async () => {
     const r = await api("GET", `/api/v1/devices/${id}`);
@@ -81,26 +71,6 @@ async function connect(hw: string): Promise<{ dev: TestDevice; id: string }> {
   opened.push(dev);
   await connected(welcome.id);
   return { dev, id: welcome.id };
-}
-
-function autoAck(dev: TestDevice): Frame[] {
-  const got: Frame[] = [];
-  void (async () => {
-    while (!dev.closed) {
-      const f = await dev.op("cmd", 120_000).catch(() => null);
-      if (!f) return;
-      got.push(f);
-      dev.send({ op: "ack", ref: f.id });
-    }
-  })();
-  return got;
-}
-
-/** Deletes the broker queues and exchanges a test gateway declared (its prefix is unique). */
-async function cleanBroker(g: GatewayProcess): Promise<void> {
-  const backend = await new TestBackend(g.prefix).start().catch(() => null);
-  if (!backend) return;
-  await backend.stop([g.gatewayId]);
 }
 
 beforeAll(async () => {

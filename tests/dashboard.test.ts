@@ -14,6 +14,7 @@ import { join } from "node:path";
 import type { TestDevice } from "./helpers/device.ts";
 import { removeDir, startGateway, type GatewayProcess } from "./helpers/gateway.ts";
 import { TestBackend } from "./helpers/backend.ts";
+import { waitFor } from "./helpers/util.ts";
 
 const CHROMIUM = process.env.OWSLA_TEST_CHROMIUM ?? "/usr/bin/chromium";
 const HAVE_CHROMIUM = existsSync(CHROMIUM);
@@ -49,16 +50,6 @@ function tmp(tag: string): string {
 async function stats(): Promise<any> {
   const r = await fetch(`${apiBase}/api/v1/stats`, { headers: { authorization: `Bearer ${apiToken}` } });
   return await r.json();
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T> | T, timeoutMs = 5000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await Bun.sleep(50);
-  }
 }
 
 /** Waits until the API reports `n` connections and `n` connected device rows. */
