@@ -37,6 +37,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { deviceUuid } from "./src/identity/identity.ts";
 import { startSupervisor } from "./src/supervisor/supervisor.ts";
 import { connectToSupervisor } from "./src/supervisor/worker-link.ts";
+import { runLoadCommand } from "./src/load/command.ts";
 import { availableParallelism } from "node:os";
 
 
@@ -51,6 +52,7 @@ Commands:
   kick <id>                    Disconnect a device
   status                       Workers, connections, broker link, queues
   version                      Print version, git commit and target
+  load                         Simulate devices (or, with --backend, a back-end) for load tests
 Run "owsla <command> --help" for the options of a command.`;
 
 /** Path of the site secret for `config`. */
@@ -99,6 +101,7 @@ export async function startWorker(
   peers: { send: (m: unknown) => void; enabled: boolean; peers: boolean } = { send: () => {}, enabled: false, peers: false },
 ): Promise<RunningWorker & { onSupervisorMessage: (m: unknown) => void }> {
   const metrics = new Metrics();
+  const workersTotal = Math.max(1, Number(process.env.OWSLA_WORKERS_TOTAL ?? "1"));
   metrics.declare(
     "owsla_accepts_total",
     "owsla_welcomes_total",
@@ -186,8 +189,10 @@ export async function startWorker(
       host: config.device.host,
       port: config.device.port,
       maxConnections: maxConnections(config.device.max_connections),
-      acceptRatePerIp: config.device.accept_rate_per_ip,
-      acceptRateTotal: config.device.accept_rate_total,
+      // The rates are for the whole gateway; the kernel spreads connections evenly, so each
+      // worker enforces its share.
+      acceptRatePerIp: config.device.accept_rate_per_ip / workersTotal,
+      acceptRateTotal: config.device.accept_rate_total / workersTotal,
       tls: readTlsFiles(config),
     },
     ctx,
@@ -270,6 +275,9 @@ export async function startWorker(
             local.close("taken_over", "taken_over", TAKEN_OVER_MESSAGE);
           }
         },
+        authFailed: (keys) => {
+          for (const k of keys) ctx.auth.bans.fail(k);
+        },
       });
     },
     async stop() {
@@ -277,7 +285,7 @@ export async function startWorker(
       clearInterval(storeProbe);
       listener.stopAccepting();
       // device.drain_rate is for the whole gateway: each worker takes its share.
-      await drainConnections(listener.connections, config.device.drain_rate / Math.max(1, Number(process.env.OWSLA_WORKERS_TOTAL ?? "1")));
+      await drainConnections(listener.connections, config.device.drain_rate / workersTotal);
       const deadline = Date.now() + 5000;
       while (publisher.inflight > 0 && Date.now() < deadline) await Bun.sleep(20);
       batcher.flush();
@@ -514,6 +522,7 @@ export async function main(argv: string[]): Promise<number> {
     args = argv.slice(1);
   }
   if (command in ADMIN_USAGE) return await adminCommand(command, args);
+  if (command === "load") return await runLoadCommand(args);
   if (!["serve", "worker", "token", "version", "help"].includes(command)) {
     process.stderr.write(`Unknown command "${command}".\n${USAGE}\n`);
     return 2;

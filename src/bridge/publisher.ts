@@ -36,6 +36,24 @@ export function amqpProps(m: UpMessage): AMQPProperties {
   };
 }
 
+/** A message the broker can never take (AMQP short strings are at most 255 bytes). */
+export class UnpublishableError extends Error {
+  override name = "UnpublishableError";
+}
+
+/** Why `m` can never be published, or null when it can. */
+export function unpublishable(m: UpMessage): string | null {
+  for (const [what, v] of [
+    ["routing key", m.routingKey],
+    ["correlation_id", m.props.correlationId],
+    ["message_id", m.messageId],
+    ["reply_to", m.props.replyTo],
+  ] as const) {
+    if (Buffer.byteLength(v) > 255) return `${what} is ${Buffer.byteLength(v)} bytes; AMQP allows 255`;
+  }
+  return null;
+}
+
 /** Publishes device messages upstream without losing any. */
 export class Publisher {
   /** Unconfirmed direct publishes. */
@@ -67,6 +85,8 @@ export class Publisher {
 
   /** Resolves once `m` is confirmed by the broker or stored in the outbox; rejects only if neither is possible. */
   publish(m: UpMessage): Promise<void> {
+    const why = unpublishable(m);
+    if (why) return Promise.reject(new UnpublishableError(`Message cannot be sent to the broker: ${why}`));
     const link = this.link;
     if (!link.up || link.blocked || this.backlog.has(m.deviceId) || this.inflight >= this.opts.window || !link.pub) {
       return this.toOutbox(m);
@@ -145,6 +165,18 @@ export class Publisher {
           return;
         }
         if (rows.length === 0) return;
+        // A row that can never be published (written by an older version) must not block the
+        // rows behind it: drop it, loudly.
+        const poison = rows.filter((r) => unpublishable(r) !== null);
+        if (poison.length > 0) {
+          await this.outbox.remove(poison.map((r) => r.seq));
+          for (const r of poison) {
+            this.release(r.deviceId, 1);
+            this.metrics.inc("owsla_outbox_unpublishable_total");
+            this.log.error("Dropped an outbox message the broker can never accept", { device: r.deviceId, message_id: r.messageId, why: unpublishable(r) });
+          }
+          continue;
+        }
         const ch = this.link.pub;
         this.link.corkTick();
         const settled = Promise.allSettled(

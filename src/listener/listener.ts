@@ -9,6 +9,27 @@ import { DeviceConnection, CLOSE_FLUSH_MS, RETRY_AFTER_MS } from "../session/con
 import type { SessionContext } from "../session/context.ts";
 import { encodeFrame, errorFrame } from "../protocol/frames.ts";
 import { AcceptLimiter } from "./accept-limiter.ts";
+import { fdLimit } from "./fd-limit.ts";
+import { readdirSync } from "node:fs";
+
+/** Connections closed per slice when many expire at once. */
+export const CLOSE_SLICE = 256;
+/** Descriptors kept free before accepting pauses. */
+export const FD_HEADROOM = 32;
+/** How long accepting pauses when descriptors run out, in ms. */
+export const EMFILE_PAUSE_MS = 250;
+
+/**
+ * Descriptors open in this process. Reading /proc itself needs a descriptor: when that fails,
+ * the process is out of them.
+ */
+export function openDescriptors(): number {
+  try {
+    return readdirSync("/proc/self/fd").length;
+  } catch {
+    return Number.MAX_SAFE_INTEGER;
+  }
+}
 
 /** Options for {@link startListener}. */
 export interface ListenerOptions {
@@ -61,9 +82,9 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext): Devic
     socket.end();
   };
 
-  const server: TCPSocketListener<{ conn: DeviceConnection | null }> = Bun.listen<{ conn: DeviceConnection | null }>({
+  const listen = (port: number): TCPSocketListener<{ conn: DeviceConnection | null }> => Bun.listen<{ conn: DeviceConnection | null }>({
     hostname: opts.host,
-    port: opts.port,
+    port,
     // Missing from Bun's public types, supported on Linux.
     ...({ reusePort: true } as object),
     ...(opts.tls
@@ -128,41 +149,106 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext): Devic
       },
     },
   });
+  let server: TCPSocketListener<{ conn: DeviceConnection | null }> | null = listen(opts.port);
+  const boundPort = server.port;
+  let accepting = true;
+  let pausedUntil = 0;
 
+  // Expired connections are closed in slices, yielding to I/O between them: closing thousands
+  // at once (a slowloris wave hitting its deadline) would stall honest devices' welcomes.
+  let toClose: { c: DeviceConnection; why: "hello_timeout" | "hello_timeout_tls" | "keepalive_timeout" | "flush_timeout" }[] = [];
+  const closeSlice = () => {
+    const slice = toClose.splice(0, CLOSE_SLICE);
+    for (const { c, why } of slice) {
+      if (why === "hello_timeout_tls") {
+        // TLS handshake never finished: nothing can be written to it, cut it now.
+        c.closeReason ??= "hello_timeout";
+        c.terminate();
+      } else if (why === "hello_timeout") {
+        if (c.state === "hello") c.close("hello_timeout", "hello_timeout", `No valid hello within ${ctx.limits.helloTimeoutMs} ms of connecting`);
+      } else if (why === "keepalive_timeout") {
+        if (c.state === "open") c.close("keepalive_timeout", "keepalive_timeout", `Nothing received for ${ctx.limits.keepaliveS * 1.5} s (1.5 x keepalive); send ping to stay connected`);
+      } else {
+        c.terminate();
+      }
+    }
+    if (toClose.length > 0) setImmediate(closeSlice);
+  };
   const sweep = setInterval(() => {
     try {
       const now = Date.now();
       const helloDeadline = now - ctx.limits.helloTimeoutMs;
       const idleDeadline = now - ctx.limits.keepaliveS * 1500;
+      const due: typeof toClose = [];
       for (const c of connections) {
-        if (c.state === "hello" && c.acceptedAt < helloDeadline && !c.handshaken) {
-          // TLS handshake never finished: nothing can be written to it, cut it now.
-          c.closeReason ??= "hello_timeout";
-          c.terminate();
-        } else if (c.state === "hello" && c.acceptedAt < helloDeadline) {
-          c.close("hello_timeout", "hello_timeout", `No valid hello within ${ctx.limits.helloTimeoutMs} ms of connecting`);
-        } else if (c.state === "open" && c.lastActivity < idleDeadline) {
-          c.close("keepalive_timeout", "keepalive_timeout", `Nothing received for ${ctx.limits.keepaliveS * 1.5} s (1.5 x keepalive); send ping to stay connected`);
-        } else if (c.state === "closing" && c.closingSince && c.closingSince < now - CLOSE_FLUSH_MS) {
-          c.terminate();
-        }
+        if (c.state === "hello" && c.acceptedAt < helloDeadline) due.push({ c, why: c.handshaken ? "hello_timeout" : "hello_timeout_tls" });
+        else if (c.state === "open" && c.lastActivity < idleDeadline) due.push({ c, why: "keepalive_timeout" });
+        else if (c.state === "closing" && c.closingSince && c.closingSince < now - CLOSE_FLUSH_MS) due.push({ c, why: "flush_timeout" });
       }
+      const idle = toClose.length === 0;
+      toClose = due;
+      if (idle && due.length > 0) closeSlice();
+      guardDescriptors();
     } catch (e) {
       log.error("Connection sweep failed; retrying in 1 s", { err: e as Error });
     }
   }, 1000);
 
+  /**
+   * Out of descriptors, the kernel keeps the listening socket readable and every accept fails
+   * (EMFILE): the event loop would spin. Stop listening (other workers keep accepting on the
+   * shared port) and try again after a pause, like Ranch's acceptor sleeping on emfile.
+   */
+  const guardDescriptors = () => {
+    // Reading /proc costs a directory walk: only near the limit.
+    if (accepting && connections.size < fdLimitNow - 512) return;
+    const now = Date.now();
+    if (!accepting) {
+      if (now < pausedUntil || stopped) return;
+      if (openDescriptors() >= fdLimitNow - FD_HEADROOM) {
+        pausedUntil = now + EMFILE_PAUSE_MS;
+        return;
+      }
+      try {
+        server = listen(boundPort);
+        accepting = true;
+        log.info("Accepting devices again: descriptors are available");
+      } catch (e) {
+        pausedUntil = now + EMFILE_PAUSE_MS;
+        log.warn("Cannot listen again yet; retrying", { err: e as Error });
+      }
+      return;
+    }
+    if (openDescriptors() >= fdLimitNow - FD_HEADROOM) {
+      accepting = false;
+      pausedUntil = now + EMFILE_PAUSE_MS;
+      server?.stop(false);
+      server = null;
+      metrics.inc("owsla_accept_pauses_total");
+      log.warn("Out of file descriptors: not accepting new devices on this worker for now; raise LimitNOFILE or lower device.max_connections", {
+        connections: connections.size,
+        fd_limit: fdLimitNow,
+      });
+    }
+  };
+  const fdLimitNow = fdLimit();
+  let stopped = false;
+
   return {
     get port() {
-      return server.port;
+      return boundPort;
     },
     connections,
     stopAccepting() {
-      server.stop(false);
+      stopped = true;
+      server?.stop(false);
+      server = null;
     },
     close() {
+      stopped = true;
       clearInterval(sweep);
-      server.stop(true);
+      server?.stop(true);
+      server = null;
     },
   };
 }

@@ -9,6 +9,7 @@
 import { AMQPClient, type AMQPChannel, type AMQPMessage } from "@cloudamqp/amqp-client";
 import { linkUrl } from "../bridge/link.ts";
 import { Histogram } from "./histogram.ts";
+import { watchLoopLag } from "./loop-lag.ts";
 import type { BackendOptions } from "./options.ts";
 import { zeroBackendCounters, type BackendCounters, type BackendFinal } from "./stats.ts";
 
@@ -18,8 +19,13 @@ const CMD_TICK_MS = 10;
 const CMD_TIMEOUT_MS = 30_000;
 /** Body of every RPC reply. */
 const REPLY_BODY = '{"ok":true}';
-/** AMQP heartbeat of the simulator's connection, in s. */
-const HEARTBEAT_S = 10;
+/**
+ * AMQP heartbeat of the simulator's connection, in s: off. amqp-client only answers the
+ * broker's heartbeats, and RabbitMQ sends none while deliveries flow, so a consumer that
+ * publishes nothing (no RPC replies, no commands) for two intervals is closed for "missed
+ * heartbeats from client" (seen here during a 200k-device stampede of presence events).
+ */
+const HEARTBEAT_S = 0;
 
 const now = () => performance.now();
 const wall = () => performance.timeOrigin + performance.now();
@@ -69,6 +75,7 @@ export class BackendSim {
   readonly counters: BackendCounters = zeroBackendCounters();
   readonly doorUnlock = new Histogram();
   private readonly devices = new DeviceSet();
+  private readonly lag = watchLoopLag();
   private readonly pending = new Map<string, number>();
   private client: AMQPClient | null = null;
   private pub: AMQPChannel | null = null;
@@ -116,11 +123,12 @@ export class BackendSim {
 
   /** Everything measured. */
   final(): BackendFinal {
-    return { counters: this.snapshot(), doorUnlock: this.doorUnlock.toData(), rssBytes: process.memoryUsage().rss };
+    return { counters: this.snapshot(), doorUnlock: this.doorUnlock.toData(), loopLag: this.lag.histogram.toData(), rssBytes: process.memoryUsage().rss };
   }
 
   /** Stops commands and closes the connection (its queue goes with it). */
   async stop(): Promise<void> {
+    this.lag.stop();
     if (this.cmdTimer) clearInterval(this.cmdTimer);
     if (this.sweep) clearInterval(this.sweep);
     await this.client?.close().catch(() => {});

@@ -220,6 +220,8 @@ export async function runCoordinator(opts: LoadOptions, err: (line: string) => v
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     if (failed) problems.push(failed);
+    const lost = Object.keys(backend?.final?.counters.errors ?? {}).filter((k) => k.startsWith("broker_"));
+    if (lost.length) problems.push(`The back-end simulator lost its broker connection (${lost.join("; ")}); back-end figures are incomplete`);
     const missing = clients.filter((c) => !c.final).length;
     if (missing) problems.push(`${missing} client process(es) sent no final report; their devices are missing from the summary`);
     if (stopAsked) problems.push("Stopped early by a signal");

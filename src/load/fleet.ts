@@ -10,6 +10,7 @@
 import type { Socket, SocketHandler } from "bun";
 import { mintToken } from "../auth/token.ts";
 import { Histogram } from "./histogram.ts";
+import { watchLoopLag } from "./loop-lag.ts";
 import type { ClientSpec } from "./ipc.ts";
 import { RETRYABLE_CODES, retryDelay } from "./retry.ts";
 import { ackLine, doorAckLine, helloLine, PING_LINE, pubLineBuilder } from "./device-frames.ts";
@@ -73,6 +74,7 @@ export class Fleet {
   readonly pubAck = new Histogram();
   readonly roundTrip = new Histogram();
   readonly cmdDelivery = new Histogram();
+  private readonly lag = watchLoopLag();
   /** Wall-clock ms when every device of this process had been welcomed once (0 until then). */
   allWelcomedAt = 0;
   private readonly devs: Dev[];
@@ -161,6 +163,7 @@ export class Fleet {
         pubAck: this.pubAck.toData(),
         roundTrip: this.roundTrip.toData(),
         cmdDelivery: this.cmdDelivery.toData(),
+        loopLag: this.lag.histogram.toData(),
       },
       allWelcomedAt: this.allWelcomedAt,
       rssBytes: process.memoryUsage().rss,
@@ -170,6 +173,7 @@ export class Fleet {
   /** Stops everything and closes every connection. */
   stop(): void {
     this.stopped = true;
+    this.lag.stop();
     if (this.tick) clearInterval(this.tick);
     if (this.sweep) clearInterval(this.sweep);
     for (const d of this.devs) {

@@ -76,6 +76,7 @@ export function backendSummary(f: BackendFinal, durationS: number) {
     commands_without_door_ack: c.cmdTimeouts,
     errors: c.errors,
     latency_ms: { door_unlock_round_trip: mergeAll([f.doorUnlock]).summary() },
+    event_loop_lag_ms: mergeAll([f.loopLag]).summary(),
     rss_bytes: f.rssBytes,
   };
 }

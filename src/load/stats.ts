@@ -47,6 +47,8 @@ export interface ClientHistograms {
   roundTrip: HistogramData;
   /** Back-end publish of a command -> device receipt (wall clocks of one machine). */
   cmdDelivery: HistogramData;
+  /** How late this process's 10 ms timer fired (its own event-loop lag). */
+  loopLag: HistogramData;
 }
 
 /** What a client process reports at the end. */
@@ -80,6 +82,8 @@ export interface BackendFinal {
   counters: BackendCounters;
   /** Command publish -> `door.ack` received (back-end -> device -> back-end). */
   doorUnlock: HistogramData;
+  /** How late the simulator's 10 ms timer fired (its own event-loop lag). */
+  loopLag: HistogramData;
   rssBytes: number;
 }
 

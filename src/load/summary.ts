@@ -119,6 +119,8 @@ export function buildSummary(f: RunFacts) {
             tcp_sockets_in_use: { before: f.before.kernel.tcpInUse, held: held?.kernel?.tcpInUse ?? null },
           },
     load_processes_rss_bytes: f.clients.reduce((s, c) => s + c.rssBytes, 0),
+    /** The simulators' own event-loop lag: large values mean latencies above include the load tool's delay. */
+    load_processes_event_loop_lag_ms: h("loopLag"),
     problems: f.problems,
   };
 }

@@ -124,12 +124,16 @@ describe("parseFrame: hello", () => {
     expect(parseFrame('{"op":"hello","v":1.0}')).toMatchObject({ ok: true });
   });
 
+  test("parseFrame refuses a hello device with a lone UTF-16 surrogate (it cannot be hashed or encoded)", () => {
+    expect(failure(parse({ op: "hello", v: 1, device: "\ud800x" })).message).toContain('field "device" must be a well-formed string');
+  });
+
   test("parseFrame checks hello device: non-empty string of at most 256 characters", () => {
     expect(parse({ op: "hello", v: 1, device: "d".repeat(256) })).toMatchObject({ ok: true });
     for (const device of ["", "d".repeat(257), 42, {}, ["d"]]) {
       const result = failure(parse({ op: "hello", v: 1, device }));
       expect(result).toMatchObject({ code: "bad_frame", close: false });
-      expect(result.message).toStartWith('Invalid hello frame: field "device" must be a string of 1 to 256 characters, got');
+      expect(result.message).toStartWith('Invalid hello frame: field "device" must be a well-formed string of 1 to 256 characters, got');
     }
   });
 
@@ -187,13 +191,13 @@ describe("parseFrame: pub", () => {
   });
 
   test("parseFrame accepts valid topics", () => {
-    for (const topic of ["a", "temp", "sensors.temp", "A-b_C.9.x-y", "_", "-.-", "t".repeat(200), "a.".repeat(99) + "bc"]) {
+    for (const topic of ["a", "temp", "sensors.temp", "A-b_C.9.x-y", "_", "-.-", "t".repeat(128), "a.".repeat(63) + "bc"]) {
       expect(parse({ op: "pub", topic })).toMatchObject({ ok: true, frame: { topic } });
     }
   });
 
   test("parseFrame rejects invalid topics naming the field", () => {
-    for (const topic of [undefined, "", ".", "a.", ".a", "a..b", "a b", "a/b", "a*", "temp\n", "é", "t".repeat(201), 5, null, ["a"]]) {
+    for (const topic of [undefined, "", ".", "a.", ".a", "a..b", "a b", "a/b", "a*", "temp\n", "é", "t".repeat(129), 5, null, ["a"]]) {
       const result = failure(parse({ op: "pub", topic, ref: "r1" }));
       expect(result).toMatchObject({ code: "bad_frame", close: false, ref: "r1" });
       expect(result.message).toContain('Invalid pub frame: field "topic"');
@@ -201,14 +205,16 @@ describe("parseFrame: pub", () => {
     expect(failure(parse({ op: "pub" })).message).toStartWith('Invalid pub frame: field "topic" is missing; it must be');
   });
 
-  test("parseFrame checks pub ref: string of 1 to 128 characters", () => {
+  test("parseFrame checks pub ref: string of 1 to 128 characters and at most 200 UTF-8 bytes", () => {
     expect(parse({ op: "pub", topic: "t", ref: "r".repeat(128) })).toMatchObject({ ok: true });
+    expect(parse({ op: "pub", topic: "t", ref: "é".repeat(100) })).toMatchObject({ ok: true });
     expect(parse({ op: "pub", topic: "t", ref: null })).toEqual({ ok: true, frame: { op: "pub", topic: "t", body: null } });
-    for (const ref of ["", "r".repeat(129), 1, {}, true]) {
+    // 64 emoji are 128 UTF-16 units but 256 bytes: the correlation id would not fit AMQP's 255.
+    for (const ref of ["", "r".repeat(129), "\u{1F4A9}".repeat(64), "\ud800x", 1, {}, true]) {
       const result = failure(parse({ op: "pub", topic: "t", ref }));
       expect(result).toMatchObject({ code: "bad_frame", close: false });
       expect(result.ref).toBeUndefined();
-      expect(result.message).toStartWith('Invalid pub frame: field "ref" must be a string of 1 to 128 characters, got');
+      expect(result.message).toStartWith('Invalid pub frame: field "ref" must be a string of 1 to 128 characters and at most 200 bytes in UTF-8, got');
     }
   });
 });
@@ -223,9 +229,10 @@ describe("parseFrame: ack, ping, bye", () => {
       ok: false,
       code: "bad_frame",
       close: false,
-      message: 'Invalid ack frame: field "ref" is missing; it must be a string of 1 to 128 characters (the id of a cmd)',
+      message: 'Invalid ack frame: field "ref" is missing; it must be a string of 1 to 255 characters (the id of a cmd)',
     });
-    for (const ref of ["", "r".repeat(129), null, 5, ["r"]]) {
+    expect(parse({ op: "ack", ref: "r".repeat(255) })).toMatchObject({ ok: true });
+    for (const ref of ["", "r".repeat(256), null, 5, ["r"]]) {
       expect(failure(parse({ op: "ack", ref }))).toMatchObject({ code: "bad_frame", close: false });
     }
   });

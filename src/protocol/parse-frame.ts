@@ -10,10 +10,17 @@ import type { AckFrame, DeviceFrame, HelloFrame, ParseResult, PubFrame } from ".
 const MAX_DEVICE = 256;
 /** Longest `token` in characters. */
 const MAX_TOKEN = 512;
-/** Longest `topic` in characters. */
-const MAX_TOPIC = 200;
+/**
+ * Longest `topic` in characters (ASCII only). The AMQP routing key
+ * `<gateway-id>.<device-uuid>.<topic>` must fit in 255 bytes: 64 + 1 + 36 + 1 + 128 = 230.
+ */
+const MAX_TOPIC = 128;
 /** Longest `ref` in characters. */
 const MAX_REF = 128;
+/** Longest `ref` of an `ack`: command ids are AMQP message ids, up to 255 bytes. */
+const MAX_ACK_REF = 255;
+/** Longest `ref` in UTF-8 bytes: `correlation_id` `<device-uuid>:<ref>` must fit in 255 bytes. */
+const MAX_REF_BYTES = 200;
 
 const TOPIC = /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -41,9 +48,12 @@ function invalid(op: string, name: string, what: string, v: unknown): Invalid {
     : new Invalid(`Invalid ${op} frame: field "${name}" must be ${what}, got ${show(v)}`);
 }
 
-/** True for a string of `min..max` characters. */
+/**
+ * True for a well-formed string (no lone UTF-16 surrogates, which cannot be encoded as UTF-8
+ * and break hashing and AMQP encoding) of `min..max` characters.
+ */
 function isString(v: unknown, min: number, max: number): v is string {
-  return typeof v === "string" && v.length >= min && v.length <= max;
+  return typeof v === "string" && v.length >= min && v.length <= max && v.isWellFormed();
 }
 
 function parseHello(o: Record<string, unknown>): HelloFrame {
@@ -55,7 +65,7 @@ function parseHello(o: Record<string, unknown>): HelloFrame {
   const { device, token, resume } = o;
   if (device != null) {
     if (!isString(device, 1, MAX_DEVICE)) {
-      throw invalid("hello", "device", `a string of 1 to ${MAX_DEVICE} characters`, device);
+      throw invalid("hello", "device", `a well-formed string of 1 to ${MAX_DEVICE} characters`, device);
     }
     frame.device = device;
   }
@@ -82,7 +92,9 @@ function parsePub(o: Record<string, unknown>): PubFrame {
   }
   const frame: PubFrame = { op: "pub", topic, body: body === undefined ? null : body };
   if (ref != null) {
-    if (!isString(ref, 1, MAX_REF)) throw invalid("pub", "ref", `a string of 1 to ${MAX_REF} characters`, ref);
+    if (!isString(ref, 1, MAX_REF) || Buffer.byteLength(ref) > MAX_REF_BYTES) {
+      throw invalid("pub", "ref", `a string of 1 to ${MAX_REF} characters and at most ${MAX_REF_BYTES} bytes in UTF-8`, ref);
+    }
     frame.ref = ref;
   }
   return frame;
@@ -90,15 +102,15 @@ function parsePub(o: Record<string, unknown>): PubFrame {
 
 function parseAck(o: Record<string, unknown>): AckFrame {
   const { ref } = o;
-  if (!isString(ref, 1, MAX_REF)) {
-    throw invalid("ack", "ref", `a string of 1 to ${MAX_REF} characters (the id of a cmd)`, ref);
+  if (!isString(ref, 1, MAX_ACK_REF)) {
+    throw invalid("ack", "ref", `a string of 1 to ${MAX_ACK_REF} characters (the id of a cmd)`, ref);
   }
   return { op: "ack", ref };
 }
 
 /** The frame's `ref` when it is a valid ref, for echoing in an error. */
 function refOf(o: Record<string, unknown>): string | undefined {
-  return isString(o.ref, 1, MAX_REF) ? o.ref : undefined;
+  return isString(o.ref, 1, MAX_REF) && Buffer.byteLength(o.ref) <= MAX_REF_BYTES ? o.ref : undefined;
 }
 
 function fail(code: "bad_frame" | "unknown_op", message: string, close: boolean, ref?: string): ParseResult {

@@ -19,7 +19,8 @@ export interface Forward {
 /** Messages between workers. */
 export type ClusterMessage =
   | { t: "cmd"; cmd: Command; sentAt: number }
-  | { t: "claims"; items: [deviceId: string, connId: string, welcomedAt: number][] };
+  | { t: "claims"; items: [deviceId: string, connId: string, welcomedAt: number][] }
+  | { t: "authfail"; keys: string[] };
 
 /** Whether `m` is a relay envelope from a worker. */
 export function isForward(m: unknown): m is Forward {
@@ -32,6 +33,8 @@ export interface ClusterHandlers {
   command(cmd: Command, sentAt: number): void;
   /** Another worker welcomed `deviceId` on connection `connId` at `welcomedAt`. */
   claimed(deviceId: string, connId: string, welcomedAt: number): void;
+  /** Another worker saw a failed hello for these ban keys (bans count over the whole gateway). */
+  authFailed(keys: string[]): void;
 }
 
 /** The worker's side of cross-worker messaging. */
@@ -62,11 +65,18 @@ export class Cluster {
     }, 5);
   }
 
+  /** Tells the other workers about a failed hello at once (rare; the counts must agree). */
+  announceAuthFailure(keys: string[]): void {
+    if (!this.enabled) return;
+    this.send({ t: "fwd", payload: { t: "authfail", keys } });
+  }
+
   /** Dispatches a message relayed from another worker. */
   static dispatch(m: unknown, h: ClusterHandlers): void {
     if (typeof m !== "object" || m === null) return;
     const msg = m as ClusterMessage;
     if (msg.t === "cmd") h.command(msg.cmd, msg.sentAt);
     else if (msg.t === "claims") for (const [d, c, at] of msg.items) h.claimed(d, c, at);
+    else if (msg.t === "authfail") h.authFailed(msg.keys);
   }
 }

@@ -11,6 +11,7 @@ import { Outbound } from "./outbound.ts";
 import type { SessionContext } from "./context.ts";
 import type { CloseReason } from "./close-reasons.ts";
 import { presenceMessage, upMessage, type Sender } from "./messages.ts";
+import { UnpublishableError } from "../bridge/publisher.ts";
 
 /** The part of a Bun socket a session uses. */
 export interface SocketLike {
@@ -187,7 +188,12 @@ export class DeviceConnection {
   private handle(f: DeviceFrame): void {
     switch (f.op) {
       case "hello":
-        return void this.hello(f);
+        this.hello(f).catch((err: Error) => {
+          // Never leave a device hanging (or a rejection unhandled) on unexpected input.
+          this.ctx.log.warn("Hello failed unexpectedly; closing the connection", { err, remote: this.socket.remoteAddress });
+          this.close("bad_frame", "bad_frame", `Cannot process hello: ${err.message}`);
+        });
+        return;
       case "pub":
         return this.pub(f);
       case "ack":
@@ -213,8 +219,9 @@ export class DeviceConnection {
   private recordAuthFailure(hardwareId: string | undefined): void {
     const { bans, } = this.ctx.auth;
     const before = bans.bansTotal;
-    bans.fail(`ip:${this.socket.remoteAddress}`);
-    if (hardwareId) bans.fail(`hw:${hardwareId}`);
+    const keys = [`ip:${this.socket.remoteAddress}`, ...(hardwareId ? [`hw:${hardwareId}`] : [])];
+    for (const k of keys) bans.fail(k);
+    this.ctx.cluster.announceAuthFailure(keys);
     if (bans.bansTotal > before) {
       this.ctx.metrics.inc("owsla_auth_bans_total", undefined, bans.bansTotal - before);
       this.ctx.log.warn("Banned after repeated failed logins", { remote: this.socket.remoteAddress, hardware_id: hardwareId });
@@ -327,8 +334,12 @@ export class DeviceConnection {
         this.pendingPubs--;
         if (ref !== undefined) this.send({ op: "ack", ref });
       },
-      () => {
+      (err: Error) => {
         this.pendingPubs--;
+        if (err instanceof UnpublishableError) {
+          this.send({ op: "error", code: "bad_frame", message: err.message, ...(ref ? { ref } : {}) } as GatewayFrame);
+          return;
+        }
         this.send({
           op: "error",
           code: "server_busy",

@@ -1,0 +1,416 @@
+/**
+ * Generates hostile device sessions from a seeded {@link Prng}: random bytes, mutated valid
+ * frames (bit flips, truncation, duplication, field type swaps), huge lines, invalid UTF-8,
+ * deep JSON nesting, NUL bytes and JSON edge cases, sent before or after a valid hello and
+ * split at random points. The same seed gives the same sessions.
+ */
+import type { Prng } from "./prng.ts";
+
+/** What a session's main payload is. */
+export const FUZZ_KINDS = {
+  random_bytes: 10,
+  bit_flip: 12,
+  truncate: 8,
+  duplicate: 8,
+  type_swap: 14,
+  huge_line: 5,
+  frame_size_boundary: 3,
+  invalid_utf8: 8,
+  deep_nesting: 6,
+  nul_bytes: 6,
+  json_edge: 10,
+  odd_identity: 5,
+  valid_mix: 5,
+} as const;
+
+/** One of {@link FUZZ_KINDS}. */
+export type FuzzKind = keyof typeof FUZZ_KINDS;
+
+/** How the client ends a session. */
+export type CloseMode = "end" | "terminate" | "wait" | "linger";
+
+/** A generated session. */
+export interface FuzzSession {
+  kind: FuzzKind;
+  /** Send a valid hello (with a minted token) first. */
+  afterHello: boolean;
+  /** Wait for welcome before the payload (else pipelined right behind the hello). */
+  awaitWelcome: boolean;
+  hardwareId: string;
+  /** Payload chunks, written in order. */
+  chunks: Uint8Array[];
+  /** Delay before each chunk, ms (mostly 0). */
+  pausesMs: number[];
+  close: CloseMode;
+  /** ms to wait before closing for `linger`. */
+  lingerMs: number;
+  /**
+   * What the gateway must answer, when the payload determines it: `frame_too_large` (a line
+   * over the limit), `ack:<ref>` (a legal frame exactly at the limit), `welcome` (a valid
+   * hello for an awkward hardware id).
+   */
+  expect?: string;
+}
+
+const enc = new TextEncoder();
+const bytes = (s: string) => enc.encode(s);
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const n = parts.reduce((s, p) => s + p.length, 0);
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** A random JSON value of a random type, including awkward ones. */
+function randomValue(r: Prng, depth = 0): unknown {
+  const k = r.int(0, depth > 2 ? 11 : 14);
+  switch (k) {
+    case 0:
+      return null;
+    case 1:
+      return r.chance(0.5);
+    case 2:
+      return r.pick([0, -0, 1, -1, 1.5, 2 ** 53 + 1, -(2 ** 63), 1e308, 5e-324, 255, 65536]);
+    case 3:
+      return "";
+    case 4:
+      return "x".repeat(r.int(1, 300));
+    case 5:
+      return r.pick(["\u0000", "\ud800", "\udfff", "💩".repeat(r.int(1, 70)), "a\nb", "\r\n", "\u2028", "\ufeff", "é".repeat(130)]);
+    case 6:
+      return r.pick(["1", "true", "null", "hello", "pub", "{}", "[]", "__proto__", "constructor", "toString"]);
+    case 7:
+      return "s".repeat(r.int(200, 600));
+    case 8:
+      return [];
+    case 9:
+      return {};
+    case 10:
+      return r.int(-1000, 1000);
+    case 11:
+      return "00000000-0000-4000-8000-000000000000";
+    case 12:
+      return [randomValue(r, depth + 1), randomValue(r, depth + 1)];
+    case 13:
+      return { a: randomValue(r, depth + 1), __proto__x: 1 };
+    default:
+      return { op: r.pick(["hello", "pub", "ack"]), v: 1, nested: randomValue(r, depth + 1) };
+  }
+}
+
+/** A valid frame object of a random op (tokens for `hw` come from `token`). */
+function validFrame(r: Prng, hw: string, token: (hw: string) => string, n: number): Record<string, unknown> {
+  switch (r.int(0, 7)) {
+    case 0:
+      return { op: "hello", v: 1, device: hw, token: token(hw) };
+    case 1:
+      return { op: "hello", v: 1, resume: crypto.randomUUID() };
+    case 2:
+    case 3:
+      return { op: "pub", topic: r.pick(["temp", "sensors.temp", "a-b_c.d", "x"]), body: { c: 21.5, n }, ref: `r${n}` };
+    case 4:
+      return { op: "ack", ref: crypto.randomUUID() };
+    case 5:
+      return { op: "ping" };
+    case 6:
+      return { op: r.pick(["teleport", "HELLO", "Pub", ""]) };
+    default:
+      return { op: "pub", topic: "t", body: null };
+  }
+}
+
+/** Flips `k` random bits of `b` in place. */
+function flipBits(r: Prng, b: Uint8Array, k: number): Uint8Array {
+  for (let i = 0; i < k && b.length > 0; i++) b[r.int(0, b.length - 1)]! ^= 1 << r.int(0, 7);
+  return b;
+}
+
+/** Sequences that are not valid UTF-8. */
+const BAD_UTF8: number[][] = [
+  [0xff],
+  [0xfe, 0xff],
+  [0xc0, 0xaf], // overlong "/"
+  [0xc0, 0x80], // overlong NUL
+  [0xe0, 0x80, 0xaf],
+  [0xed, 0xa0, 0x80], // UTF-8 encoded surrogate
+  [0xf4, 0x90, 0x80, 0x80], // above U+10FFFF
+  [0xf8, 0x88, 0x80, 0x80, 0x80],
+  [0x80],
+  [0xe2, 0x82], // truncated sequence
+];
+
+/** Nasty lines built by hand. */
+function jsonEdge(r: Prng, hw: string, token: string): string {
+  const cases = [
+    "{}",
+    "[]",
+    "null",
+    "123",
+    '"hello"',
+    '{"op":null}',
+    '{"op":1}',
+    '{"op":["hello"]}',
+    '{"op":{"op":"hello"}}',
+    '{"op":"hello"}',
+    '{"op":"hello","v":"1"}',
+    '{"op":"hello","v":1.0000000000000001}',
+    '{"op":"hello","v":2}',
+    '{"op":"hello","v":1e400}',
+    `{"op":"hello","v":1,"device":"${hw}","device":"other","token":"${token}"}`,
+    `{"op":"pub","op":"hello","v":1,"device":"${hw}","token":"${token}"}`,
+    `{"op":"hello","v":1,"__proto__":{"device":"${hw}","token":"${token}"}}`,
+    '{"op":"hello","v":1,"constructor":{"prototype":{"polluted":1}}}',
+    '{"op":"pub","topic":"a","body":{"__proto__":{"toJSON":1}},"ref":"x"}',
+    '{"op":"pub","topic":"a","body":{"toJSON":"x"},"ref":"x"}',
+    '{"op":"pub","topic":"","body":1}',
+    '{"op":"pub","topic":".a","body":1}',
+    '{"op":"pub","topic":"a..b","body":1}',
+    '{"op":"pub","topic":"#","body":1}',
+    '{"op":"pub","topic":"a.*","body":1}',
+    `{"op":"pub","topic":"${"a".repeat(201)}","body":1}`,
+    `{"op":"pub","topic":"${"a.".repeat(99)}a","body":1,"ref":"${"r".repeat(128)}"}`,
+    `{"op":"pub","topic":"t","body":1,"ref":"${"💩".repeat(64)}"}`,
+    `{"op":"pub","topic":"t","body":1,"ref":"${"é".repeat(128)}"}`,
+    `{"op":"pub","topic":"t","body":1,"ref":"${"r".repeat(129)}"}`,
+    '{"op":"pub","topic":"t","body":1,"ref":""}',
+    '{"op":"pub","topic":"t","body":1,"ref":5}',
+    '{"op":"ack"}',
+    '{"op":"ack","ref":null}',
+    '{"op":"ack","ref":{"$gt":""}}',
+    `{"op":"ack","ref":"${"z".repeat(5000)}"}`,
+    '{"op":"ping","op":"bye"}',
+    '{"op":"hello","v":1,"resume":"00000000-0000-5000-8000-000000000000"}',
+    '{"op":"hello","v":1,"resume":"not-a-uuid"}',
+    '{"op":"hello","v":1,"resume":"FFFFFFFF-FFFF-4FFF-BFFF-FFFFFFFFFFFF"}',
+    '{"op":"hello","v":1,"device":"","token":""}',
+    `{"op":"hello","v":1,"device":"${"d".repeat(257)}","token":"x"}`,
+    `{"op":"hello","v":1,"device":"dev","token":"${"t".repeat(513)}"}`,
+    '{"op":"hello","v":1,"device":"dev","token":"1.abc"}',
+    '{"op":"hello","v":1,"device":"dev","token":"-1.abc"}',
+    '{"op":"hello","v":1,"device":"dev","token":"99999999999999999999.abc"}',
+    '{"op":"hello","v":1,"device":"dev","token":"1e3.abc"}',
+    '{"op" : "ping" }',
+    ' \t{"op":"ping"}\t ',
+    '{"op":"ping"}\r',
+    '{"op":"ping"}\r\r',
+    '\r',
+    "   ",
+    "\u000b\u000c",
+    '{"op":"ping"',
+    '{"op":"ping"}}',
+    '{"op":"ping"}{"op":"ping"}',
+    "{'op':'ping'}",
+    '{"op":"ping",}',
+    "\ufeff{\"op\":\"ping\"}",
+    '{"op":"\\u0070ing"}',
+    '{"op":"ping\\u0000"}',
+    '{"\\u0000op":"ping"}',
+    `{"op":"pub","topic":"t","body":${"1".repeat(400)}}`,
+    `{"op":"pub","topic":"t","body":-${"9".repeat(400)}e-99999}`,
+    '{"op":"pub","topic":"t","body":"\\ud800\\udc00\\ud800"}',
+    "[".repeat(100) + "]".repeat(99),
+    '{"a":'.repeat(200),
+  ];
+  return r.pick(cases);
+}
+
+/**
+ * Builds sessions. `token(hw)` mints a valid token; `maxFrameBytes` is the gateway's limit.
+ */
+export class FuzzGenerator {
+  private n = 0;
+
+  private readonly weights: Record<FuzzKind, number>;
+
+  /** `kinds` limits the sessions to those kinds (default all). */
+  constructor(
+    private readonly r: Prng,
+    private readonly token: (hw: string) => string,
+    private readonly maxFrameBytes: number,
+    kinds: FuzzKind[] = [],
+  ) {
+    const unknown = kinds.filter((k) => !(k in FUZZ_KINDS));
+    if (unknown.length) throw new Error(`Unknown fuzz kind ${unknown.join(", ")}; known: ${Object.keys(FUZZ_KINDS).join(", ")}`);
+    this.weights = Object.fromEntries(Object.entries(FUZZ_KINDS).map(([k, w]) => [k, kinds.length === 0 || kinds.includes(k as FuzzKind) ? w : 0])) as Record<FuzzKind, number>;
+  }
+
+  /** The next session. */
+  next(): FuzzSession {
+    const r = this.r;
+    const n = this.n++;
+    const kind = r.weighted(this.weights);
+    const hw = `fz-${r.seed.toString(36)}-${n}`;
+    const afterHello = kind === "frame_size_boundary" || kind === "odd_identity" ? kind === "frame_size_boundary" : r.chance(0.5);
+    const s: FuzzSession = {
+      kind,
+      afterHello,
+      awaitWelcome: r.chance(0.5),
+      hardwareId: hw,
+      chunks: [],
+      pausesMs: [],
+      close: r.weighted({ end: 3, terminate: 2, wait: 4, linger: 1 }),
+      lingerMs: r.int(0, 1500),
+    };
+    const payload = this.payload(s, n);
+    this.split(s, payload);
+    return s;
+  }
+
+  private payload(s: FuzzSession, n: number): Uint8Array {
+    const r = this.r;
+    const hw = s.hardwareId;
+    const frameText = () => JSON.stringify(validFrame(r, hw, this.token, n));
+    const nl = () => (r.chance(0.85) ? "\n" : r.pick(["", "\r\n", "\n\n", "\r"]));
+    switch (s.kind) {
+      case "random_bytes": {
+        const b = r.bytes(r.int(1, r.chance(0.2) ? 20000 : 2048));
+        if (r.chance(0.5)) b[b.length - 1] = 0x0a;
+        return b;
+      }
+      case "bit_flip": {
+        const lines = Array.from({ length: r.int(1, 4) }, () => frameText() + "\n").join("");
+        return flipBits(r, bytes(lines), r.int(1, 6));
+      }
+      case "truncate": {
+        const t = frameText();
+        const cut = t.slice(0, r.int(0, t.length - 1));
+        return bytes(cut + nl() + (r.chance(0.5) ? frameText() + "\n" : ""));
+      }
+      case "duplicate": {
+        const t = frameText() + "\n";
+        const mode = r.int(0, 3);
+        if (mode === 0) return bytes(t.repeat(r.int(2, 200)));
+        if (mode === 1) return bytes(t.replace("\n", "").repeat(r.int(2, 50)) + "\n");
+        const a = r.int(0, t.length - 1);
+        const b = r.int(a, t.length);
+        const slice = t.slice(a, b);
+        return bytes(t.slice(0, b) + slice.repeat(r.int(1, 30)) + t.slice(b));
+      }
+      case "type_swap": {
+        const f = validFrame(r, hw, this.token, n);
+        const keys = [...Object.keys(f), "op", "v", "device", "token", "resume", "topic", "body", "ref"];
+        const swaps = r.int(1, 3);
+        for (let i = 0; i < swaps; i++) {
+          const k = r.pick(keys);
+          if (r.chance(0.1)) delete f[k];
+          else f[k] = randomValue(r);
+        }
+        return bytes(JSON.stringify(f) + nl());
+      }
+      case "huge_line": {
+        const size = r.int(this.maxFrameBytes, this.maxFrameBytes * 4);
+        const withNewline = r.chance(0.3);
+        const b = new Uint8Array(size + (withNewline ? 1 : 0));
+        const fill = r.pick([0x61, 0x7b, 0x5b, 0x20, 0x00, 0xff]);
+        b.fill(fill);
+        if (fill === 0x61 && r.chance(0.5)) b.set(bytes('{"op":"pub","topic":"t","body":"'));
+        if (withNewline) b[size] = 0x0a;
+        // Whitespace-only lines are skipped, but the limit applies before the newline is seen.
+        s.expect = "frame_too_large";
+        return b;
+      }
+      case "frame_size_boundary": {
+        // A pub exactly at the limit (legal, acked) or one byte over (frame_too_large).
+        const over = r.chance(0.5);
+        const ref = `edge-${n}`;
+        const head = `{"op":"pub","topic":"edge","ref":"${ref}","body":"`;
+        const tail = '"}\n';
+        const total = this.maxFrameBytes + (over ? 1 : 0);
+        const pad = "p".repeat(total - head.length - tail.length);
+        s.expect = over ? "frame_too_large" : `ack:${ref}`;
+        s.awaitWelcome = true;
+        return bytes(head + pad + tail);
+      }
+      case "invalid_utf8": {
+        const t = bytes(frameText());
+        const bad = r.pick(BAD_UTF8);
+        const at = r.chance(0.7) ? Math.max(1, t.indexOf(0x22, r.int(0, t.length - 1)) + 1 || 1) : r.int(0, t.length);
+        const out = concat([t.subarray(0, at), new Uint8Array(bad), t.subarray(at), bytes("\n")]);
+        return out;
+      }
+      case "deep_nesting": {
+        const depth = r.pick([64, 500, 1000, 5000, 10_000, 20_000, 32_000]);
+        const open = r.pick(["[", '{"a":']);
+        const close = open === "[" ? "]" : "}";
+        const balanced = r.chance(0.7);
+        const maxDepth = Math.floor((this.maxFrameBytes - 100) / (open.length + (balanced ? 1 : 0)));
+        const d = Math.min(depth, maxDepth);
+        const body = open.repeat(d) + "1" + (balanced ? close.repeat(d) : "");
+        const where = r.int(0, 3);
+        const line =
+          where === 0
+            ? `{"op":"pub","topic":"deep","body":${body},"ref":"d${n}"}`
+            : where === 1
+              ? `{"op":"hello","v":1,"device":${body},"token":"x"}`
+              : where === 2
+                ? `{"op":"ack","ref":${body}}`
+                : body;
+        return bytes(line + "\n");
+      }
+      case "nul_bytes": {
+        const t = frameText();
+        const mode = r.int(0, 3);
+        if (mode === 0) return new Uint8Array(r.int(1, 5000));
+        if (mode === 1) {
+          const at = r.int(0, t.length);
+          return concat([bytes(t.slice(0, at)), new Uint8Array(r.int(1, 8)), bytes(t.slice(at) + "\n")]);
+        }
+        if (mode === 2) return bytes(t.replace(/"([a-z]+)"/, '"$1\\u0000"') + "\n");
+        return concat([new Uint8Array(3), bytes("\n" + t + "\n"), new Uint8Array(2), bytes("\n")]);
+      }
+      case "json_edge": {
+        const lines = Array.from({ length: r.int(1, 5) }, () => jsonEdge(r, hw, this.token(hw)));
+        return bytes(lines.join("\n") + nl());
+      }
+      case "odd_identity": {
+        // A valid token for a hardware id full of awkward characters: it must be welcomed, and
+        // its presence messages must not break the broker link. An id that is not well-formed
+        // UTF-16 (a lone surrogate, also from cutting an emoji in half) cannot be encoded as
+        // UTF-8 and is refused with bad_frame (docs/protocol-notes.md).
+        const odd = r.pick(["\u0000", "💩".repeat(r.int(1, 128)), "é".repeat(256), "\ud800x", "a b\tc", "..", "#", "*", "\n", "x".repeat(256), "\u2028"]);
+        const id = `${odd}`.slice(0, 256);
+        s.hardwareId = id;
+        s.expect = id.isWellFormed() ? "welcome" : "bad_frame";
+        const lines = [JSON.stringify({ op: "hello", v: 1, device: id, token: this.token(id) })];
+        for (let i = 0; i < r.int(0, 3); i++) lines.push(JSON.stringify({ op: "pub", topic: "odd", body: { id }, ref: `${"💩".repeat(r.int(0, 64))}${i}`.slice(0, 128) }));
+        lines.push('{"op":"ping"}');
+        return bytes(lines.join("\n") + "\n");
+      }
+      case "valid_mix": {
+        const lines = Array.from({ length: r.int(1, 20) }, () => frameText());
+        if (r.chance(0.3)) lines.push('{"op":"bye"}');
+        return bytes(lines.join("\n") + "\n");
+      }
+    }
+  }
+
+  /** Splits `payload` into chunks: whole, byte by byte (small ones), or at random points. */
+  private split(s: FuzzSession, payload: Uint8Array): void {
+    const r = this.r;
+    const mode = r.int(0, 9);
+    if (mode < 5 || payload.length > 200_000) {
+      s.chunks.push(payload);
+      s.pausesMs.push(0);
+      return;
+    }
+    if (mode < 7 && payload.length <= 512) {
+      for (let i = 0; i < payload.length; i++) {
+        s.chunks.push(payload.subarray(i, i + 1));
+        s.pausesMs.push(r.chance(0.05) ? r.int(1, 20) : 0);
+      }
+      return;
+    }
+    let at = 0;
+    while (at < payload.length) {
+      const len = r.int(1, Math.max(1, Math.min(payload.length - at, r.pick([3, 64, 1500, 65536]))));
+      s.chunks.push(payload.subarray(at, at + len));
+      s.pausesMs.push(r.chance(0.2) ? r.int(0, 30) : 0);
+      at += len;
+    }
+  }
+}
