@@ -31,11 +31,11 @@ test("past max_connections new devices get server_busy at once while existing on
 test("accept_rate_per_ip refuses a burst from one address with rate_limited but admits another address", async () => {
   const gw = await startGateway({ gatewayId: "rate", waitBroker: false, args: ["--workers", "1", "--device-accept-rate-per-ip", "3"] });
   try {
-    const devs = await Promise.all(Array.from({ length: 8 }, () => TestDevice.connect(gw.port, "127.0.0.1")));
+    const devs = await Promise.all(Array.from({ length: 8 }, () => TestDevice.connect(gw.port, "127.0.0.1", undefined, "127.0.0.1")));
     const first = await Promise.all(devs.map((d) => d.next((f) => f.op === "error", 500).then((f) => f.code, () => "open")));
     expect(first.filter((c) => c === "rate_limited").length).toBeGreaterThanOrEqual(4);
     expect(first.filter((c) => c === "open").length).toBeGreaterThanOrEqual(1);
-    const other = await TestDevice.connect(gw.port, "127.0.0.2");
+    const other = await TestDevice.connect(gw.port, "127.0.0.1", undefined, "127.0.0.2");
     const w = await other.hello({ device: "other-addr", token: gw.token("other-addr") });
     expect(w.op).toBe("welcome");
     for (const d of devs) d.close();

@@ -16,12 +16,14 @@ export class TestDevice {
   private seen = 0;
 
   /** Connects to the gateway at `port` (from `localAddress` when given, an IP literal). */
-  static async connect(port: number, host = "127.0.0.1", tls?: Record<string, unknown> | boolean): Promise<TestDevice> {
+  static async connect(port: number, host = "127.0.0.1", tls?: Record<string, unknown> | boolean, localAddress?: string): Promise<TestDevice> {
     const d = new TestDevice();
     d.socket = await Bun.connect({
       hostname: host,
       port,
       ...(tls ? { tls } : {}),
+      // Source address (IP literal); missing from Bun's public types.
+      ...(localAddress ? ({ localAddress } as object) : {}),
       socket: {
         data: (_s, data) => d.onData(data),
         drain: () => d.flush(),
