@@ -79,6 +79,12 @@ export class DeviceConnection {
 
   /** Feeds bytes read from the socket. */
   onData(chunk: Uint8Array): void {
+    if (this.state === "closing" && (this.closeReason === "frame_too_large" || this.closeReason === "bad_frame")) {
+      // It keeps streaming after its error frame: stop reading at once (a 100 MB line must not
+      // keep the worker busy with buffers it will drop anyway).
+      this.socket.terminate();
+      return;
+    }
     if (this.state === "closing" || this.state === "closed") return;
     this.lastActivity = Date.now();
     for (const r of this.decoder.push(chunk)) {
