@@ -118,21 +118,27 @@ export async function startWorker(
   );
   let lastStoreErrorLog = 0;
   const cluster = new Cluster(peers.send, peers.enabled && peers.peers);
-  const db = openDatabase(config.store.dir);
-  const batcher = new Batcher(db, {
+  const batchOptions = {
     delayMs: config.store.batch_delay_ms,
     maxOps: config.store.batch_max,
-    onError: (err) => {
+    onError: (err: Error) => {
       // One line per 30 s at most: a full disk fails every batch.
       if (Date.now() - lastStoreErrorLog < 30_000) return;
       lastStoreErrorLog = Date.now();
       log.error("Store write failed; devices get no ack for messages that need the outbox, commands wait at the broker. Check free disk space and that store.dir is writable", { err, dir: config.store.dir });
     },
-  });
+  };
+  // Device rows: NORMAL sync (survives process crashes). Outbox and inbox hold what was
+  // acknowledged to a device or to the broker: FULL sync, on their own connection.
+  const db = openDatabase(config.store.dir);
+  const batcher = new Batcher(db, batchOptions);
+  const durableDb = openDatabase(config.store.dir, { synchronous: "FULL" });
+  const durable = new Batcher(durableDb, batchOptions);
+  const storeError = () => batcher.lastError ?? durable.lastError;
   const devices = new DeviceStore(db, batcher);
   devices.resetWorker(workerId, "gateway_restart");
-  const inbox = new Inbox(db, batcher);
-  const outbox = new Outbox(db, batcher, workerId);
+  const inbox = new Inbox(durableDb, durable);
+  const outbox = new Outbox(durableDb, durable, workerId);
   const topo = topology(config.broker.prefix, config.gateway.id);
   const link = new BrokerLink({
     url: config.broker.url,
@@ -207,14 +213,13 @@ export async function startWorker(
   const storeProbe = setInterval(() => {
     const now = Date.now();
     for (const [k, until] of ctx.ackWatch) if (until < now) ctx.ackWatch.delete(k);
-    if (!batcher.lastError) return;
-    batcher.run(() => probeStmt.run(workerId, Date.now())).then(
-      () => log.info("Store writable again"),
-      () => {},
-    );
+    if (!storeError()) return;
+    for (const b of [batcher, durable]) {
+      if (b.lastError) b.run(() => probeStmt.run(workerId, Date.now())).then(() => log.info("Store writable again"), () => {});
+    }
   }, 5000);
   metrics.gauge("owsla_commands_caught_up_total", () => pending.caughtUp);
-  metrics.gauge("owsla_store_ok", () => (batcher.lastError ? 0 : 1));
+  metrics.gauge("owsla_store_ok", () => (storeError() ? 0 : 1));
   const expiry = setInterval(() => {
     try {
       const n = inbox.expire();
@@ -239,7 +244,7 @@ export async function startWorker(
               snapshot: metrics.snapshot(),
               broker: link.state,
               connections: listener.connections.size,
-              store: batcher.lastError ? `error: ${batcher.lastError.message}` : "ok",
+              store: storeError() ? `error: ${storeError()!.message}` : "ok",
             }),
             kick: ({ deviceId, reason }) => {
               const conn = registry.get(deviceId);
@@ -289,11 +294,14 @@ export async function startWorker(
       const deadline = Date.now() + 5000;
       while (publisher.inflight > 0 && Date.now() < deadline) await Bun.sleep(20);
       batcher.flush();
+      durable.flush();
       publisher.stop();
       await link.close();
       listener.close();
       batcher.flush();
+      durable.flush();
       db.close();
+      durableDb.close();
     },
   };
 }
@@ -334,7 +342,10 @@ async function serve(config: Config, args: string[]): Promise<number> {
   const adopted = new Outbox(db, batcher, 0).adoptOrphans(count);
   if (adopted > 0) log.info("Outbox rows of workers that no longer exist were handed to worker 0", { rows: adopted });
   const devices = new DeviceStore(db, batcher);
-  const inbox = new Inbox(db, batcher);
+  // Commands sent through the API are acknowledged to the caller once stored: FULL sync.
+  const durableDb = openDatabase(config.store.dir, { synchronous: "FULL" });
+  const durable = new Batcher(durableDb, { delayMs: 1 });
+  const inbox = new Inbox(durableDb, durable);
   const metrics = new Metrics();
 
   let plane: ControlPlane | null = null;
@@ -403,7 +414,9 @@ async function serve(config: Config, args: string[]): Promise<number> {
   const { code, reason } = await sup.done;
   api?.stop(true);
   batcher.flush();
+  durable.flush();
   db.close();
+  durableDb.close();
   if (code !== 0) log.error("Gateway stopped", { reason, code });
   else log.info("Gateway stopped", { reason });
   return code;

@@ -4,7 +4,25 @@
  * created on first start; gateways of one site share it by copying that file.
  */
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
+
+/** Creates `path` exclusively with `text`, mode 0600, and fsyncs it (it must survive a power cut). */
+function writeNewFileDurably(path: string, text: string): void {
+  const fd = openSync(path, "wx", 0o600);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    const dir = openSync(dirname(path), "r");
+    fsyncSync(dir);
+    closeSync(dir);
+  } catch {
+    // Directory fsync is best effort.
+  }
+}
 import { dirname } from "node:path";
 
 const CONTEXT = "owsla-device-token/v1:";
@@ -53,7 +71,7 @@ export function loadOrCreateApiToken(path: string): { token: string; created: bo
   mkdirSync(dirname(path), { recursive: true });
   const token = randomBytes(24).toString("base64url");
   try {
-    writeFileSync(path, token + "\n", { flag: "wx", mode: 0o600 });
+    writeNewFileDurably(path, token + "\n");
     return { token, created: true };
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "EEXIST") {
@@ -84,7 +102,7 @@ export function loadOrCreateSecret(path: string): Uint8Array {
   if (existing) return existing;
   mkdirSync(dirname(path), { recursive: true });
   try {
-    writeFileSync(path, randomBytes(32).toString("hex") + "\n", { flag: "wx", mode: 0o600 });
+    writeNewFileDurably(path, randomBytes(32).toString("hex") + "\n");
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "EEXIST") {
       throw new Error(`Cannot create site secret ${path}: ${(e as Error).message}; check that the data directory is writable`);

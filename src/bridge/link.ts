@@ -213,6 +213,17 @@ export class BrokerLink {
       }
       const wasUp = this.state === "up";
       this.state = "down";
+      // Reject every unconfirmed publish now, in order, so the publisher moves them to the
+      // outbox ahead of newer messages. (amqp-client only does this when the channel's own
+      // socket closes; on a silent drop the publish socket may never notice, and waiting for
+      // confirm timeouts would reorder a device's messages.)
+      for (const ch of [this.pub, this.sub]) {
+        try {
+          if (ch && !ch.closed) ch.setClosed(new Error(`broker link down: ${this.lastError ?? "closing"}`));
+        } catch {
+          // Already closed.
+        }
+      }
       this.pub = null;
       this.sub = null;
       this.blocked = null;

@@ -60,6 +60,9 @@ export class Publisher {
   inflight = 0;
   private readonly backlog = new Map<string, number>();
   private draining = false;
+  /** Fallbacks of unconfirmed direct publishes, in publish order. */
+  private readonly pendingDirect = new Set<(why: string) => void>();
+  private lastFailureLog = 0;
   private drainTimer: ReturnType<typeof setInterval>;
 
   constructor(
@@ -73,6 +76,7 @@ export class Publisher {
     const rows = this.outboxDepth;
     if (rows > 0) log.info("Outbox holds messages from before the restart; they are sent when the broker is up", { rows });
     link.onUp(() => this.drain());
+    link.onDown(() => this.onLinkDown());
     link.onUnblocked(() => this.drain());
     this.drainTimer = setInterval(() => this.drain(), 1000);
     metrics.gauge("owsla_publish_inflight", () => this.inflight);
@@ -102,9 +106,11 @@ export class Publisher {
         settled = true;
         clearTimeout(timer);
         this.inflight--;
+        this.pendingDirect.delete(fallback);
         this.metrics.inc("owsla_publish_fallbacks_total", { reason: why });
         this.toOutbox(m).then(resolve, reject);
       };
+      this.pendingDirect.add(fallback);
       const timer = setTimeout(() => fallback("confirm_timeout"), this.opts.confirmTimeoutMs);
       ch.basicPublish(this.opts.exchange, m.routingKey, m.body, amqpProps(m)).then(
         () => {
@@ -112,6 +118,7 @@ export class Publisher {
           settled = true;
           clearTimeout(timer);
           this.inflight--;
+          this.pendingDirect.delete(fallback);
           this.metrics.inc("owsla_messages_up_total");
           this.metrics.observe("owsla_publish_confirm_ms", performance.now() - started);
           resolve();
@@ -119,6 +126,17 @@ export class Publisher {
         () => fallback("rejected"),
       );
     });
+  }
+
+  /**
+   * The link went down: every unconfirmed publish goes to the outbox now, oldest first, before
+   * any newer message can (a rejection from the client may come later, or never, when the
+   * socket died mid-write). A late confirm then only makes a duplicate with the same id.
+   */
+  private onLinkDown(): void {
+    const all = [...this.pendingDirect];
+    this.pendingDirect.clear();
+    for (const fallback of all) fallback("link_down");
   }
 
   /** Rows in the outbox plus those being written. */
@@ -138,7 +156,11 @@ export class Publisher {
       (err: Error) => {
         this.release(m.deviceId, 1);
         this.metrics.inc("owsla_outbox_failures_total");
-        this.log.error("Cannot store message in the outbox; the device gets no ack and should retry. Check free disk space and that store.dir is writable", { err });
+        // One line per 30 s at most: with a full disk every message fails.
+        if (Date.now() - this.lastFailureLog >= 30_000) {
+          this.lastFailureLog = Date.now();
+          this.log.error("Cannot store messages in the outbox; devices get server_busy instead of ack and should retry. Check free disk space and that store.dir is writable", { err, failures: this.metrics.get("owsla_outbox_failures_total") });
+        }
         throw err;
       },
     );

@@ -20,6 +20,8 @@ import { zeroClientCounters, type ClientCounters, type ClientFinal } from "./sta
 const TICK_MS = 10;
 /** Sweep for pings and stale pubs, in ms. */
 const SWEEP_MS = 1000;
+/** A handshake without welcome after this long is abandoned (`handshake_timeout`) and retried, in ms. */
+const HANDSHAKE_TIMEOUT_MS = 30_000;
 /** A pub without ack after this long counts as `no_ack`, in ms. */
 const ACK_TIMEOUT_MS = 60_000;
 /** A pub without RPC reply after this long is forgotten (counted as `no_reply` once replies were seen), in ms. */
@@ -460,6 +462,12 @@ export class Fleet {
   private onSweep(): void {
     const t = now();
     for (const d of this.devs) {
+      if (d.state === "connecting" && t - d.attemptStartedAt > HANDSHAKE_TIMEOUT_MS && d.attempt) {
+        // Accepted by the kernel but never answered (a stuck or overloaded gateway): try again later.
+        this.countError(d.attempt, "handshake_timeout");
+        this.endAttempt(d, undefined);
+        continue;
+      }
       if (d.state !== "open") continue;
       const every = this.spec.pingEveryS > 0 ? this.spec.pingEveryS * 1000 : d.keepaliveMs;
       if (t - d.lastSentAt >= every) {

@@ -50,8 +50,9 @@ export function buildSummary(f: RunFacts) {
   const m0 = f.msgStart?.counters;
   const perS = (n: number) => (msgPhaseS > 0 ? Math.round(n / msgPhaseS) : 0);
   const held = f.held;
+  // Only meaningful while the gateway was alive at the snapshot (RSS 0: its processes were gone).
   const userPerConn =
-    held && held.gatewayRss !== null && f.before.gatewayRss !== null && held.connected > 0 ? Math.round((held.gatewayRss - f.before.gatewayRss) / held.connected) : null;
+    held && held.gatewayRss && f.before.gatewayRss && held.connected > 0 ? Math.round((held.gatewayRss - f.before.gatewayRss) / held.connected) : null;
   const kernelPerConn = held?.kernel && f.before.kernel && held.connected > 0 ? Math.round((held.kernel.slabBytes - f.before.kernel.slabBytes) / held.connected) : null;
   return {
     tool: "owsla load",

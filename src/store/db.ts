@@ -54,8 +54,13 @@ CREATE INDEX IF NOT EXISTS inbox_expiry ON inbox(expires_at);
 CREATE TABLE IF NOT EXISTS probe (worker INTEGER PRIMARY KEY, at INTEGER NOT NULL);
 `;
 
-/** Opens (creating if needed) the database in `dir`, ready for use by several processes. */
-export function openDatabase(dir: string): Database {
+/**
+ * Opens (creating if needed) the database in `dir`, ready for use by several processes.
+ * `synchronous` NORMAL (default) survives process crashes; FULL also fsyncs every commit, for
+ * what the gateway has acknowledged to someone (outbox rows acked to devices, inbox rows acked
+ * to the broker), so a power cut or a failing filesystem cannot take them back.
+ */
+export function openDatabase(dir: string, opts: { synchronous?: "NORMAL" | "FULL" } = {}): Database {
   try {
     mkdirSync(dir, { recursive: true });
   } catch (e) {
@@ -70,7 +75,7 @@ export function openDatabase(dir: string): Database {
   }
   db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
   db.exec("PRAGMA journal_mode = WAL");
-  db.exec("PRAGMA synchronous = NORMAL");
+  db.exec(`PRAGMA synchronous = ${opts.synchronous ?? "NORMAL"}`);
   db.exec("PRAGMA foreign_keys = OFF");
   // Schema creation from several processes at once: take the write lock first.
   db.transaction(() => {
