@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { GatewayWatch } from "./gateway-watch.ts";
 import type { ClientSpec, FromBackend, FromClient, ToBackend, ToClient } from "./ipc.ts";
 import { DEVICES_PER_ADDRESS, hostFor, LoadUsageError, type LoadOptions } from "./options.ts";
-import { kernelMemory } from "./procfs.ts";
+import { kernelMemory, totalRss } from "./procfs.ts";
 import { progressLine } from "./report.ts";
 import { spawnChild } from "./spawn.ts";
 import { sumClientCounters, zeroBackendCounters, zeroClientCounters, type BackendCounters, type BackendFinal, type ClientCounters, type ClientFinal } from "./stats.ts";
@@ -150,7 +150,10 @@ export async function runCoordinator(opts: LoadOptions, err: (line: string) => v
     }
     await until(() => clients.every((c) => c.ready), READY_TIMEOUT_MS, "client processes to start", () => failed);
 
-    const snapshot = (): Snapshot => ({ at: wall(), connected: sumClientCounters(clients.map((c) => c.last)).connected, gatewayRss: watch ? watch.rss() : null, kernel: kernelMemory() });
+    const snapshot = (): Snapshot => {
+      const pids = watch ? watch.pids() : [];
+      return { at: wall(), connected: sumClientCounters(clients.map((c) => c.last)).connected, gatewayRss: watch ? totalRss(pids) : null, gatewayProcesses: pids.length, kernel: kernelMemory() };
+    };
     const before = snapshot();
     const goAt = wall();
     for (const c of clients) c.proc.send({ t: "go" } satisfies ToClient);
@@ -236,7 +239,7 @@ export async function runCoordinator(opts: LoadOptions, err: (line: string) => v
       held,
       end,
       gatewayRssPeak,
-      gatewayPids: watch ? watch.pids().length : 0,
+      gatewayPids: held?.gatewayProcesses ?? before.gatewayProcesses,
       msgStart,
       clients: clients.flatMap((c) => (c.final ? [c.final] : [])),
       backend: backend?.final ?? null,

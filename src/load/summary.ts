@@ -14,6 +14,8 @@ export interface Snapshot {
   at: number;
   connected: number;
   gatewayRss: number | null;
+  /** Gateway processes found (supervisor and workers). */
+  gatewayProcesses: number;
   kernel: KernelMemory | null;
 }
 
@@ -30,6 +32,7 @@ export interface RunFacts {
   held: Snapshot | null;
   end: Snapshot;
   gatewayRssPeak: number | null;
+  /** Gateway processes at the held snapshot (or at start). */
   gatewayPids: number;
   /** Counters summed when messages started, and when they started (wall-clock ms). */
   msgStart: { at: number; counters: ClientCounters } | null;

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { Batcher } from "./batcher.ts";
+import { Batcher, FAIL_FAST_MS } from "./batcher.ts";
 
 function db(): Database {
   const d = new Database(":memory:");
@@ -26,8 +26,13 @@ test("a failing transaction rejects every write in it and stores none of them", 
   expect(results.map((r) => r.status)).toEqual(["rejected", "rejected", "rejected"]);
   expect((d.query("SELECT COUNT(*) AS n FROM t").get() as { n: number }).n).toBe(0);
   expect(b.lastError).not.toBeNull();
-  await b.run(() => ins.run(4));
+  // Right after a failure, writes fail fast (no database work) ...
+  expect(b.run(() => ins.run(4))).rejects.toThrow();
+  // ... and once the pause is over they are tried again, and success clears the error.
+  await Bun.sleep(FAIL_FAST_MS + 20);
+  await b.run(() => ins.run(5));
   expect(b.lastError).toBeNull();
+  expect((d.query("SELECT v FROM t").all() as { v: number }[]).map((r) => r.v)).toEqual([5]);
 });
 
 test("reaching maxOps flushes at once without waiting for the delay", async () => {

@@ -8,6 +8,9 @@
  */
 import type { Database } from "bun:sqlite";
 
+/** After a failed commit, writes are refused without trying for this long, in ms. */
+export const FAIL_FAST_MS = 500;
+
 /** Options for {@link Batcher}. */
 export interface BatcherOptions {
   /** Longest wait before a queued op is committed, in ms. Default 2. */
@@ -34,6 +37,7 @@ export class Batcher {
   private readonly maxOps: number;
   /** Last commit failure, cleared by the next successful commit. */
   lastError: Error | null = null;
+  private failedAt = 0;
 
   constructor(
     private readonly db: Database,
@@ -65,13 +69,26 @@ export class Batcher {
     }
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.maxOps);
+      // Right after a failure (disk full, read-only), fail fast instead of retrying every batch:
+      // each attempt may wait for locks and would keep the event loop busy.
+      if (this.lastError && performance.now() - this.failedAt < FAIL_FAST_MS) {
+        for (const p of batch) p.reject(this.lastError);
+        continue;
+      }
       try {
         this.db.transaction(() => {
           for (const p of batch) p.op();
         }).immediate();
       } catch (e) {
         const err = e instanceof Error ? e : new Error(String(e));
+        // A failed COMMIT may leave the transaction open (and the write lock held).
+        try {
+          if (this.db.inTransaction) this.db.exec("ROLLBACK");
+        } catch {
+          // Nothing more to do; the next attempt reports the state.
+        }
         this.lastError = err;
+        this.failedAt = performance.now();
         this.opts.onError?.(err);
         for (const p of batch) p.reject(err);
         continue;

@@ -12,8 +12,11 @@ import { join } from "node:path";
 /** File name of the database inside the data directory. */
 export const DB_FILE = "owsla.db";
 
-/** How long a writer waits for another process's write lock before failing, in ms. */
-export const BUSY_TIMEOUT_MS = 5000;
+/**
+ * How long a writer waits for another process's write lock before failing, in ms. The wait
+ * blocks the event loop, so it stays well under the supervisor's hang timeout.
+ */
+export const BUSY_TIMEOUT_MS = 1000;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS devices (

@@ -242,11 +242,20 @@ function sh(cmd: string[], allowFail = false): { code: number; out: string } {
 export function netnsUnavailable(): string | null {
   if (process.getuid?.() !== 0) return "not root";
   for (const tool of ["ip", "tc", "socat"]) if (!Bun.which(tool)) return `${tool} is not installed`;
-  const name = `owsla-probe-${randomBytes(3).toString("hex")}`;
+  const id = randomBytes(2).toString("hex");
+  const name = `owsla-probe-${id}`;
   const add = sh(["ip", "netns", "add", name], true);
   if (add.code !== 0) return `ip netns add failed: ${add.out}`;
-  sh(["ip", "netns", "del", name], true);
-  return null;
+  try {
+    const veth = sh(["ip", "link", "add", `owp${id}h`, "type", "veth", "peer", "name", `owp${id}n`], true);
+    if (veth.code !== 0) return `cannot create a veth pair: ${veth.out}`;
+    const q = sh(["tc", "qdisc", "replace", "dev", `owp${id}h`, "root", "pfifo", "limit", "0"], true);
+    if (q.code !== 0) return `cannot add a pfifo qdisc: ${q.out}`;
+    return null;
+  } finally {
+    sh(["ip", "link", "del", `owp${id}h`], true);
+    sh(["ip", "netns", "del", name], true);
+  }
 }
 
 /**

@@ -7,10 +7,11 @@
  */
 import { AMQPClient, type AMQPChannel } from "@cloudamqp/amqp-client";
 import { Database } from "bun:sqlite";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestDevice } from "./device.ts";
-import { GatewayProcess, freePort, startGateway } from "./gateway.ts";
+import { GatewayProcess, freePort } from "./gateway.ts";
 
 /** Bearer token the chaos gateways are started with (so no token file is needed). */
 export const API_TOKEN = "chaos-api-token-0123456789abcdef";
@@ -491,24 +492,34 @@ export interface ChaosGatewayOptions {
   waitBroker?: boolean;
 }
 
-/** Starts a gateway for chaos runs: JSON debug logs, fixed API token, its own broker URL. */
+/**
+ * Starts a gateway for chaos runs: JSON debug logs, fixed API token, its own broker URL.
+ * Retries on a fresh port when the start fails (another process on this busy machine may take
+ * the free port between the probe and the gateway's bind).
+ */
 export async function startChaosGateway(o: ChaosGatewayOptions): Promise<GatewayProcess> {
-  return await startGateway({
-    dir: o.dir,
-    gatewayId: o.gatewayId,
-    prefix: o.prefix,
-    port: freePort(),
-    waitBroker: o.waitBroker,
-    args: [
-      "--broker", o.brokerUrl,
-      "--workers", String(o.workers ?? 2),
-      "--broker-heartbeat-s", String(o.heartbeatS ?? 2),
-      "--broker-reconnect-max-ms", String(o.reconnectMaxMs ?? 2000),
-      "--api-token", API_TOKEN,
-      "--log-level", "debug",
-      ...(o.args ?? []),
-    ],
-  });
+  const dir = o.dir ?? mkdtempSync(join(tmpdir(), "owsla-chaos-gw-"));
+  const args = [
+    "--broker", o.brokerUrl,
+    "--workers", String(o.workers ?? 2),
+    "--broker-heartbeat-s", String(o.heartbeatS ?? 2),
+    "--broker-reconnect-max-ms", String(o.reconnectMaxMs ?? 2000),
+    "--api-token", API_TOKEN,
+    "--log-level", "debug",
+    ...(o.args ?? []),
+  ];
+  let lastErr: Error | null = null;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const gw = new GatewayProcess(dir, o.gatewayId, o.prefix, freePort(), args, {});
+    try {
+      await gw.start(o.waitBroker !== false);
+      return gw;
+    } catch (e) {
+      lastErr = e as Error;
+      if (gw.proc) await gw.kill().catch(() => {});
+    }
+  }
+  throw lastErr!;
 }
 
 /** A parsed gateway log line. */
