@@ -200,8 +200,11 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext): Devic
    * shared port) and try again after a pause, like Ranch's acceptor sleeping on emfile.
    */
   const guardDescriptors = () => {
-    // Reading /proc costs a directory walk: only near the limit.
-    if (accepting && connections.size < fdLimitNow - 512) return;
+    // The limit can change at run time (prlimit); reading it is one small file. When even that
+    // read fails, the process is out of descriptors.
+    fdLimitNow = fdLimit(0);
+    // Reading /proc/self/fd costs a directory walk: only near the limit.
+    if (accepting && fdLimitNow > 0 && connections.size < fdLimitNow - 512) return;
     const now = Date.now();
     if (!accepting) {
       if (now < pausedUntil || stopped) return;
@@ -231,7 +234,7 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext): Devic
       });
     }
   };
-  const fdLimitNow = fdLimit();
+  let fdLimitNow = fdLimit();
   let stopped = false;
 
   return {

@@ -170,9 +170,10 @@ export async function runCoordinator(opts: LoadOptions, err: (line: string) => v
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
 
-    let held: Snapshot | null = null;
+    // Assigned inside startTraffic(); typed explicitly so the checker does not narrow it to null.
+    let held = null as Snapshot | null;
     let allWelcomedAt: number | null = null;
-    let msgStart: { at: number; counters: ClientCounters } | null = null;
+    let msgStart = null as { at: number; counters: ClientCounters } | null;
     let peakWelcomes = 0;
     let gatewayRssPeak: number | null = null;
     let prev = zeroClientCounters();
