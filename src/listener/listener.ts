@@ -149,7 +149,14 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext): Devic
       },
     },
   });
-  let server: TCPSocketListener<{ conn: DeviceConnection | null }> | null = listen(opts.port);
+  let server: TCPSocketListener<{ conn: DeviceConnection | null }> | null;
+  try {
+    server = listen(opts.port);
+  } catch (e) {
+    throw new Error(
+      `Cannot listen for devices on ${opts.host}:${opts.port}: ${(e as Error).message}. Another program may hold the port (or one without SO_REUSEPORT); stop it or set device.port`,
+    );
+  }
   const boundPort = server.port;
   let accepting = true;
   let pausedUntil = 0;
