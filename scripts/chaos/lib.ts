@@ -1,0 +1,88 @@
+/**
+ * Command-line plumbing shared by the chaos scripts: `--flag value` parsing against defaults,
+ * one JSON object on stdout (progress on stderr), exit 0 when every check passed, 1 when one
+ * failed, 2 on a usage error or a crash.
+ */
+import { availableParallelism, release } from "node:os";
+import type { ScenarioResult } from "../../tests/helpers/chaos-scenarios.ts";
+
+/** Parses `--name value` / `--name=value` flags; names use - for _. */
+export function parseFlags<T extends Record<string, number | string | boolean>>(argv: string[], defaults: T, usage: string): T {
+  const out: Record<string, number | string | boolean> = { ...defaults };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "-h" || a === "--help") {
+      process.stdout.write(usage.trim() + "\n");
+      process.exit(0);
+    }
+    if (!a.startsWith("--")) throw new Error(`Unexpected argument "${a}"\n${usage}`);
+    const eq = a.indexOf("=");
+    const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
+    let value: string | undefined = eq > 0 ? a.slice(eq + 1) : undefined;
+    const key = name.replace(/-/g, "_");
+    if (!(key in defaults)) throw new Error(`Unknown flag --${name}\n${usage}`);
+    const d = defaults[key];
+    if (typeof d === "boolean" && value === undefined) {
+      out[key] = true;
+      continue;
+    }
+    value ??= argv[++i];
+    if (value === undefined) throw new Error(`Flag --${name} needs a value\n${usage}`);
+    if (typeof d === "number") {
+      const n = Number(value);
+      if (!Number.isFinite(n)) throw new Error(`Invalid --${name} ${value}: expected a number`);
+      out[key] = n;
+    } else if (typeof d === "boolean") out[key] = value === "true" || value === "1";
+    else out[key] = value;
+  }
+  return out as T;
+}
+
+/** Logs a progress line on stderr. */
+export function progress(msg: string): void {
+  process.stderr.write(`[${new Date().toISOString()}] ${msg}\n`);
+}
+
+/** The command line that reproduces this run (relative to the repository root). */
+export function commandLine(script: string, args: string[]): string {
+  return ["node_modules/.bin/bun", script, ...args].join(" ");
+}
+
+/** Runs a suite: prints {suite, ok, …, results} as JSON and exits with 0/1/2. */
+export async function runSuite<T extends Record<string, number | string | boolean>>(
+  suite: string,
+  defaults: T,
+  usage: string,
+  run: (opts: T) => Promise<ScenarioResult[]>,
+): Promise<never> {
+  let opts: T;
+  try {
+    opts = parseFlags(process.argv.slice(2), defaults, usage);
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n`);
+    process.exit(2);
+  }
+  const started = Date.now();
+  try {
+    const results = await run(opts);
+    for (const r of results) {
+      progress(`${r.scenario}: ${r.ok ? "ok" : "FAILED"}`);
+      for (const c of r.checks) progress(`  ${c.ok ? "ok  " : c.info ? "info" : "FAIL"} ${c.name}: ${c.detail}`);
+    }
+    const ok = results.every((r) => r.ok);
+    const out = {
+      suite,
+      ok,
+      started_at: new Date(started).toISOString(),
+      duration_s: Math.round((Date.now() - started) / 100) / 10,
+      machine: { cpus: availableParallelism(), kernel: release(), bun: Bun.version },
+      params: opts,
+      results,
+    };
+    process.stdout.write(JSON.stringify(out, null, 2) + "\n");
+    process.exit(ok ? 0 : 1);
+  } catch (e) {
+    process.stdout.write(JSON.stringify({ suite, ok: false, error: (e as Error).stack ?? String(e), params: opts }, null, 2) + "\n");
+    process.exit(2);
+  }
+}
