@@ -17,6 +17,7 @@
  */
 import type { Socket, Subprocess, TCPSocketListener } from "bun";
 import { randomBytes } from "node:crypto";
+import { flushQueued, sendQueued } from "./proxy.ts";
 
 type Event = Uint8Array | "end";
 type Dir = { held: Event[]; queue: Uint8Array[] };
@@ -32,27 +33,8 @@ type Pair = {
 };
 type Side = { pair: Pair; which: "client" | "upstream" };
 
-/** Writes `data` to `sock`, keeping what the kernel did not take for the drain handler. */
-function send(sock: Socket<Side>, queue: Uint8Array[], data: Uint8Array): void {
-  if (queue.length > 0) {
-    queue.push(new Uint8Array(data));
-    return;
-  }
-  const n = sock.write(data);
-  if (n < data.length) queue.push(new Uint8Array(data.subarray(Math.max(0, n))));
-}
-
-function flush(sock: Socket<Side>, queue: Uint8Array[]): void {
-  while (queue.length > 0) {
-    const head = queue[0]!;
-    const n = sock.write(head);
-    if (n < head.length) {
-      queue[0] = head.subarray(Math.max(0, n));
-      return;
-    }
-    queue.shift();
-  }
-}
+const send = sendQueued;
+const flush = flushQueued;
 
 /** A TCP proxy on loopback that can be cut (`down`) or silently blackholed (`blackhole`). */
 export class BlackholeProxy {

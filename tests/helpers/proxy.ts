@@ -8,29 +8,31 @@ import type { Socket, TCPSocketListener } from "bun";
 type Pair = { client: Socket<Side>; upstream: Socket<Side> | null; pending: Uint8Array[] };
 type Side = { pair: Pair; queue: Uint8Array[] };
 
-/** Bun's write does not buffer: keep what the kernel did not take and flush it on drain. */
-function send(sock: Socket<Side>, data: Uint8Array): void {
-  const q = sock.data.queue;
-  if (q.length > 0) {
-    q.push(new Uint8Array(data));
+/** Writes `data` to `sock` in order behind `queue` (Bun's write does not buffer); keeps the rest. */
+export function sendQueued(sock: { write(d: Uint8Array): number }, queue: Uint8Array[], data: Uint8Array): void {
+  if (queue.length > 0) {
+    queue.push(new Uint8Array(data));
     return;
   }
   const n = sock.write(data);
-  if (n < data.length) q.push(new Uint8Array(data.subarray(Math.max(0, n))));
+  if (n < data.length) queue.push(new Uint8Array(data.subarray(Math.max(0, n))));
 }
 
-function flush(sock: Socket<Side>): void {
-  const q = sock.data.queue;
-  while (q.length > 0) {
-    const head = q[0]!;
+/** Writes what `queue` holds to `sock` (from its drain handler). */
+export function flushQueued(sock: { write(d: Uint8Array): number }, queue: Uint8Array[]): void {
+  while (queue.length > 0) {
+    const head = queue[0]!;
     const n = sock.write(head);
     if (n < head.length) {
-      q[0] = head.subarray(Math.max(0, n));
+      queue[0] = head.subarray(Math.max(0, n));
       return;
     }
-    q.shift();
+    queue.shift();
   }
 }
+
+const send = (sock: Socket<Side>, data: Uint8Array) => sendQueued(sock, sock.data.queue, data);
+const flush = (sock: Socket<Side>) => flushQueued(sock, sock.data.queue);
 
 /** A cuttable TCP proxy on loopback. */
 export class BrokerProxy {

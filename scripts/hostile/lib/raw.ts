@@ -3,6 +3,7 @@
  * what the gateway sends, parses it as NDJSON and records when and how the connection ended.
  */
 import type { Socket } from "bun";
+import { ERROR_CODES as PROTOCOL_ERROR_CODES } from "../../../src/protocol/frames.ts";
 
 /** Options for {@link RawConn.connect}. */
 export interface RawOptions {
@@ -17,20 +18,7 @@ export interface RawOptions {
 }
 
 /** Error codes the device protocol defines (`error` frames must carry one of these). */
-export const ERROR_CODES = new Set([
-  "bad_frame",
-  "frame_too_large",
-  "hello_timeout",
-  "keepalive_timeout",
-  "unauthorized",
-  "rate_limited",
-  "server_busy",
-  "not_ready",
-  "unknown_op",
-  "shutting_down",
-  "taken_over",
-  "slow_consumer",
-]);
+export const ERROR_CODES: ReadonlySet<string> = new Set(PROTOCOL_ERROR_CODES);
 
 /** Ops the gateway may send. */
 export const GATEWAY_OPS = new Set(["welcome", "cmd", "ack", "pong", "error"]);
