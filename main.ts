@@ -188,7 +188,7 @@ export async function startWorker(
     notify: peers.send,
     ackWatch: new Map(),
   };
-  const router = new LocalRouter(inbox, devices, registry, metrics, cluster);
+  const router = new LocalRouter(inbox, devices, registry, metrics, cluster, workerId);
   new CommandConsumer(link, topo.queue, config.broker.command_ttl_s * 1000, router, metrics, log);
   const listener = startListener(
     {

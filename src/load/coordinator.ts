@@ -175,6 +175,7 @@ export async function runCoordinator(opts: LoadOptions, err: (line: string) => v
     let allWelcomedAt: number | null = null;
     let msgStart = null as { at: number; counters: ClientCounters } | null;
     let peakWelcomes = 0;
+    let peakConnected = 0;
     let gatewayRssPeak: number | null = null;
     let prev = zeroClientCounters();
     let prevBackend = zeroBackendCounters();
@@ -197,6 +198,7 @@ export async function runCoordinator(opts: LoadOptions, err: (line: string) => v
       const total = sumClientCounters(clients.map((c) => c.last));
       const dt = (t - prevAt) / 1000;
       peakWelcomes = Math.max(peakWelcomes, Math.round((total.welcomes - prev.welcomes) / Math.max(dt, 1e-3)));
+      peakConnected = Math.max(peakConnected, total.connected);
       const rss = watch ? watch.rss() : null;
       if (rss !== null) gatewayRssPeak = Math.max(gatewayRssPeak ?? 0, rss);
       if (!opts.quiet) {
@@ -236,6 +238,7 @@ export async function runCoordinator(opts: LoadOptions, err: (line: string) => v
       endAt: stoppedAt,
       allWelcomedAt,
       peakWelcomesPerS: peakWelcomes,
+      peakConnected,
       before,
       held,
       end,

@@ -27,6 +27,8 @@ export interface RunFacts {
   /** When every device had been welcomed once (wall-clock ms), or null. */
   allWelcomedAt: number | null;
   peakWelcomesPerS: number;
+  /** Most devices connected at once, from the one-second reports. */
+  peakConnected: number;
   before: Snapshot;
   /** Taken `settle` seconds after all were welcomed (or when messages started regardless). */
   held: Snapshot | null;
@@ -74,6 +76,7 @@ export function buildSummary(f: RunFacts) {
     },
     connections_held: total.connected,
     connections_held_at_snapshot: held?.connected ?? null,
+    connections_held_peak: f.peakConnected,
     all_welcomed: f.allWelcomedAt !== null,
     time_to_all_welcomed_ms: timeToAll !== null ? Math.round(timeToAll) : null,
     welcomes_per_s: timeToAll !== null && timeToAll > 0 ? Math.round(opts.devices / (timeToAll / 1000)) : null,

@@ -47,10 +47,14 @@ export class Cluster {
     private readonly enabled: boolean,
   ) {}
 
-  /** Offers a command to the other workers; `receivedAt` is when the broker handed it over (wall clock, ms). */
-  forwardCommand(cmd: Command, receivedAt: number): void {
+  /**
+   * Offers a command to worker `to` (the device's holder according to the device table), or to
+   * all other workers when the holder is not known; `receivedAt` is when the broker handed it
+   * over (wall clock, ms).
+   */
+  forwardCommand(cmd: Command, receivedAt: number, to?: number): void {
     if (!this.enabled) return;
-    this.send({ t: "fwd", payload: { t: "cmd", cmd, sentAt: receivedAt } });
+    this.send({ t: "fwd", ...(to !== undefined ? { to } : {}), payload: { t: "cmd", cmd, sentAt: receivedAt } });
   }
 
   /** Announces that this worker now holds `deviceId` (batched every 5 ms). */

@@ -20,6 +20,7 @@ export class LocalRouter implements CommandRouter {
     private readonly registry: Registry<DeviceConnection>,
     private readonly metrics: Metrics,
     private readonly cluster: Cluster,
+    private readonly workerId: number,
   ) {}
 
   known(id: string): boolean {
@@ -35,7 +36,11 @@ export class LocalRouter implements CommandRouter {
         this.metrics.observe("owsla_command_delivery_ms", Math.max(0, wallClock() - receivedAt));
       }
     } else {
-      this.cluster.forwardCommand(cmd, receivedAt);
+      // Ask only the worker the device table names (with 12 workers a broadcast would cost 11
+      // IPC messages per command); a device moving meanwhile is caught by its welcome re-checks.
+      const row = this.devices.get(cmd.deviceId);
+      const holder = row && row.connected === 1 && row.worker !== null && row.worker !== this.workerId ? row.worker : undefined;
+      this.cluster.forwardCommand(cmd, receivedAt, holder);
     }
     return stored;
   }

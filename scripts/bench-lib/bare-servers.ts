@@ -1,0 +1,68 @@
+/**
+ * The "bare Bun" baseline: N plain Bun TCP server processes sharing one port (reusePort),
+ * each answering every line with a welcome-like line and keeping nothing per connection but
+ * a line buffer. Their RSS and welcome rate are what the gateway is compared with.
+ *
+ * Usage: bun scripts/bench-lib/bare-servers.ts --port P [--processes 12]
+ * Prints "listening" on stdout once every process listens; runs until SIGTERM/SIGINT, which it
+ * passes on to its children. Its own pid plus its children are the baseline's processes.
+ */
+import type { Subprocess } from "bun";
+
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i >= 0 ? Number(process.argv[i + 1]) : dflt;
+  if (!Number.isInteger(v) || v < 0) throw new Error(`Invalid --${name} ${process.argv[i + 1]}: expected a non-negative integer`);
+  return v;
+};
+
+const port = arg("port", 0);
+if (process.argv.includes("--serve")) {
+  const reply = new TextEncoder().encode(JSON.stringify({ op: "welcome", id: "00000000-0000-0000-0000-000000000000", conn: "x", gateway: "baseline", keepalive: 60 }) + "\n");
+  Bun.listen<{ buf: string }>({
+    hostname: "0.0.0.0",
+    port,
+    ...({ reusePort: true } as object),
+    socket: {
+      open(s) {
+        s.data = { buf: "" };
+      },
+      data(s, chunk) {
+        s.data.buf += chunk.toString("utf8");
+        let i: number;
+        while ((i = s.data.buf.indexOf("\n")) >= 0) {
+          s.data.buf = s.data.buf.slice(i + 1);
+          s.write(reply);
+        }
+      },
+    },
+  });
+  process.send?.("listening");
+  // Exit with the launcher.
+  process.on("disconnect", () => process.exit(0));
+} else {
+  if (port === 0) throw new Error("Pass --port: the port every bare server process shares");
+  const n = arg("processes", 12);
+  const children: Subprocess[] = [];
+  let listening = 0;
+  const stop = () => {
+    for (const c of children) c.kill("SIGTERM");
+    process.exit(0);
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  for (let i = 0; i < n; i++) {
+    children.push(
+      Bun.spawn([process.execPath, import.meta.path, "--serve", "--port", String(port)], {
+        stdin: "ignore",
+        stdout: "inherit",
+        stderr: "inherit",
+        serialization: "json",
+        ipc: () => {
+          if (++listening === n) console.log("listening");
+        },
+      }),
+    );
+  }
+  await new Promise(() => {});
+}
