@@ -128,6 +128,9 @@ export class DeviceConnection {
   /** Writes a command to the device (it stays in the inbox until the device acks it). */
   sendCommand(c: Command): boolean {
     if (this.state !== "open") return false;
+    // A command can reach a connection twice (live forward and the welcome's inbox lookup):
+    // write it once per connection; it is sent again only on a new connection.
+    if (this.sentCommands.has(c.id)) return true;
     let body: unknown;
     try {
       body = JSON.parse(c.body);
