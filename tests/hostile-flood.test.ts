@@ -39,7 +39,8 @@ describe("connection flood", () => {
 
   test("accepts per source address stay within accept_rate_per_ip for the whole gateway", () => expectCheck(result, "per_address_limit"));
   test("refused connections get rate_limited", () => expectCheck(result, "refusals_are_rate_limited"));
-  test("honest devices' pub → ack p99 grows less than 2x (over the broker's own latency)", () => expectCheck(result, "honest_rtt_p99"));
+  // Latency under the flood (p99 < 2x) is a speed measurement: scripts/hostile/flood.ts checks
+  // and reports it (docs/reliability.md); a timed assertion here would only make CI flaky.
   test("honest devices are not refused or dropped", () => expectCheck(result, "honest_no_failures"));
   test("no worker crashed during the flood, and a device is served after it", () => {
     expectCheck(result, "rate_workers_unchanged");

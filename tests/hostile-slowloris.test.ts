@@ -42,10 +42,9 @@ describe("connections that never finish hello", () => {
   test("dripping bytes does not extend the deadline: all closed by hello timeout + sweep", () => expectCheck(result, "closed_by_deadline"));
   test("descriptors return to the baseline", () => expectCheck(result, "fds_back"));
   test("memory returns near the baseline", () => expectCheck(result, "rss_back"));
-  test("honest devices get welcome with p99 < 50 ms meanwhile, none refused", () => {
-    expectCheck(result, "honest_no_failures");
-    expectCheck(result, "honest_p99");
-  });
+  // The honest devices' welcome p99 (< 50 ms) is a speed measurement: scripts/hostile/slowloris.ts
+  // checks and reports it (docs/reliability.md); here only that none of them is refused.
+  test("honest devices get welcome meanwhile, none refused", () => expectCheck(result, "honest_no_failures"));
   test("no worker crashed, and a valid device is served afterwards", () => {
     expectCheck(result, "workers_unchanged");
     expectCheck(result, "no_crash_lines");
