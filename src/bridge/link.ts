@@ -43,6 +43,27 @@ export function linkUrl(url: string, heartbeatS: number, name: string): string {
   return u.toString();
 }
 
+const corkedSockets = new WeakSet<object>();
+
+/**
+ * Corks an amqp-client connection's socket until the next tick, so the publishes of this tick
+ * leave in one write (measured here: +20-40% publish throughput with confirms).
+ */
+export function corkClientForTick(client: unknown): void {
+  const sock = (client as { socket?: { cork(): void; uncork(): void } } | null)?.socket;
+  if (!sock || typeof sock.cork !== "function" || corkedSockets.has(sock)) return;
+  corkedSockets.add(sock);
+  sock.cork();
+  process.nextTick(() => {
+    corkedSockets.delete(sock);
+    try {
+      sock.uncork();
+    } catch {
+      // The socket died meanwhile; the disconnect handler takes over.
+    }
+  });
+}
+
 /** A self-healing AMQP connection. */
 export class BrokerLink {
   state: LinkState = "down";
@@ -57,7 +78,6 @@ export class BrokerLink {
   /** Last connection error, for /readyz. */
   lastError: string | null = null;
   private connectedOnce = false;
-  private corked = false;
   private client: AMQPClient | null = null;
   private subClient: AMQPClient | null = null;
   private closing = false;
@@ -113,19 +133,7 @@ export class BrokerLink {
    * it on the next tick (measured here: +20-40% publish throughput with confirms).
    */
   corkTick(): void {
-    if (this.corked) return;
-    const sock = (this.client as unknown as { socket?: { cork(): void; uncork(): void } } | null)?.socket;
-    if (!sock || typeof sock.cork !== "function") return;
-    this.corked = true;
-    sock.cork();
-    process.nextTick(() => {
-      this.corked = false;
-      try {
-        sock.uncork();
-      } catch {
-        // The socket died meanwhile; the disconnect handler takes over.
-      }
-    });
+    corkClientForTick(this.client);
   }
 
   /** Drops the current connection (it is re-established); used when a channel breaks. */

@@ -12,6 +12,7 @@ import { Histogram } from "./histogram.ts";
 import { watchLoopLag } from "./loop-lag.ts";
 import type { BackendOptions } from "./options.ts";
 import { zeroBackendCounters, type BackendCounters, type BackendFinal } from "./stats.ts";
+import { corkClientForTick } from "../bridge/link.ts";
 
 /** Commands are scheduled in steps of this many ms. */
 const CMD_TICK_MS = 10;
@@ -79,7 +80,6 @@ export class BackendSim {
   private readonly pending = new Map<string, number>();
   private client: AMQPClient | null = null;
   private pub: AMQPChannel | null = null;
-  private corked = false;
   private cmdTimer: ReturnType<typeof setInterval> | null = null;
   private sweep: ReturnType<typeof setInterval> | null = null;
   private cmdStartAt = 0;
@@ -186,19 +186,7 @@ export class BackendSim {
 
   /** Coalesces this tick's publishes into one socket write (as the gateway does). */
   private corkTick(): void {
-    if (this.corked) return;
-    const sock = (this.client as unknown as { socket?: { cork(): void; uncork(): void } } | null)?.socket;
-    if (!sock || typeof sock.cork !== "function") return;
-    this.corked = true;
-    sock.cork();
-    process.nextTick(() => {
-      this.corked = false;
-      try {
-        sock.uncork();
-      } catch {
-        // socket gone
-      }
-    });
+    corkClientForTick(this.client);
   }
 
   private sendDueCommands(): void {
