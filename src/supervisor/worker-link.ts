@@ -106,6 +106,9 @@ export function connectToSupervisor(opts: WorkerLinkOptions): WorkerLink {
       process.off("message", onMessage);
       process.off("disconnect", onDisconnect);
       process.off("SIGTERM", onSigterm);
+      // The supervisor sends SIGTERM along with the shutdown message: one arriving after the
+      // graceful stop must not kill the exiting worker by the default action.
+      process.on("SIGTERM", () => {});
       process.off("SIGINT", onSigint);
       try {
         if (process.connected) process.disconnect?.();
