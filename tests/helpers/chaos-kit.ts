@@ -13,6 +13,26 @@ import { join } from "node:path";
 import { TestDevice } from "./device.ts";
 import { GatewayProcess, freePort } from "./gateway.ts";
 
+type ConfirmEntry = [number, (v: unknown) => void, (e: unknown) => void];
+
+/**
+ * `ch.basicPublish` on a confirm-mode channel, minus an amqp-client 4.1.1 quirk: it creates the
+ * confirm promise before the frames are written and chains it only after the write, so when
+ * the broker dies mid-publish the channel's close rejects a promise nothing awaits yet, and
+ * `bun test` fails the running test on that unhandled rejection (process handlers do not
+ * help there). The entry the library queues is rewired to resolve with the failure, which is
+ * rethrown here: the caller sees the same outcome, and no promise is ever left rejected.
+ */
+async function publishConfirmed(ch: AMQPChannel, ...args: Parameters<AMQPChannel["basicPublish"]>): Promise<void> {
+  const queue = (ch as unknown as { unconfirmedPublishes: ConfirmEntry[] }).unconfirmedPublishes;
+  const at = queue.length;
+  const sent = ch.basicPublish(...args);
+  const entry = queue[at];
+  if (entry) entry[2] = (err) => entry[1]({ failed: err });
+  const r = (await sent) as unknown;
+  if (typeof r === "object" && r !== null && "failed" in r) throw (r as { failed: unknown }).failed;
+}
+
 /** Bearer token the chaos gateways are started with (so no token file is needed). */
 export const API_TOKEN = "chaos-api-token-0123456789abcdef";
 
@@ -284,7 +304,7 @@ export class Commander {
     this.attempts++;
     try {
       const ch = await this.channel();
-      await ch.basicPublish(`${this.prefix}owsla.down`, this.gatewayId, JSON.stringify({ id }), {
+      await publishConfirmed(ch, `${this.prefix}owsla.down`, this.gatewayId, JSON.stringify({ id }), {
         headers: { device_id: deviceId, topic: "chaos" },
         messageId: id,
         deliveryMode: 2,
