@@ -10,6 +10,7 @@ import type { SessionContext } from "../session/context.ts";
 import { encodeFrame, errorFrame } from "../protocol/frames.ts";
 import { AcceptLimiter } from "./accept-limiter.ts";
 import { fdLimit } from "./fd-limit.ts";
+import { JunkCollector } from "./junk-gc.ts";
 import { readdirSync } from "node:fs";
 
 /** Connections closed per slice when many expire at once. */
@@ -75,6 +76,10 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext): Devic
   metrics.gauge("owsla_devices_held", () => ctx.registry.size);
   metrics.gauge("owsla_auth_bans_active", () => ctx.auth.bans.activeBans());
   const limiter = new AcceptLimiter(opts.acceptRatePerIp, opts.acceptRateTotal);
+  const junk = new JunkCollector(() => {
+    Bun.gc(true);
+    metrics.inc("owsla_dropped_bytes_gc_total");
+  });
   const refuse = (socket: Sock, reason: string, code: "server_busy" | "rate_limited", message: string) => {
     metrics.inc("owsla_accepts_rejected_total", { reason });
     socket.data = { conn: null };
@@ -120,7 +125,10 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext): Devic
         metrics.inc("owsla_accepts_total");
       },
       data(socket: Sock, data: Buffer) {
-        socket.data?.conn?.onData(data);
+        const conn = socket.data?.conn;
+        if (!conn) return;
+        conn.onData(data);
+        if (conn.done) junk.add(data.length);
       },
       handshake(socket: Sock, success: boolean) {
         const conn = socket.data?.conn;
