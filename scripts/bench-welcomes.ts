@@ -22,6 +22,7 @@
  *   (1 s, 3 s, ...), which then dominate the times instead of the server.
  * Prints one JSON object.
  */
+import { serveBareWelcomes } from "./bench-lib/bare-welcome.ts";
 import type { Subprocess } from "bun";
 import { Database } from "bun:sqlite";
 import { mkdtempSync, readFileSync } from "node:fs";
@@ -40,25 +41,7 @@ function flag(name: string, dflt: number): number {
 // ---- baseline server role: `bun scripts/bench-welcomes.ts --baseline-server <port>` ----
 if (process.argv.includes("--baseline-server")) {
   const port = Number(process.argv[process.argv.indexOf("--baseline-server") + 1]);
-  const reply = new TextEncoder().encode(JSON.stringify({ op: "welcome", id: "00000000-0000-0000-0000-000000000000", conn: "x", gateway: "baseline", keepalive: 60 }) + "\n");
-  Bun.listen<{ buf: string }>({
-    hostname: "0.0.0.0",
-    port,
-    ...({ reusePort: true } as object),
-    socket: {
-      open(s) {
-        s.data = { buf: "" };
-      },
-      data(s, chunk) {
-        s.data.buf += chunk.toString("utf8");
-        let i: number;
-        while ((i = s.data.buf.indexOf("\n")) >= 0) {
-          s.data.buf = s.data.buf.slice(i + 1);
-          s.write(reply);
-        }
-      },
-    },
-  });
+  serveBareWelcomes(port);
   console.log("listening");
   await new Promise(() => {});
 }

@@ -7,6 +7,7 @@
  * Prints "listening" on stdout once every process listens; runs until SIGTERM/SIGINT, which it
  * passes on to its children. Its own pid plus its children are the baseline's processes.
  */
+import { serveBareWelcomes } from "./bare-welcome.ts";
 import type { Subprocess } from "bun";
 
 const arg = (name: string, dflt: number) => {
@@ -18,25 +19,7 @@ const arg = (name: string, dflt: number) => {
 
 const port = arg("port", 0);
 if (process.argv.includes("--serve")) {
-  const reply = new TextEncoder().encode(JSON.stringify({ op: "welcome", id: "00000000-0000-0000-0000-000000000000", conn: "x", gateway: "baseline", keepalive: 60 }) + "\n");
-  Bun.listen<{ buf: string }>({
-    hostname: "0.0.0.0",
-    port,
-    ...({ reusePort: true } as object),
-    socket: {
-      open(s) {
-        s.data = { buf: "" };
-      },
-      data(s, chunk) {
-        s.data.buf += chunk.toString("utf8");
-        let i: number;
-        while ((i = s.data.buf.indexOf("\n")) >= 0) {
-          s.data.buf = s.data.buf.slice(i + 1);
-          s.write(reply);
-        }
-      },
-    },
-  });
+  serveBareWelcomes(port);
   process.send?.("listening");
   // Exit with the launcher.
   process.on("disconnect", () => process.exit(0));

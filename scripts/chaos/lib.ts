@@ -5,38 +5,9 @@
  */
 import { availableParallelism, release } from "node:os";
 import type { ScenarioResult } from "../../tests/helpers/chaos-scenarios.ts";
+import { parseFlags } from "../hostile/lib/cli.ts";
 
-/** Parses `--name value` / `--name=value` flags; names use - for _. */
-export function parseFlags<T extends Record<string, number | string | boolean>>(argv: string[], defaults: T, usage: string): T {
-  const out: Record<string, number | string | boolean> = { ...defaults };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === "-h" || a === "--help") {
-      process.stdout.write(usage.trim() + "\n");
-      process.exit(0);
-    }
-    if (!a.startsWith("--")) throw new Error(`Unexpected argument "${a}"\n${usage}`);
-    const eq = a.indexOf("=");
-    const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
-    let value: string | undefined = eq > 0 ? a.slice(eq + 1) : undefined;
-    const key = name.replace(/-/g, "_");
-    if (!(key in defaults)) throw new Error(`Unknown flag --${name}\n${usage}`);
-    const d = defaults[key];
-    if (typeof d === "boolean" && value === undefined) {
-      out[key] = true;
-      continue;
-    }
-    value ??= argv[++i];
-    if (value === undefined) throw new Error(`Flag --${name} needs a value\n${usage}`);
-    if (typeof d === "number") {
-      const n = Number(value);
-      if (!Number.isFinite(n)) throw new Error(`Invalid --${name} ${value}: expected a number`);
-      out[key] = n;
-    } else if (typeof d === "boolean") out[key] = value === "true" || value === "1";
-    else out[key] = value;
-  }
-  return out as T;
-}
+export { parseFlags };
 
 /** Logs a progress line on stderr. */
 export function progress(msg: string): void {

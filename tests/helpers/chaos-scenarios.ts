@@ -320,13 +320,13 @@ export async function brokerFault(env: ChaosEnv, fault: BrokerFault, o: BrokerFa
   }
 }
 
-/** Deletes a finished gateway's queue on the private broker. */
-async function purgeGatewayQueue(env: ChaosEnv, gwId: string): Promise<void> {
+/** Deletes a finished gateway's queue (and any `extra` queues) on the private broker. */
+async function purgeGatewayQueue(env: ChaosEnv, gwId: string, ...extra: string[]): Promise<void> {
   try {
     const c = new AMQPClient(env.broker.url());
     await c.connect();
     const ch = await c.channel();
-    await ch.queueDelete(`${env.prefix}owsla.gw.${gwId}`).catch(() => {});
+    for (const q of [`${env.prefix}owsla.gw.${gwId}`, ...extra]) await ch.queueDelete(q).catch(() => {});
     await c.close();
   } catch {}
 }
@@ -491,14 +491,7 @@ export async function resourceAlarm(env: ChaosEnv, o: AlarmOptions): Promise<Sce
       await gw.stop().catch(() => {});
       rmSync(gw.dir, { recursive: true, force: true });
     }
-    await purgeGatewayQueue(env, gwId);
-    try {
-      const c = new AMQPClient(env.broker.url());
-      await c.connect();
-      const ch = await c.channel();
-      await ch.queueDelete(holding).catch(() => {});
-      await c.close();
-    } catch {}
+    await purgeGatewayQueue(env, gwId, holding);
   }
 }
 

@@ -1,4 +1,4 @@
-/** Command-line handling shared by the scripts in scripts/hostile/. */
+/** Command-line handling shared by the scripts in scripts/hostile/ and scripts/chaos/. */
 
 /** Parses `--name value` flags against `defaults` (numbers and strings; `--x=1` works too). */
 export function parseFlags<T extends Record<string, number | string | boolean>>(argv: string[], defaults: T, usage: string): T {
@@ -10,7 +10,9 @@ export function parseFlags<T extends Record<string, number | string | boolean>>(
       process.exit(0);
     }
     if (!a.startsWith("--")) throw new Error(`Unexpected argument "${a}"\n${usage}`);
-    let [name, value] = a.slice(2).split("=", 2) as [string, string | undefined];
+    const eq = a.indexOf("=");
+    const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
+    let value: string | undefined = eq > 0 ? a.slice(eq + 1) : undefined;
     const key = name.replace(/-/g, "_");
     if (!(key in defaults)) throw new Error(`Unknown flag --${name}\n${usage}`);
     const d = defaults[key];
