@@ -170,16 +170,19 @@ function alive(pid: number): boolean {
 /** Creates and starts a gateway with a fresh data dir, port and name prefix. */
 export async function startGateway(opts: GatewayOptions = {}): Promise<GatewayProcess> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "owsla-test-"));
-  const gw = new GatewayProcess(
-    dir,
-    opts.gatewayId ?? "gw1",
-    opts.prefix ?? uniquePrefix("gw"),
-    opts.port ?? freePort(),
-    opts.args ?? [],
-    opts.env ?? {},
-  );
-  await gw.start(opts.waitBroker !== false);
-  return gw;
+  // A port picked by freePort() can be taken by another process before the gateway binds it
+  // (a busy machine running several suites): then try again with a new one.
+  for (let attempt = 1; ; attempt++) {
+    const gw = new GatewayProcess(dir, opts.gatewayId ?? "gw1", opts.prefix ?? uniquePrefix("gw"), opts.port ?? freePort(), opts.args ?? [], opts.env ?? {});
+    try {
+      await gw.start(opts.waitBroker !== false);
+      return gw;
+    } catch (e) {
+      const lostPortRace = opts.port === undefined && /Cannot listen|Failed to listen|EADDRINUSE/i.test((e as Error).message);
+      if (!lostPortRace || attempt >= 3) throw e;
+      await gw.stop().catch(() => {});
+    }
+  }
 }
 
 /** Removes a test data directory. */
