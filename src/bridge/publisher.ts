@@ -4,7 +4,9 @@
  * `publish()` resolves once a message is safe: confirmed by the broker, or durably written to
  * the outbox (link down, broker blocked, window full, publish rejected, or no confirm within
  * `confirmTimeoutMs`). Messages of a device that has rows in the outbox queue behind them, so
- * per-device order holds while the outbox drains. Re-sends keep the original `message_id`.
+ * per-device order holds while the outbox drains; a message that goes to the outbox takes its
+ * device's unconfirmed direct publishes there first, so none of them can land behind it.
+ * Re-sends keep the original `message_id`.
  */
 import type { AMQPProperties } from "@cloudamqp/amqp-client";
 import type { Logger } from "../log/logger.ts";
@@ -60,8 +62,8 @@ export class Publisher {
   inflight = 0;
   private readonly backlog = new Map<string, number>();
   private draining = false;
-  /** Fallbacks of unconfirmed direct publishes, in publish order. */
-  private readonly pendingDirect = new Set<(why: string) => void>();
+  /** Per device, the fallbacks of its unconfirmed direct publishes, in publish order. */
+  private readonly pendingDirect = new Map<string, Set<(why: string) => void>>();
   private lastFailureLog = 0;
   private drainTimer: ReturnType<typeof setInterval>;
 
@@ -93,50 +95,65 @@ export class Publisher {
     if (why) return Promise.reject(new UnpublishableError(`Message cannot be sent to the broker: ${why}`));
     const link = this.link;
     if (!link.up || link.blocked || this.backlog.has(m.deviceId) || this.inflight >= this.opts.window || !link.pub) {
+      // Its unconfirmed predecessors must not end up behind it in the outbox.
+      this.spill(m.deviceId, "order");
       return this.toOutbox(m);
     }
     const ch = link.pub;
     link.corkTick();
     const started = performance.now();
     this.inflight++;
+    let pending = this.pendingDirect.get(m.deviceId);
+    if (!pending) this.pendingDirect.set(m.deviceId, (pending = new Set()));
+    const mine = pending;
     return new Promise<void>((resolve, reject) => {
       let settled = false;
-      const fallback = (why: string) => {
-        if (settled) return;
+      const settle = (): boolean => {
+        if (settled) return false;
         settled = true;
         clearTimeout(timer);
         this.inflight--;
-        this.pendingDirect.delete(fallback);
+        mine.delete(fallback);
+        if (mine.size === 0 && this.pendingDirect.get(m.deviceId) === mine) this.pendingDirect.delete(m.deviceId);
+        return true;
+      };
+      const fallback = (why: string) => {
+        if (!settle()) return;
         this.metrics.inc("owsla_publish_fallbacks_total", { reason: why });
         this.toOutbox(m).then(resolve, reject);
       };
-      this.pendingDirect.add(fallback);
-      const timer = setTimeout(() => fallback("confirm_timeout"), this.opts.confirmTimeoutMs);
+      mine.add(fallback);
+      // A publish that fails takes the device's later unconfirmed ones to the outbox with it,
+      // in order: a later one confirmed directly would overtake it.
+      const timer = setTimeout(() => this.spill(m.deviceId, "confirm_timeout"), this.opts.confirmTimeoutMs);
       ch.basicPublish(this.opts.exchange, m.routingKey, m.body, amqpProps(m)).then(
         () => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          this.inflight--;
-          this.pendingDirect.delete(fallback);
+          if (!settle()) return;
           this.metrics.inc("owsla_messages_up_total");
           this.metrics.observe("owsla_publish_confirm_ms", performance.now() - started);
           resolve();
         },
-        () => fallback("rejected"),
+        () => {
+          if (!settled) this.spill(m.deviceId, "rejected");
+        },
       );
     });
   }
 
+  /** Moves every unconfirmed direct publish of `deviceId` to the outbox, oldest first. */
+  private spill(deviceId: string, why: string): void {
+    const pending = this.pendingDirect.get(deviceId);
+    if (!pending) return;
+    for (const fallback of [...pending]) fallback(why);
+  }
+
   /**
-   * The link went down: every unconfirmed publish goes to the outbox now, oldest first, before
-   * any newer message can (a rejection from the client may come later, or never, when the
-   * socket died mid-write). A late confirm then only makes a duplicate with the same id.
+   * The link went down: every unconfirmed publish goes to the outbox now, oldest first per
+   * device, before any newer message can (a rejection from the client may come later, or never,
+   * when the socket died mid-write). A late confirm then only makes a duplicate with the same id.
    */
   private onLinkDown(): void {
-    const all = [...this.pendingDirect];
-    this.pendingDirect.clear();
-    for (const fallback of all) fallback("link_down");
+    for (const deviceId of [...this.pendingDirect.keys()]) this.spill(deviceId, "link_down");
   }
 
   /** Rows in the outbox plus those being written. */

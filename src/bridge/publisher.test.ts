@@ -1,0 +1,126 @@
+/**
+ * Per-device order across the direct path and the outbox: a real Outbox on SQLite, and a
+ * broker channel whose confirms the test settles by hand.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openDatabase } from "../store/db.ts";
+import { Batcher } from "../store/batcher.ts";
+import { Outbox, type UpMessage } from "../store/outbox.ts";
+import { Metrics } from "../metrics/metrics.ts";
+import { createLogger } from "../log/logger.ts";
+import { Publisher } from "./publisher.ts";
+import type { BrokerLink } from "./link.ts";
+
+interface Sent {
+  id: string;
+  confirm(): void;
+  reject(): void;
+}
+
+/** A link that is up, with a channel recording every publish and leaving it unconfirmed. */
+function fakeLink() {
+  const sent: Sent[] = [];
+  const down: (() => void)[] = [];
+  const link = {
+    up: true,
+    blocked: null as string | null,
+    pub: {
+      basicPublish(_ex: string, _key: string, _body: Uint8Array, props: { messageId: string }) {
+        return new Promise<number>((resolve, reject) => sent.push({ id: props.messageId, confirm: () => resolve(1), reject: () => reject(new Error("channel closed")) }));
+      },
+    },
+    corkTick() {},
+    onUp() {},
+    onUnblocked() {},
+    onDown(fn: () => void) {
+      down.push(fn);
+    },
+    goDown() {
+      link.up = false;
+      for (const fn of down) fn();
+    },
+  };
+  return { link, sent };
+}
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+function setup(window = 100, confirmTimeoutMs = 60_000) {
+  const dir = mkdtempSync(join(tmpdir(), "owsla-pub-"));
+  const db = openDatabase(dir);
+  const batcher = new Batcher(db, { delayMs: 1 });
+  const outbox = new Outbox(db, batcher, 0);
+  const { link, sent } = fakeLink();
+  const publisher = new Publisher(link as unknown as BrokerLink, outbox, { exchange: "owsla.up", window, confirmTimeoutMs }, new Metrics(), createLogger({ level: "error" }));
+  cleanups.push(() => {
+    publisher.stop();
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const outboxIds = () => outbox.peek(1000).map((r) => r.messageId);
+  return { publisher, link, sent, outboxIds };
+}
+
+function msg(device: string, n: number): UpMessage {
+  return { deviceId: device, messageId: `${device}#${n}`, routingKey: "r", props: { timestamp: 0, replyTo: "", correlationId: "", headers: {} }, body: new Uint8Array([n]) };
+}
+
+test("window full: a device's unconfirmed publishes go to the outbox ahead of its next message", async () => {
+  const { publisher, sent, outboxIds } = setup(3);
+  const done = [1, 2, 3].map((n) => publisher.publish(msg("a", n)));
+  expect(sent.map((s) => s.id)).toEqual(["a#1", "a#2", "a#3"]);
+  const fourth = publisher.publish(msg("a", 4)); // the window is full
+  await Promise.all([...done, fourth]);
+  expect(outboxIds()).toEqual(["a#1", "a#2", "a#3", "a#4"]);
+  // A confirm arriving afterwards changes nothing (the row stays; the back-end may see a duplicate).
+  sent[0]!.confirm();
+  await Bun.sleep(5);
+  expect(outboxIds()).toEqual(["a#1", "a#2", "a#3", "a#4"]);
+});
+
+test("window full: other devices' unconfirmed publishes stay on the direct path", async () => {
+  const { publisher, sent, outboxIds } = setup(2);
+  const b1 = publisher.publish(msg("b", 1));
+  publisher.publish(msg("c", 1));
+  await publisher.publish(msg("b", 2));
+  await b1;
+  expect(outboxIds()).toEqual(["b#1", "b#2"]);
+  sent[1]!.confirm(); // c#1 is still in flight and is confirmed directly
+  await Bun.sleep(5);
+  expect(outboxIds()).toEqual(["b#1", "b#2"]);
+});
+
+test("a rejected publish takes the device's later unconfirmed ones to the outbox, in order", async () => {
+  const { publisher, sent, outboxIds } = setup();
+  const all = [1, 2, 3].map((n) => publisher.publish(msg("d", n)));
+  sent[0]!.reject();
+  await Promise.all(all);
+  expect(outboxIds()).toEqual(["d#1", "d#2", "d#3"]);
+  // d#2 confirmed late: already in the outbox, nothing changes.
+  sent[1]!.confirm();
+  await Bun.sleep(5);
+  expect(outboxIds()).toEqual(["d#1", "d#2", "d#3"]);
+});
+
+test("a confirm timeout moves the device's unconfirmed publishes in order", async () => {
+  const { publisher, outboxIds } = setup(100, 20);
+  await Promise.all([1, 2, 3].map((n) => publisher.publish(msg("e", n))));
+  expect(outboxIds()).toEqual(["e#1", "e#2", "e#3"]);
+});
+
+test("link down: unconfirmed publishes reach the outbox before the messages that follow", async () => {
+  const { publisher, link, outboxIds } = setup();
+  const early = [1, 2].map((n) => publisher.publish(msg("f", n)));
+  publisher.publish(msg("g", 1));
+  link.goDown();
+  await Promise.all([...early, publisher.publish(msg("f", 3))]);
+  const ids = outboxIds();
+  expect(ids.filter((i) => i.startsWith("f"))).toEqual(["f#1", "f#2", "f#3"]);
+  expect(ids).toContain("g#1");
+});
