@@ -20,7 +20,7 @@ let result: Awaited<ReturnType<typeof run>> | null = null;
 describe("fuzzing the device listener", () => {
   beforeAll(async () => {
     console.log(`hostile-fuzz: seed ${SEED} (replay: OWSLA_FUZZ_SEED=${SEED})`);
-    result = await run({ duration_s: 20, concurrency: 32, seed: SEED, addresses: 200, workers: 2, rss_margin_mb: 100, settle_s: 8, max_frame_bytes: 65536, kinds: "" });
+    result = await run({ duration_s: 20, concurrency: 32, seed: SEED, addresses: 200, workers: 2, rss_margin_mb: 100, growth_margin_mb: 15, settle_s: 8, max_frame_bytes: 65536, kinds: "" });
     printResult(result);
   }, 90_000);
 

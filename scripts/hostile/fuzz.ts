@@ -11,7 +11,7 @@
  *  - workers' VmRSS returns near the baseline once the connections closed.
  *
  * Usage: bun scripts/hostile/fuzz.ts [--duration-s 600] [--concurrency 48] [--seed N]
- *          [--addresses 200] [--workers 2] [--rss-margin-mb 100] [--settle-s 30]
+ *          [--addresses 200] [--workers 2] [--rss-margin-mb 100] [--growth-margin-mb 15] [--settle-s 30]
  * Prints one JSON object (see scripts/hostile/README.md); exit 0 when all checks pass.
  */
 import { Checks, runCli, type ScenarioResult } from "./lib/cli.ts";
@@ -38,6 +38,8 @@ export const FUZZ_DEFAULTS = {
    * grows past this.
    */
   rss_margin_mb: 100,
+  /** Allowed growth of the mean RSS from the run's second quarter to its last, all workers, MiB. */
+  growth_margin_mb: 15,
   /** Longest wait for memory to settle after the run, s. */
   settle_s: 30,
   max_frame_bytes: 65536,
@@ -55,6 +57,7 @@ Malformed-input fuzzing of a running gateway through its TCP listener; prints a 
   --addresses N        source addresses 127.88.x.y to spread sessions over (default 200)
   --workers N          gateway worker processes (default 2)
   --rss-margin-mb N    allowed VmRSS growth after the run, all workers (default 100)
+  --growth-margin-mb N allowed growth of mean VmRSS from the run's second quarter to its last (default 15)
   --settle-s N         longest wait for memory to settle (default 30)
   --max-frame-bytes N  gateway max frame size (default 65536)
   --kinds a,b          only these session kinds (default all): ${Object.keys(FUZZ_KINDS).join(", ")}
@@ -217,7 +220,7 @@ export async function run(o: FuzzOptions, log: (m: string) => void = () => {}): 
       if (open === 0) break;
       await Bun.sleep(500);
     }
-    const during = { peakRssKb: sampler.peakRssKb, peakFds: sampler.peakFds };
+    const during = { peakRssKb: sampler.peakRssKb, peakFds: sampler.peakFds, samples: [...sampler.samples] };
     sampler.stop();
 
     const after: boolean[] = [];
@@ -243,6 +246,16 @@ export async function run(o: FuzzOptions, log: (m: string) => void = () => {}): 
     checks.check("connections_closed", open === 0, `owsla_connections ${open} after the run`);
     checks.check("served_after", after.every(Boolean), `${after.filter(Boolean).length}/${after.length} valid devices served after the run`);
     checks.check("rss_back_near_baseline", end.rssKb <= limitKb, `baseline ${mb(baseline.rssKb)} MiB, after ${mb(end.rssKb)} MiB, limit ${mb(limitKb)} MiB`);
+    // The runtime keeps freed pages, so RSS stays above the baseline; a leak would keep growing.
+    // Compare the mean RSS of the run's last quarter with that of its second quarter (the first
+    // is warm-up).
+    const samples = during.samples.filter((x) => Number.isFinite(x.rssKb));
+    const q = Math.floor(samples.length / 4);
+    const meanOf = (xs: typeof samples) => xs.reduce((a, x) => a + x.rssKb, 0) / Math.max(1, xs.length);
+    const secondQuarterKb = meanOf(samples.slice(q, 2 * q));
+    const lastQuarterKb = meanOf(samples.slice(3 * q));
+    const growthKb = lastQuarterKb - secondQuarterKb;
+    checks.check("no_growth_late_in_run", q > 0 && growthKb <= o.growth_margin_mb * 1024, `mean RSS second quarter ${mb(secondQuarterKb)} MiB, last quarter ${mb(lastQuarterKb)} MiB (${growthKb >= 0 ? "+" : ""}${mb(growthKb)}, limit +${o.growth_margin_mb})`);
 
     return {
       scenario: "fuzz",
