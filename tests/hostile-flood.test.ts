@@ -26,6 +26,7 @@ describe("connection flood", () => {
       addresses_per_flooder: 2,
       window: 256,
       flooder_nice: 19,
+      flooder_cpus: "",
       honest: 10,
       honest_every_ms: 20,
       rtt_factor: 2,

@@ -45,6 +45,8 @@ export const FLOOD_DEFAULTS = {
   window: 256,
   /** Niceness of the flooders (19: they get only CPU the gateway leaves; 0: they compete). */
   flooder_nice: 19,
+  /** CPUs the flooders may run on (taskset list, e.g. "1"); "" = any. */
+  flooder_cpus: "",
   honest: 10,
   honest_every_ms: 20,
   /**
@@ -79,6 +81,7 @@ Connection flood against a running gateway; prints a JSON result.
   --window N                    connects in flight per flooder (default 256)
   --flooder-nice N              niceness of the flooders; 19 = CPU the gateway leaves over, as an
                                 attacker on another machine; 0 = compete for the cores (default 19)
+  --flooder-cpus LIST           CPUs the flooders may use (taskset list, e.g. 1); default any
   --honest N                    honest connected devices (default 10)
   --honest-every-ms N           pub interval per honest device (default 20)
   --rtt-factor N                allowed pub→ack p99 growth during the flood over max(p99 before,
@@ -105,7 +108,7 @@ async function rateFlood(o: FloodOptions, checks: Checks, log: (m: string) => vo
     for (let f = 0; f < o.flooders; f++) {
       const addresses = Array.from({ length: o.addresses_per_flooder }, (_, j) => `127.55.${f}.${j + 1}`);
       const args = [JSON.stringify({ host: `127.0.0.${20 + f}`, port: gw.port, addresses, window: o.window })];
-      flooders.push(await Child.spawn(`flooder ${f}`, join(import.meta.dir, "lib/flooder.ts"), args, { nice: o.flooder_nice }));
+      flooders.push(await Child.spawn(`flooder ${f}`, join(import.meta.dir, "lib/flooder.ts"), args, { nice: o.flooder_nice, cpus: o.flooder_cpus }));
     }
     fleet = await Fleet.start(gw, o.honest, o.honest_every_ms, (i) => `127.99.0.${i + 1}`);
     broker = await BrokerProbe.start(o.honest_every_ms);

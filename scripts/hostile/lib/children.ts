@@ -26,11 +26,13 @@ export class Child {
    * Spawns `script` with `args` and waits for its `ready` message. With `nice`, the child runs
    * at that niceness (19 = only idle CPU), so a load generator sharing the machine's cores
    * with the gateway does not starve it: that is what an attacker on another machine is like.
+   * With `cpus` (a taskset list such as "1"), the child may only run on those CPUs.
    */
-  static async spawn(name: string, script: string, args: string[], opts: { nice?: number } = {}): Promise<Child> {
+  static async spawn(name: string, script: string, args: string[], opts: { nice?: number; cpus?: string } = {}): Promise<Child> {
     const c = new Child(name);
     const nice = opts.nice ? ["nice", "-n", String(opts.nice)] : [];
-    c.proc = Bun.spawn([...nice, process.execPath, script, ...args], {
+    const pin = opts.cpus ? ["taskset", "-c", opts.cpus] : [];
+    c.proc = Bun.spawn([...pin, ...nice, process.execPath, script, ...args], {
       stdin: "ignore",
       stdout: "inherit",
       stderr: "inherit",
