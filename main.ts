@@ -15,7 +15,8 @@ import { Inbox } from "./src/store/inbox.ts";
 import { Outbox } from "./src/store/outbox.ts";
 import { Metrics } from "./src/metrics/metrics.ts";
 import { loadOrCreateApiToken, loadOrCreateSecret } from "./src/auth/token.ts";
-import { isForward } from "./src/registry/cluster.ts";
+import { isAuthFailure, isForward } from "./src/registry/cluster.ts";
+import { BanList } from "./src/auth/bans.ts";
 import { ControlClient, isAckNotice, isControlResponse } from "./src/control/protocol.ts";
 import { ControlPlane } from "./src/control/control-plane.ts";
 import { createApi } from "./src/api/app.ts";
@@ -88,6 +89,14 @@ async function serve(config: Config, args: string[]): Promise<number> {
   const durable = new Batcher(durableDb, { delayMs: 1 });
   const inbox = new Inbox(durableDb, durable);
   const metrics = new Metrics();
+  // Every worker announces its failed hellos through here: counting bans in this one place
+  // counts each once (the workers' own lists, fed in different orders, ban on their own).
+  const bans = new BanList({ failures: config.auth.ban_failures, windowMs: config.auth.ban_window_s * 1000, durationMs: config.auth.ban_duration_s * 1000 });
+  const countBans = (keys: string[]) => {
+    const before = bans.bansTotal;
+    for (const k of keys) bans.fail(k);
+    if (bans.bansTotal > before) metrics.inc("owsla_auth_bans_total", undefined, bans.bansTotal - before);
+  };
 
   let plane: ControlPlane | null = null;
   const sup = startSupervisor({
@@ -103,6 +112,7 @@ async function serve(config: Config, args: string[]): Promise<number> {
     log,
     onMessage: (from, msg) => {
       if (isForward(msg)) {
+        if (isAuthFailure(msg)) countBans(msg.payload.keys);
         if (msg.to !== undefined) sup.send(msg.to, msg.payload);
         else for (const w of sup.workers()) if (w.id !== from && w.up) sup.send(w.id, msg.payload);
       } else if (isControlResponse(msg)) client.onResponse(msg);

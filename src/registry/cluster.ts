@@ -22,6 +22,12 @@ export type ClusterMessage =
   | { t: "claims"; items: [deviceId: string, connId: string, welcomedAt: number][] }
   | { t: "authfail"; keys: string[] };
 
+/** Whether `m` is a relayed failed-hello notice (the supervisor counts bans from them). */
+export function isAuthFailure(m: Forward): m is Forward & { payload: { t: "authfail"; keys: string[] } } {
+  const p = m.payload as { t?: unknown; keys?: unknown };
+  return p.t === "authfail" && Array.isArray(p.keys);
+}
+
 /** Whether `m` is a relay envelope from a worker. */
 export function isForward(m: unknown): m is Forward {
   return typeof m === "object" && m !== null && (m as Forward).t === "fwd" && typeof (m as Forward).payload === "object";
@@ -69,10 +75,15 @@ export class Cluster {
     }, 5);
   }
 
-  /** Tells the other workers about a failed hello at once (rare; the counts must agree). */
-  announceAuthFailure(keys: string[]): void {
-    if (!this.enabled) return;
+  /**
+   * Tells the other workers about a failed hello at once (rare; the counts must agree). Returns
+   * whether it went through the supervisor, which then counts the bans it leads to (one place
+   * sees every failure in one order, so each ban is counted once).
+   */
+  announceAuthFailure(keys: string[]): boolean {
+    if (!this.enabled) return false;
     this.send({ t: "fwd", payload: { t: "authfail", keys } });
+    return true;
   }
 
   /** Dispatches a message relayed from another worker. */

@@ -226,13 +226,13 @@ export class DeviceConnection {
 
   /** Counts a failed hello against the source address and the hardware id (bans brute force). */
   private recordAuthFailure(hardwareId: string | undefined): void {
-    const { bans, } = this.ctx.auth;
+    const { bans } = this.ctx.auth;
     const before = bans.bansTotal;
     const keys = [`ip:${this.socket.remoteAddress}`, ...(hardwareId ? [`hw:${hardwareId}`] : [])];
     for (const k of keys) bans.fail(k);
-    this.ctx.cluster.announceAuthFailure(keys);
+    const supervisorCounts = this.ctx.cluster.announceAuthFailure(keys);
     if (bans.bansTotal > before) {
-      this.ctx.metrics.inc("owsla_auth_bans_total", undefined, bans.bansTotal - before);
+      if (!supervisorCounts) this.ctx.metrics.inc("owsla_auth_bans_total", undefined, bans.bansTotal - before);
       this.ctx.log.warn("Banned after repeated failed logins", { remote: this.socket.remoteAddress, hardware_id: hardwareId });
     }
   }
