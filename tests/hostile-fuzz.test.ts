@@ -7,7 +7,7 @@
  * Two regression tests below pin down inputs the fuzzer found.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { run } from "../scripts/hostile/fuzz.ts";
+import { FUZZ_DEFAULTS, run } from "../scripts/hostile/fuzz.ts";
 import { HostileGateway } from "../scripts/hostile/lib/gateway.ts";
 import { expectCheck, printResult } from "../scripts/hostile/lib/expect-checks.ts";
 import { randomSeed } from "../scripts/hostile/lib/prng.ts";
@@ -20,7 +20,7 @@ let result: Awaited<ReturnType<typeof run>> | null = null;
 describe("fuzzing the device listener", () => {
   beforeAll(async () => {
     console.log(`hostile-fuzz: seed ${SEED} (replay: OWSLA_FUZZ_SEED=${SEED})`);
-    result = await run({ duration_s: 20, concurrency: 32, seed: SEED, addresses: 200, workers: 2, rss_margin_mb: 100, growth_margin_mb: 15, settle_s: 8, max_frame_bytes: 65536, kinds: "" });
+    result = await run({ ...FUZZ_DEFAULTS, duration_s: 20, concurrency: 32, seed: SEED, settle_s: 8 });
     printResult(result);
   }, 90_000);
 

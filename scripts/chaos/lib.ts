@@ -5,7 +5,7 @@
  */
 import { availableParallelism, release } from "node:os";
 import type { ScenarioResult } from "../../tests/helpers/chaos-scenarios.ts";
-import { parseFlags } from "../hostile/lib/cli.ts";
+import { parseFlags, runCli } from "../hostile/lib/cli.ts";
 
 export { parseFlags };
 
@@ -19,41 +19,28 @@ export function commandLine(script: string, args: string[]): string {
   return ["node_modules/.bin/bun", script, ...args].join(" ");
 }
 
-/** Runs a suite: prints {suite, ok, …, results} as JSON and exits with 0/1/2. */
-export async function runSuite<T extends Record<string, number | string | boolean>>(
+/** Runs a suite: prints {suite, ok, …, results} as JSON and exits with 0/1/2 (see runCli). */
+export function runSuite<T extends Record<string, number | string | boolean>>(
   suite: string,
   defaults: T,
   usage: string,
   run: (opts: T) => Promise<ScenarioResult[]>,
 ): Promise<never> {
-  let opts: T;
-  try {
-    opts = parseFlags(process.argv.slice(2), defaults, usage);
-  } catch (e) {
-    process.stderr.write(`${(e as Error).message}\n`);
-    process.exit(2);
-  }
-  const started = Date.now();
-  try {
+  return runCli(defaults, usage, async (opts) => {
+    const started = Date.now();
     const results = await run(opts);
     for (const r of results) {
       progress(`${r.scenario}: ${r.ok ? "ok" : "FAILED"}`);
       for (const c of r.checks) progress(`  ${c.ok ? "ok  " : c.info ? "info" : "FAIL"} ${c.name}: ${c.detail}`);
     }
-    const ok = results.every((r) => r.ok);
-    const out = {
+    return {
       suite,
-      ok,
+      ok: results.every((r) => r.ok),
       started_at: new Date(started).toISOString(),
       duration_s: Math.round((Date.now() - started) / 100) / 10,
       machine: { cpus: availableParallelism(), kernel: release(), bun: Bun.version },
       params: opts,
       results,
     };
-    process.stdout.write(JSON.stringify(out, null, 2) + "\n");
-    process.exit(ok ? 0 : 1);
-  } catch (e) {
-    process.stdout.write(JSON.stringify({ suite, ok: false, error: (e as Error).stack ?? String(e), params: opts }, null, 2) + "\n");
-    process.exit(2);
-  }
+  });
 }

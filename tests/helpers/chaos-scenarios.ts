@@ -498,6 +498,30 @@ export async function resourceAlarm(env: ChaosEnv, o: AlarmOptions): Promise<Sce
 // ---------------------------------------------------------------------------------------------
 // Item 8: gateway kills
 
+/**
+ * Ends a round of kills: lets the load settle, then checks the database after every kill and
+ * that nothing acked or confirmed was lost. Returns the integrity counts and the tally numbers.
+ */
+async function endKillRound(
+  env: ChaosEnv,
+  devices: LoadDevice[],
+  cmd: Commander,
+  before: Tally,
+  integrityResults: string[],
+  checks: Check[],
+  afterMs: number,
+): Promise<{ integrity: Record<string, number>; tally: Record<string, unknown> }> {
+  await Bun.sleep(afterMs);
+  for (const d of devices) d.pause();
+  cmd.pause();
+  const settled = await waitSettled(devices, env.backend, cmd, 60_000);
+  const bad = integrityResults.filter((r) => r !== "ok");
+  check(checks, "PRAGMA integrity_check ok after every kill", bad.length === 0, `${integrityResults.length - bad.length}/${integrityResults.length} ok ${bad.join("; ")}`);
+  check(checks, "no device-acked message lost", settled.tally.lost === 0, `${settled.tally.acked} acked, ${settled.tally.lost} missing ${settled.tally.lostSample.join(" ")}`);
+  check(checks, "no broker-confirmed command lost", settled.tally.cmdsLost === 0, `${settled.tally.cmdsConfirmed} confirmed, ${settled.tally.cmdsLost} missing ${settled.tally.cmdsLostSample.join(" ")}`);
+  return { integrity: { integrity_ok: integrityResults.length - bad.length, integrity_failed: bad.length }, tally: tallyNumbers(delta(settled.tally, before)) };
+}
+
 /** Options for {@link gatewayKills}. */
 export interface KillOptions {
   load: LoadSpec;
@@ -541,12 +565,7 @@ export async function gatewayKills(env: ChaosEnv, o: KillOptions): Promise<Scena
         await g.start();
         restartMs.push(Date.now() - ts);
       }
-      await Bun.sleep(o.load.afterMs);
-      for (const d of devices) d.pause();
-      cmd.pause();
-      const settled = await waitSettled(devices, env.backend, cmd, 60_000);
-      const t = delta(settled.tally, before);
-      const bad = integrityResults.filter((r) => r !== "ok");
+      const end = await endKillRound(env, devices, cmd, before, integrityResults, checks, o.load.afterMs);
       const numbers: Record<string, unknown> = {
         cycles: o.wholeCycles,
         devices: o.load.devices,
@@ -555,15 +574,11 @@ export async function gatewayKills(env: ChaosEnv, o: KillOptions): Promise<Scena
         duration_s: r1((Date.now() - t0) / 1000),
         restart_to_ready_ms_avg: Math.round(restartMs.reduce((a, b) => a + b, 0) / Math.max(1, restartMs.length)),
         restart_to_ready_ms_max: Math.max(0, ...restartMs),
-        integrity_ok: integrityResults.length - bad.length,
-        integrity_failed: bad.length,
+        ...end.integrity,
         device_reconnects: devices.reduce((s, d) => s + d.connects, 0) - devices.length,
         recovered_s: r1(Math.max(0, ...restartMs) / 1000),
-        ...tallyNumbers(t),
+        ...end.tally,
       };
-      check(checks, "PRAGMA integrity_check ok after every kill", bad.length === 0, `${integrityResults.length - bad.length}/${integrityResults.length} ok ${bad.join("; ")}`);
-      check(checks, "no device-acked message lost", settled.tally.lost === 0, `${settled.tally.acked} acked, ${settled.tally.lost} missing ${settled.tally.lostSample.join(" ")}`);
-      check(checks, "no broker-confirmed command lost", settled.tally.cmdsLost === 0, `${settled.tally.cmdsConfirmed} confirmed, ${settled.tally.cmdsLost} missing ${settled.tally.cmdsLostSample.join(" ")}`);
       out.push(result("kill:whole-gateway", checks, numbers));
       for (const d of devices) d.resume();
       cmd.resume();
@@ -602,12 +617,9 @@ export async function gatewayKills(env: ChaosEnv, o: KillOptions): Promise<Scena
         backMs.push(Date.now() - tk);
         integrityResults.push(integrity(g.dir));
       }
-      await Bun.sleep(o.load.afterMs);
-      for (const d of devices) d.pause();
-      cmd.pause();
-      const settled = await waitSettled(devices, env.backend, cmd, 60_000);
-      const t = delta(settled.tally, before);
-      const bad = integrityResults.filter((r) => r !== "ok");
+      const alive = g.proc.exitCode === null;
+      check(checks, "supervisor restarts every killed worker", notRestarted === 0 && alive, `${o.workerCycles - notRestarted}/${o.workerCycles} restarted; gateway ${alive ? "running" : `exited ${g.proc.exitCode}`}`);
+      const end = await endKillRound(env, devices, cmd, before, integrityResults, checks, o.load.afterMs);
       const numbers: Record<string, unknown> = {
         cycles: o.workerCycles,
         devices: o.load.devices,
@@ -617,16 +629,11 @@ export async function gatewayKills(env: ChaosEnv, o: KillOptions): Promise<Scena
         worker_back_ms_avg: Math.round(backMs.reduce((a, b) => a + b, 0) / Math.max(1, backMs.length)),
         worker_back_ms_max: Math.max(0, ...backMs),
         not_restarted: notRestarted,
-        integrity_ok: integrityResults.length - bad.length,
-        integrity_failed: bad.length,
+        ...end.integrity,
         gateway_alive: g.proc.exitCode === null,
         recovered_s: r1(Math.max(0, ...backMs) / 1000),
-        ...tallyNumbers(t),
+        ...end.tally,
       };
-      check(checks, "supervisor restarts every killed worker", notRestarted === 0 && g.proc.exitCode === null, `${o.workerCycles - notRestarted}/${o.workerCycles} restarted; gateway ${g.proc.exitCode === null ? "running" : `exited ${g.proc.exitCode}`}`);
-      check(checks, "PRAGMA integrity_check ok after every kill", bad.length === 0, `${integrityResults.length - bad.length}/${integrityResults.length} ok ${bad.join("; ")}`);
-      check(checks, "no device-acked message lost", settled.tally.lost === 0, `${settled.tally.acked} acked, ${settled.tally.lost} missing ${settled.tally.lostSample.join(" ")}`);
-      check(checks, "no broker-confirmed command lost", settled.tally.cmdsLost === 0, `${settled.tally.cmdsConfirmed} confirmed, ${settled.tally.cmdsLost} missing ${settled.tally.cmdsLostSample.join(" ")}`);
       out.push(result("kill:single-worker", checks, numbers));
     }
     return out;
