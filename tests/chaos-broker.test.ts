@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { netnsUnavailable } from "./helpers/blackhole-proxy.ts";
 import { privateBrokerAvailable } from "./helpers/private-broker.ts";
-import { brokerFault, closeEnv, failedChecks, openEnv, type ChaosEnv, type LoadSpec, type ScenarioResult } from "./helpers/chaos-scenarios.ts";
+import { brokerFault, closeEnv, failedChecks, openEnv, printScenario, type ChaosEnv, type LoadSpec, type ScenarioResult } from "./helpers/chaos-scenarios.ts";
 
 const load: LoadSpec = { devices: 8, everyMs: 25, cmdEveryMs: 25, warmupMs: 1500, afterMs: 500 };
 const hasBroker = privateBrokerAvailable();
@@ -26,8 +26,7 @@ afterAll(async () => {
 }, 60_000);
 
 function report(r: ScenarioResult): void {
-  console.log(`${r.scenario}: ${JSON.stringify(r.numbers)}`);
-  for (const c of r.checks) console.log(`  ${c.ok ? "ok  " : c.info ? "info" : "FAIL"} ${c.name}: ${c.detail}`);
+  printScenario(r);
   expect(failedChecks(r)).toEqual([]);
 }
 

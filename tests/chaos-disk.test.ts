@@ -12,7 +12,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { privateBrokerAvailable } from "./helpers/private-broker.ts";
-import { closeEnv, diskFull, diskReadOnly, diskUnavailable, failedChecks, openEnv, type ChaosEnv, type ScenarioResult } from "./helpers/chaos-scenarios.ts";
+import { closeEnv, diskFull, diskReadOnly, diskUnavailable, failedChecks, openEnv, printScenario, type ChaosEnv, type ScenarioResult } from "./helpers/chaos-scenarios.ts";
 
 const why = privateBrokerAvailable() ? diskUnavailable() : "no RabbitMQ";
 const load = { devices: 8, everyMs: 25, cmdEveryMs: 25, warmupMs: 1500, afterMs: 500 };
@@ -27,8 +27,7 @@ afterAll(async () => {
 }, 60_000);
 
 function report(r: ScenarioResult): void {
-  console.log(`${r.scenario}: ${JSON.stringify(r.numbers)}`);
-  for (const c of r.checks) console.log(`  ${c.ok ? "ok  " : c.info ? "info" : "FAIL"} ${c.name}: ${c.detail}`);
+  printScenario(r);
   expect(failedChecks(r)).toEqual([]);
 }
 

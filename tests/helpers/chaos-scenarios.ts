@@ -70,6 +70,12 @@ export function failedChecks(r: ScenarioResult): Check[] {
   return r.checks.filter((c) => !c.ok && !c.info);
 }
 
+/** Prints a scenario's numbers and every check (test output). */
+export function printScenario(r: ScenarioResult): void {
+  console.log(`${r.scenario}: ${JSON.stringify(r.numbers)}`);
+  for (const c of r.checks) console.log(`  ${c.ok ? "ok  " : c.info ? "info" : "FAIL"} ${c.name}: ${c.detail}`);
+}
+
 /** Size of the device load. */
 export interface LoadSpec {
   devices: number;
