@@ -56,6 +56,10 @@ export const DEFAULT_DEVICE_MAX_CONNECTIONS = 0;
 export const DEFAULT_DEVICE_ACCEPT_RATE_PER_IP = 0;
 /** Accepts per second allowed in total; 0 = unlimited. */
 export const DEFAULT_DEVICE_ACCEPT_RATE_TOTAL = 0;
+/** Refusals per second from one address that get it dropped in the kernel. */
+export const DEFAULT_DEVICE_FLOOD_THRESHOLD = 100;
+/** Seconds a flooding address stays dropped. */
+export const DEFAULT_DEVICE_FLOOD_BLOCK_S = 10;
 /** `shutting_down` frames sent per second during a graceful stop. */
 export const DEFAULT_DEVICE_DRAIN_RATE = 2000;
 /** TLS certificate chain (PEM) for the device port; empty = plain TCP. */

@@ -41,6 +41,8 @@ const EXPECTED_DEFAULTS: Config = {
     max_connections: 0,
     accept_rate_per_ip: 0,
     accept_rate_total: 0,
+    flood_threshold: 100,
+    flood_block_s: 10,
     drain_rate: 2000,
     tls_cert: "",
     tls_key: "",

@@ -132,6 +132,14 @@ export const SCHEMA = [
     type: "number", default: D.DEFAULT_DEVICE_ACCEPT_RATE_TOTAL, min: 0, max: 1_000_000,
     doc: "Accepts per second allowed in total; 0 = unlimited.",
   }),
+  def("device", "flood_threshold", {
+    type: "number", default: D.DEFAULT_DEVICE_FLOOD_THRESHOLD, min: 0, max: 1_000_000,
+    doc: "Connections from one address refused by accept_rate_per_ip within one second after which the kernel drops that address's new connections; 0 = never.",
+  }),
+  def("device", "flood_block_s", {
+    type: "number", default: D.DEFAULT_DEVICE_FLOOD_BLOCK_S, min: 0, max: 86_400,
+    doc: "How long the kernel drops new connections from a flooding address, in seconds.",
+  }),
   def("device", "drain_rate", {
     type: "int", default: D.DEFAULT_DEVICE_DRAIN_RATE, min: 1, max: 1_000_000,
     doc: "shutting_down frames sent per second during a graceful stop.",

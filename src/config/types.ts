@@ -41,6 +41,8 @@ export interface DeviceConfig {
   accept_rate_per_ip: number;
   /** Accepts per second in total; 0 = unlimited. Default 0. */
   accept_rate_total: number;
+  flood_threshold: number;
+  flood_block_s: number;
   /** `shutting_down` frames per second on graceful stop. Default 2000. */
   drain_rate: number;
   /** TLS certificate (PEM path); empty = plain TCP. Default empty. */

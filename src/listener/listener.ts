@@ -11,6 +11,8 @@ import { encodeFrame, errorFrame } from "../protocol/frames.ts";
 import { AcceptLimiter } from "./accept-limiter.ts";
 import { fdLimit } from "./fd-limit.ts";
 import { JunkCollector } from "./junk-gc.ts";
+import { FloodGuard } from "./flood-guard.ts";
+import { openSynFilter } from "./syn-filter.ts";
 import { readdirSync } from "node:fs";
 
 /** Connections closed per slice when many expire at once. */
@@ -42,6 +44,12 @@ export interface ListenerOptions {
   acceptRatePerIp: number;
   /** New connections per second in this process; 0 = unlimited. */
   acceptRateTotal: number;
+  /**
+   * Per-address refusals within one second (in this process) after which the kernel drops
+   * that address's new connections for `floodBlockMs`; 0 = never. Needs `acceptRatePerIp`.
+   */
+  floodThreshold: number;
+  floodBlockMs: number;
   /** Serve TLS with these PEM contents instead of plain TCP. */
   tls?: TlsFiles;
 }
@@ -80,6 +88,7 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext): Devic
     Bun.gc(true);
     metrics.inc("owsla_dropped_bytes_gc_total");
   });
+  const guard = floodGuard(opts, () => server, ctx);
   const refuse = (socket: Sock, reason: string, code: "server_busy" | "rate_limited", message: string) => {
     metrics.inc("owsla_accepts_rejected_total", { reason });
     socket.data = { conn: null };
@@ -116,6 +125,7 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext): Devic
         }
         const limited = limiter.admit(socket.remoteAddress);
         if (limited) {
+          if (limited === "per_ip") guard?.refused(socket.remoteAddress);
           return refuse(socket, `accept_rate_${limited}`, "rate_limited", limited === "per_ip" ? "Too many new connections from this address; retry later" : "Too many new connections; retry later");
         }
         const conn = new DeviceConnection(socket, ctx);
@@ -203,6 +213,7 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext): Devic
       const idle = toClose.length === 0;
       toClose = due;
       if (idle && due.length > 0) closeSlice();
+      guard?.expire();
       guardDescriptors();
     } catch (e) {
       log.error("Connection sweep failed; retrying in 1 s", { err: e as Error });
@@ -230,6 +241,7 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext): Devic
       try {
         server = listen(boundPort);
         accepting = true;
+        guard?.reinstall();
         log.info("Accepting devices again: descriptors are available");
       } catch (e) {
         pausedUntil = now + EMFILE_PAUSE_MS;
@@ -267,6 +279,67 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext): Devic
       clearInterval(sweep);
       server?.stop(true);
       server = null;
+    },
+  };
+}
+
+/** The flood guard's face to the listener: counts refusals, ends drops, survives a re-listen. */
+interface ListenerFloodGuard {
+  refused(ip: string): void;
+  expire(): void;
+  reinstall(): void;
+}
+
+/** The listening socket's descriptor (Bun has it on the listener, missing from its types). */
+function listenerFd(server: TCPSocketListener<unknown> | null): number | null {
+  const fd = (server as unknown as { fd?: unknown } | null)?.fd;
+  return typeof fd === "number" && fd >= 0 ? fd : null;
+}
+
+/**
+ * Sets up kernel drops for flooding addresses ({@link FloodGuard}), or null when they are off
+ * or unavailable (said once in the log; floods are then refused in user space only).
+ */
+function floodGuard(opts: ListenerOptions, server: () => TCPSocketListener<unknown> | null, ctx: SessionContext): ListenerFloodGuard | null {
+  const { log, metrics } = ctx;
+  if (opts.acceptRatePerIp <= 0 || opts.floodThreshold <= 0 || opts.floodBlockMs <= 0) return null;
+  const filter = openSynFilter();
+  if (typeof filter === "string") {
+    log.warn("Connection floods will be refused by the worker only, not dropped by the kernel", { why: filter });
+    return null;
+  }
+  const guard = new FloodGuard(opts.floodThreshold, opts.floodBlockMs, (sources) => {
+    const fd = listenerFd(server());
+    if (fd !== null) filter.apply(fd, sources);
+  });
+  metrics.gauge("owsla_flood_dropped_addresses", () => guard.droppedCount);
+  let broken = false;
+  const attempt = (what: string, f: () => void) => {
+    if (broken) return;
+    try {
+      f();
+    } catch (e) {
+      broken = true;
+      log.error(`Cannot ${what}; connection floods are refused by the worker only from now on`, { err: e as Error });
+    }
+  };
+  return {
+    refused(ip) {
+      attempt("drop a flooding address in the kernel", () => {
+        if (!guard.refused(ip)) return;
+        metrics.inc("owsla_flood_drops_total");
+        log.warn(`Connection flood from ${ip}: the kernel drops its new connections for ${opts.floodBlockMs / 1000} s`, {
+          refused_within_1s: opts.floodThreshold,
+        });
+      });
+    },
+    expire() {
+      attempt("end a kernel drop", () => {
+        for (const ip of guard.expire()) log.info(`Connection flood from ${ip}: accepting its connections again`);
+      });
+    },
+    reinstall() {
+      attempt("drop flooding addresses on the new listening socket", () => guard.install());
     },
   };
 }

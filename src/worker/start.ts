@@ -165,6 +165,8 @@ export async function startWorker(
       // worker enforces its share.
       acceptRatePerIp: config.device.accept_rate_per_ip / workersTotal,
       acceptRateTotal: config.device.accept_rate_total / workersTotal,
+      floodThreshold: config.device.flood_threshold / workersTotal,
+      floodBlockMs: config.device.flood_block_s * 1000,
       tls: readTlsFiles(config),
     },
     ctx,

@@ -6,15 +6,17 @@
  *
  * Driven over IPC (JSON): `{t:"go", ms}` → `{t:"done", ...}`; `{t:"exit"}`.
  *
- * Usage (spawned with IPC): bun flooder.ts <json {host, port, addresses: string[], window}>
+ * Usage (spawned with IPC): bun flooder.ts <json {host, port, addresses: string[], window,
+ *   connectTimeoutMs}>
  */
-import type { Socket } from "bun";
+import net from "node:net";
 
 interface Args {
   host: string;
   port: number;
   addresses: string[];
   window: number;
+  connectTimeoutMs: number;
 }
 
 const a = JSON.parse(process.argv[2]!) as Args;
@@ -27,65 +29,63 @@ interface PerAddress {
   codes: Record<string, number>;
   connectFailed: number;
   noAnswer: number;
+  /** Failed connects by error code. */
+  connectErrors: Record<string, number>;
+  /** Connects the kernel dropped (no SYN-ACK within connectTimeoutMs). */
+  dropped: number;
   /** Accepted connections per second of the run (index = second). */
   acceptedPerSecond: number[];
 }
 
-type State = { done: (outcome: string) => void; buf: string };
 
-/** One attempt: resolves with "accepted", an error code, "connect_failed" or "no_answer". */
+/**
+ * One attempt: resolves with "accepted", an error code, "connect_failed", "dropped" (no
+ * answer to the SYN within `connectTimeoutMs`: the gateway had the kernel drop it; the
+ * half-open socket is abandoned at once, as a flooder would, instead of waiting out the
+ * kernel's SYN retries) or "no_answer". node:net, because Bun.connect cannot abort a connect.
+ */
 function attempt(local: string): Promise<string> {
   return new Promise((resolve) => {
     let settled = false;
-    let sock: Socket<State> | null = null;
+    let buf = "";
+    let connected = false;
+    const sock = net.connect({ host: a.host, port: a.port, localAddress: local });
     const done = (outcome: string) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      sock?.terminate();
+      // Connected: a reset, so no TIME_WAIT is left behind to exhaust the source ports. Still
+      // connecting: destroy (Bun's resetAndDestroy keeps a connecting socket's descriptor).
+      if (connected) sock.resetAndDestroy();
+      else sock.destroy();
       resolve(outcome);
     };
-    const timer = setTimeout(() => done("no_answer"), 3000);
-    Bun.connect<State>({
-      hostname: a.host,
-      port: a.port,
-      ...({ localAddress: local } as object),
-      data: { done, buf: "" },
-      socket: {
-        open(s) {
-          s.write(PING);
-        },
-        data(s, d) {
-          s.data.buf += d.toString("utf8");
-          const i = s.data.buf.indexOf("\n");
-          if (i < 0) return;
-          try {
-            const f = JSON.parse(s.data.buf.slice(0, i));
-            s.data.done(f.op === "pong" ? "accepted" : f.op === "error" ? String(f.code) : `op:${f.op}`);
-          } catch {
-            s.data.done("unparsable");
-          }
-        },
-        close(s) {
-          s.data.done("closed_without_answer");
-        },
-        error(s) {
-          s.data.done("socket_error");
-        },
-      },
-    }).then(
-      (s) => {
-        sock = s;
-        if (settled) s.terminate();
-      },
-      () => done("connect_failed"),
-    );
+    let timer = setTimeout(() => done("dropped"), a.connectTimeoutMs);
+    sock.on("connect", () => {
+      connected = true;
+      clearTimeout(timer);
+      timer = setTimeout(() => done("no_answer"), 3000);
+      sock.write(PING);
+    });
+    sock.on("data", (d: Buffer) => {
+      buf += d.toString("utf8");
+      const i = buf.indexOf("\n");
+      if (i < 0) return;
+      try {
+        const f = JSON.parse(buf.slice(0, i));
+        done(f.op === "pong" ? "accepted" : f.op === "error" ? String(f.code) : `op:${f.op}`);
+      } catch {
+        done("unparsable");
+      }
+    });
+    sock.on("error", (e: NodeJS.ErrnoException) => done(connected ? `socket_error:${e.code}` : `connect_failed:${e.code}`));
+    sock.on("close", () => done("closed_without_answer"));
   });
 }
 
 async function flood(ms: number): Promise<Record<string, unknown>> {
   const per: Record<string, PerAddress> = {};
-  for (const addr of a.addresses) per[addr] = { attempts: 0, accepted: 0, codes: {}, connectFailed: 0, noAnswer: 0, acceptedPerSecond: [] };
+  for (const addr of a.addresses) per[addr] = { attempts: 0, accepted: 0, codes: {}, connectFailed: 0, connectErrors: {}, noAnswer: 0, dropped: 0, acceptedPerSecond: [] };
   const t0 = performance.now();
   const end = t0 + ms;
   let k = 0;
@@ -99,8 +99,12 @@ async function flood(ms: number): Promise<Record<string, unknown>> {
       if (outcome === "accepted") {
         p.accepted++;
         p.acceptedPerSecond[sec] = (p.acceptedPerSecond[sec] ?? 0) + 1;
-      } else if (outcome === "connect_failed") p.connectFailed++;
+      } else if (outcome.startsWith("connect_failed")) {
+        p.connectFailed++;
+        p.connectErrors[outcome] = (p.connectErrors[outcome] ?? 0) + 1;
+      }
       else if (outcome === "no_answer") p.noAnswer++;
+      else if (outcome === "dropped") p.dropped++;
       else p.codes[outcome] = (p.codes[outcome] ?? 0) + 1;
     }
   });
