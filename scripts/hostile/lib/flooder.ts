@@ -60,7 +60,13 @@ function attempt(local: string): Promise<string> {
       else sock.destroy();
       resolve(outcome);
     };
-    let timer = setTimeout(() => done("dropped"), a.connectTimeoutMs);
+    // When the timer fires, the connect may have completed with its event still queued behind
+    // a busy loop (thousands of connects at once): look once more after the next I/O poll.
+    let timer = setTimeout(() => {
+      timer = setTimeout(() => {
+        if (!connected) done("dropped");
+      }, 1);
+    }, a.connectTimeoutMs);
     sock.on("connect", () => {
       connected = true;
       clearTimeout(timer);
