@@ -278,6 +278,7 @@ export async function run(o: FuzzOptions, log: (m: string) => void = () => {}): 
       gateway_closes_by_reason: HostileGateway.family(m, "owsla_closes_total"),
       gateway_frame_errors: HostileGateway.metric(m, "owsla_frame_errors_total"),
       memory_mb: { before: mb(baseline.rssKb), during_peak: mb(during.peakRssKb), after: mb(end.rssKb) },
+      private_memory_mb: { before: mb(baseline.anonKb), after: mb(end.anonKb) },
       fds: { before: baseline.fds, during_peak: during.peakFds, after: end.fds },
       memory_series: { columns: ["s", "rss_mb", "fds"], rows: sampler.series(24) },
       probe_round_trip_ms: latencySummary(probeLatencies),

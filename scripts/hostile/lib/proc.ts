@@ -17,6 +17,20 @@ export function rssKb(pid: number): number {
   }
 }
 
+/**
+ * RssAnon of `pid` in KiB: private memory (heaps, buffers). The rest of VmRSS is file pages
+ * (the executable's code and data as it gets touched) and shared memory, which the kernel can
+ * drop and re-read at will.
+ */
+export function anonKb(pid: number): number {
+  try {
+    const m = /RssAnon:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 /** Open file descriptors of `pid`. */
 export function fdCount(pid: number): number {
   try {
@@ -52,6 +66,8 @@ export function alive(pid: number): boolean {
 export interface Reading {
   /** Summed VmRSS, KiB. */
   rssKb: number;
+  /** Summed RssAnon (private memory), KiB. */
+  anonKb: number;
   /** Summed open descriptors. */
   fds: number;
   /** Per pid: [rss KiB, fds]. */
@@ -62,15 +78,17 @@ export interface Reading {
 export function read(pids: number[]): Reading {
   const perPid: Record<number, [number, number]> = {};
   let rss = 0;
+  let anon = 0;
   let fds = 0;
   for (const p of pids) {
     const r = rssKb(p);
     const f = fdCount(p);
     perPid[p] = [r, f];
     rss += r;
+    anon += anonKb(p);
     fds += f;
   }
-  return { rssKb: rss, fds, perPid };
+  return { rssKb: rss, anonKb: anon, fds, perPid };
 }
 
 /**
