@@ -37,7 +37,6 @@ interface PerAddress {
   acceptedPerSecond: number[];
 }
 
-
 /**
  * One attempt: resolves with "accepted", an error code, "connect_failed", "dropped" (no
  * answer to the SYN within `connectTimeoutMs`: the gateway had the kernel drop it; the
