@@ -7,14 +7,19 @@ import { readdirSync, readFileSync } from "node:fs";
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ; 100 on Linux x86-64 and arm64). */
 export const CLOCK_TICKS = 100;
 
-/** VmRSS of `pid` in KiB. */
-export function rssKb(pid: number): number {
+/** A KiB field of /proc/<pid>/status (VmRSS, RssAnon, ...), NaN when the process is gone. */
+function statusKb(pid: number, field: string): number {
   try {
-    const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    const m = new RegExp(`${field}:\\s+(\\d+)\\s+kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"));
     return m ? Number(m[1]) : Number.NaN;
   } catch {
     return Number.NaN;
   }
+}
+
+/** VmRSS of `pid` in KiB. */
+export function rssKb(pid: number): number {
+  return statusKb(pid, "VmRSS");
 }
 
 /**
@@ -23,12 +28,7 @@ export function rssKb(pid: number): number {
  * drop and re-read at will.
  */
 export function anonKb(pid: number): number {
-  try {
-    const m = /RssAnon:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m ? Number(m[1]) : Number.NaN;
-  } catch {
-    return Number.NaN;
-  }
+  return statusKb(pid, "RssAnon");
 }
 
 /** Open file descriptors of `pid`. */
