@@ -6,6 +6,9 @@
  *   It is already in the shared inbox; the holder writes it to the socket.
  * - `claims`: devices welcomed by a worker (batched); other workers close their older
  *   connection of the same device with `taken_over`.
+ * - `authfail`: a failed hello's ban keys. The supervisor relays it to the other workers, then
+ *   answers the sender with `relayed`; the sender answers the device only then, so the next
+ *   attempt, whichever worker it reaches, finds the count already there.
  */
 import type { Command } from "../store/inbox.ts";
 
@@ -20,7 +23,11 @@ export interface Forward {
 export type ClusterMessage =
   | { t: "cmd"; cmd: Command; sentAt: number }
   | { t: "claims"; items: [deviceId: string, connId: string, welcomedAt: number][] }
-  | { t: "authfail"; keys: string[] };
+  | { t: "authfail"; keys: string[]; seq?: number }
+  | { t: "relayed"; seq: number };
+
+/** Longest wait for the supervisor's `relayed` before answering a failed hello anyway, in ms. */
+export const RELAY_WAIT_MS = 250;
 
 /** Whether `m` is a relayed failed-hello notice (the supervisor counts bans from them). */
 export function isAuthFailure(m: Forward): m is Forward & { payload: { t: "authfail"; keys: string[] } } {
@@ -41,12 +48,16 @@ export interface ClusterHandlers {
   claimed(deviceId: string, connId: string, welcomedAt: number): void;
   /** Another worker saw a failed hello for these ban keys (bans count over the whole gateway). */
   authFailed(keys: string[]): void;
+  /** The supervisor has relayed this worker's failed-hello notice `seq` to the others. */
+  relayed(seq: number): void;
 }
 
 /** The worker's side of cross-worker messaging. */
 export class Cluster {
   private pendingClaims: [string, string, number][] = [];
   private claimTimer: ReturnType<typeof setTimeout> | null = null;
+  private authSeq = 0;
+  private readonly awaitingRelay = new Map<number, () => void>();
 
   constructor(
     private readonly send: (m: Forward) => void,
@@ -76,14 +87,32 @@ export class Cluster {
   }
 
   /**
-   * Tells the other workers about a failed hello at once (rare; the counts must agree). Returns
-   * whether it went through the supervisor, which then counts the bans it leads to (one place
-   * sees every failure in one order, so each ban is counted once).
+   * Tells the other workers about a failed hello at once (rare; the counts must agree).
+   * Resolves once the supervisor has relayed it (at most {@link RELAY_WAIT_MS}), with whether
+   * it went through the supervisor, which then counts the bans it leads to (one place sees
+   * every failure in one order, so each ban is counted once).
    */
-  announceAuthFailure(keys: string[]): boolean {
-    if (!this.enabled) return false;
-    this.send({ t: "fwd", payload: { t: "authfail", keys } });
-    return true;
+  announceAuthFailure(keys: string[]): Promise<boolean> {
+    if (!this.enabled) return Promise.resolve(false);
+    const seq = ++this.authSeq;
+    this.send({ t: "fwd", payload: { t: "authfail", keys, seq } });
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.awaitingRelay.delete(seq);
+        resolve(true);
+      }, RELAY_WAIT_MS);
+      this.awaitingRelay.set(seq, () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  /** The supervisor relayed failed-hello notice `seq`. */
+  relayed(seq: number): void {
+    const done = this.awaitingRelay.get(seq);
+    this.awaitingRelay.delete(seq);
+    done?.();
   }
 
   /** Dispatches a message relayed from another worker. */
@@ -93,5 +122,6 @@ export class Cluster {
     if (msg.t === "cmd") h.command(msg.cmd, msg.sentAt);
     else if (msg.t === "claims") for (const [d, c, at] of msg.items) h.claimed(d, c, at);
     else if (msg.t === "authfail") h.authFailed(msg.keys);
+    else if (msg.t === "relayed") h.relayed(msg.seq);
   }
 }

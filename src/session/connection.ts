@@ -224,17 +224,20 @@ export class DeviceConnection {
     }
   }
 
-  /** Counts a failed hello against the source address and the hardware id (bans brute force). */
-  private recordAuthFailure(hardwareId: string | undefined): void {
+  /**
+   * Counts a failed hello against the source address and the hardware id (bans brute force).
+   * Resolves once the other workers have been told, so the device's next attempt is counted
+   * with this one wherever it lands.
+   */
+  private async recordAuthFailure(hardwareId: string | undefined): Promise<void> {
     const { bans } = this.ctx.auth;
     const before = bans.bansTotal;
     const keys = [`ip:${this.socket.remoteAddress}`, ...(hardwareId ? [`hw:${hardwareId}`] : [])];
     for (const k of keys) bans.fail(k);
-    const supervisorCounts = this.ctx.cluster.announceAuthFailure(keys);
-    if (bans.bansTotal > before) {
-      if (!supervisorCounts) this.ctx.metrics.inc("owsla_auth_bans_total", undefined, bans.bansTotal - before);
-      this.ctx.log.warn("Banned after repeated failed logins", { remote: this.socket.remoteAddress, hardware_id: hardwareId });
-    }
+    const relay = this.ctx.cluster.announceAuthFailure(keys);
+    const banned = bans.bansTotal - before;
+    if (banned > 0) this.ctx.log.warn("Banned after repeated failed logins", { remote: this.socket.remoteAddress, hardware_id: hardwareId });
+    if (!(await relay) && banned > 0) this.ctx.metrics.inc("owsla_auth_bans_total", undefined, banned);
   }
 
   private notReady(op: string): void {
@@ -270,7 +273,7 @@ export class DeviceConnection {
               ? "this token was revoked; ask the installer for a re-issued one"
               : "token does not match the hardware id";
         ctx.log.debug("Device refused", { hardware_id: f.device, remote: this.socket.remoteAddress, why });
-        this.recordAuthFailure(f.device);
+        await this.recordAuthFailure(f.device);
         this.close("unauthorized", "unauthorized", `Unauthorized: ${why}; ask the installer for a token minted with \`owsla token <hardware-id>\``);
         return;
       }
@@ -284,7 +287,7 @@ export class DeviceConnection {
       const row = f.resume[14] === "4" ? ctx.devices.get(f.resume) : null;
       if (f.resume[14] !== "4" || row?.hardware_id) {
         ctx.metrics.inc("owsla_auth_failures_total");
-        this.recordAuthFailure(undefined);
+        await this.recordAuthFailure(undefined);
         this.close("unauthorized", "unauthorized", `Unauthorized: ${f.resume} belongs to a device with a hardware id; send hello with \`device\` instead of \`resume\``);
         return;
       }

@@ -251,6 +251,7 @@ export async function startWorker(
         authFailed: (keys) => {
           for (const k of keys) ctx.auth.bans.fail(k);
         },
+        relayed: (seq) => cluster.relayed(seq),
       });
     },
     async stop() {
