@@ -83,11 +83,13 @@ test("an address that floods past flood_threshold gets no answer at all for floo
     args: ["--workers", "1", "--device-accept-rate-per-ip", "2", "--device-flood-threshold", "10", "--device-flood-block-s", "2"],
   });
   try {
-    // All 30 are in the kernel's accept queue before the worker sees the first: 2 admitted,
-    // 28 refused; the 10th refusal hands the address to the kernel.
+    // 2 admitted, then refusals; the 10th refusal hands the address to the kernel. Connects the
+    // kernel had already answered still get their refusal; later ones get nothing.
     const burst = await Promise.all(Array.from({ length: 30 }, () => firstAnswer(gw.port, "127.61.0.1")));
-    expect(burst.filter((o) => o === "rate_limited").length).toBe(28);
-    expect(burst.filter((o) => o === "pong").length).toBe(2);
+    const seen = (o: string) => burst.filter((x) => x === o).length;
+    expect(seen("pong")).toBe(2);
+    expect(seen("rate_limited")).toBeGreaterThanOrEqual(10);
+    expect(seen("pong") + seen("rate_limited") + seen("no answer")).toBe(30);
     expect(await firstAnswer(gw.port, "127.61.0.1", 500)).toBe("no answer");
     expect(await firstAnswer(gw.port, "127.61.0.2")).toBe("pong");
     const dropped = gw.json().filter((l) => l.msg === "Connection flood from 127.61.0.1: the kernel drops its new connections for 2 s");
