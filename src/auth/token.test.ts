@@ -1,5 +1,8 @@
 import { expect, test } from "bun:test";
-import { mintToken, tokenGeneration, verifyToken } from "./token.ts";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadOrCreateApiToken, mintToken, tokenGeneration, verifyToken } from "./token.ts";
 
 const secret = new Uint8Array(32).fill(7);
 const other = new Uint8Array(32).fill(8);
@@ -27,4 +30,20 @@ test("a forged generation prefix does not verify", () => {
   expect(verifyToken(secret, "lock-9", `5.${g0}`, 1)).toBe(false);
   expect(verifyToken(secret, "lock-9", `x.${g0}`)).toBe(false);
   expect(tokenGeneration("0.abc")).toBe(-1);
+});
+
+test("API tokens are hex, so they never start with '-' (they are passed as `--api-token TOKEN`), and are kept once created", () => {
+  const dir = mkdtempSync(join(tmpdir(), "owsla-apitoken-"));
+  try {
+    for (let i = 0; i < 200; i++) {
+      const path = join(dir, `api-${i}.token`);
+      const made = loadOrCreateApiToken(path);
+      expect(made.created).toBe(true);
+      expect(made.token).toMatch(/^[0-9a-f]{48}$/);
+      expect(readFileSync(path, "utf8")).toBe(made.token + "\n");
+      expect(loadOrCreateApiToken(path)).toEqual({ token: made.token, created: false });
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -69,7 +69,9 @@ export function loadOrCreateApiToken(path: string): { token: string; created: bo
     if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
   }
   mkdirSync(dirname(path), { recursive: true });
-  const token = randomBytes(24).toString("base64url");
+  // Hex: a token must work as a separate command-line argument (`--api-token TOKEN`), and the
+  // argument parser takes a value starting with "-" (1 base64url token in 64) for a flag.
+  const token = randomBytes(24).toString("hex");
   try {
     writeNewFileDurably(path, token + "\n");
     return { token, created: true };
