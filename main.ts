@@ -116,7 +116,7 @@ async function serve(config: Config, args: string[]): Promise<number> {
         if (msg.to !== undefined) sup.send(msg.to, msg.payload);
         else for (const w of sup.workers()) if (w.id !== from && w.up) sup.send(w.id, msg.payload);
         // The sender answers the failed hello only after this: the others have it first.
-        if (isAuthFailure(msg) && typeof msg.payload.seq === "number") sup.send(from, { t: "relayed", seq: msg.payload.seq });
+        if (isAuthFailure(msg)) sup.send(from, { t: "relayed", seq: msg.payload.seq });
       } else if (isControlResponse(msg)) client.onResponse(msg);
       else if (isAckNotice(msg)) plane?.onAck(msg);
     },

@@ -2,6 +2,7 @@
  * The control plane: implements what the control API needs ({@link ApiDeps}) in the
  * supervisor process, from the shared database and by asking workers over IPC.
  */
+import { Waiters } from "./waiters.ts";
 import type { ApiDeps, CommandRequest, DevicePage, DeviceView, Stats, WorkerView } from "../api/deps.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 import type { DeviceRow, DeviceStore } from "../store/devices.ts";
@@ -65,7 +66,7 @@ export class ControlPlane implements ApiDeps {
   readonly gatewayId: string;
   readonly apiToken: string;
   private readonly startedAt = Date.now();
-  private readonly ackWaiters = new Map<string, () => void>();
+  private readonly ackWaiters = new Waiters<string>();
 
   constructor(private readonly o: ControlPlaneOptions) {
     this.version = o.version;
@@ -75,9 +76,7 @@ export class ControlPlane implements ApiDeps {
 
   /** A worker reported that a watched command was acked. */
   onAck(n: AckNotice): void {
-    const key = `${n.deviceId}/${n.cmdId}`;
-    this.ackWaiters.get(key)?.();
-    this.ackWaiters.delete(key);
+    this.ackWaiters.signal(`${n.deviceId}/${n.cmdId}`);
   }
 
   /** Calls `op` on every running worker; failures become undefined. */
@@ -180,17 +179,7 @@ export class ControlPlane implements ApiDeps {
     };
     await this.o.inbox.add(cmd);
     this.o.metrics.inc("owsla_api_commands_total");
-    const key = `${id}/${cmd.id}`;
-    const acked = waitAckMs === null ? null : new Promise<boolean>((resolve) => {
-      const t = setTimeout(() => {
-        this.ackWaiters.delete(key);
-        resolve(false);
-      }, waitAckMs);
-      this.ackWaiters.set(key, () => {
-        clearTimeout(t);
-        resolve(true);
-      });
-    });
+    const acked = waitAckMs === null ? null : this.ackWaiters.wait(`${id}/${cmd.id}`, waitAckMs);
     await this.all("command", { cmd, watchAck: waitAckMs !== null });
     if (!acked) return { id: cmd.id };
     return { id: cmd.id, acked: await acked };

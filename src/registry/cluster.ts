@@ -10,6 +10,7 @@
  *   answers the sender with `relayed`; the sender answers the device only then, so the next
  *   attempt, whichever worker it reaches, finds the count already there.
  */
+import { Waiters } from "../control/waiters.ts";
 import type { Command } from "../store/inbox.ts";
 
 /** Envelope the supervisor relays: to one worker, or to all but the sender when `to` is absent. */
@@ -23,16 +24,16 @@ export interface Forward {
 export type ClusterMessage =
   | { t: "cmd"; cmd: Command; sentAt: number }
   | { t: "claims"; items: [deviceId: string, connId: string, welcomedAt: number][] }
-  | { t: "authfail"; keys: string[]; seq?: number }
+  | { t: "authfail"; keys: string[]; seq: number }
   | { t: "relayed"; seq: number };
 
 /** Longest wait for the supervisor's `relayed` before answering a failed hello anyway, in ms. */
 export const RELAY_WAIT_MS = 250;
 
 /** Whether `m` is a relayed failed-hello notice (the supervisor counts bans from them). */
-export function isAuthFailure(m: Forward): m is Forward & { payload: { t: "authfail"; keys: string[] } } {
-  const p = m.payload as { t?: unknown; keys?: unknown };
-  return p.t === "authfail" && Array.isArray(p.keys);
+export function isAuthFailure(m: Forward): m is Forward & { payload: { t: "authfail"; keys: string[]; seq: number } } {
+  const p = m.payload as { t?: unknown; keys?: unknown; seq?: unknown };
+  return p.t === "authfail" && Array.isArray(p.keys) && typeof p.seq === "number";
 }
 
 /** Whether `m` is a relay envelope from a worker. */
@@ -57,7 +58,7 @@ export class Cluster {
   private pendingClaims: [string, string, number][] = [];
   private claimTimer: ReturnType<typeof setTimeout> | null = null;
   private authSeq = 0;
-  private readonly awaitingRelay = new Map<number, () => void>();
+  private readonly awaitingRelay = new Waiters<number>();
 
   constructor(
     private readonly send: (m: Forward) => void,
@@ -95,24 +96,14 @@ export class Cluster {
   announceAuthFailure(keys: string[]): Promise<boolean> {
     if (!this.enabled) return Promise.resolve(false);
     const seq = ++this.authSeq;
+    const relayed = this.awaitingRelay.wait(seq, RELAY_WAIT_MS);
     this.send({ t: "fwd", payload: { t: "authfail", keys, seq } });
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.awaitingRelay.delete(seq);
-        resolve(true);
-      }, RELAY_WAIT_MS);
-      this.awaitingRelay.set(seq, () => {
-        clearTimeout(timer);
-        resolve(true);
-      });
-    });
+    return relayed.then(() => true);
   }
 
   /** The supervisor relayed failed-hello notice `seq`. */
   relayed(seq: number): void {
-    const done = this.awaitingRelay.get(seq);
-    this.awaitingRelay.delete(seq);
-    done?.();
+    this.awaitingRelay.signal(seq);
   }
 
   /** Dispatches a message relayed from another worker. */
