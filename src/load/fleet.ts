@@ -5,7 +5,8 @@
  * Latencies go into {@link Histogram}s; everything else into cumulative counters.
  *
  * All devices of a process share one set of socket handlers; a small per-attempt object in
- * `socket.data` tells a live attempt from a stale one.
+ * `socket.data` tells a live attempt from a stale one. The device record and its byte I/O are
+ * in `fleet-device.ts`.
  */
 import type { Socket, SocketHandler } from "bun";
 import { mintToken } from "../auth/token.ts";
@@ -15,6 +16,7 @@ import type { ClientSpec } from "./ipc.ts";
 import { RETRYABLE_CODES, retryDelay } from "./retry.ts";
 import { ackLine, doorAckLine, helloLine, PING_LINE, pubLineBuilder } from "./device-frames.ts";
 import { zeroClientCounters, type ClientCounters, type ClientFinal } from "./stats.ts";
+import { drainOut, dropSocket, newDev, takeLines, writeLine, type Attempt, type Dev } from "./fleet-device.ts";
 
 /** How often pacing, pings and timeouts are looked at, in ms. */
 const TICK_MS = 10;
@@ -32,38 +34,6 @@ const MAX_CATCH_UP_S = 1;
 const PUB_TOPIC = "load";
 /** Error codes after which the gateway keeps the connection open. */
 const NON_CLOSING_CODES: ReadonlySet<string> = new Set(["unknown_op", "not_ready", "rate_limited"]);
-
-type DevState = "idle" | "queued" | "connecting" | "open" | "waiting" | "stopped";
-
-/** One connection attempt of a device; stale attempts are recognised by identity. */
-interface Attempt {
-  d: Dev;
-  /** The gateway sent an error frame explaining the close (counted already). */
-  explained: boolean;
-  retryAfter: number | undefined;
-}
-
-interface Dev {
-  n: number;
-  hw: string;
-  hello: string | null;
-  state: DevState;
-  attempt: Attempt | null;
-  socket: Socket<Attempt> | null;
-  /** Consecutive failed attempts. */
-  failures: number;
-  firstStartedAt: number;
-  attemptStartedAt: number;
-  everWelcomed: boolean;
-  keepaliveMs: number;
-  lastSentAt: number;
-  /** Unacked pubs of the closed loop. */
-  inflight: number;
-  /** Unterminated input (bytes after the last newline). */
-  rest: Buffer | null;
-  /** Output the kernel did not take yet. */
-  out: Buffer | null;
-}
 
 const now = () => performance.now();
 const wall = () => performance.timeOrigin + performance.now();
@@ -102,23 +72,7 @@ export class Fleet {
   constructor(private readonly spec: ClientSpec) {
     this.secret = spec.secretHex === null ? null : Buffer.from(spec.secretHex, "hex");
     this.pubLine = pubLineBuilder(PUB_TOPIC, spec.payload);
-    this.devs = Array.from({ length: spec.count }, (_, i) => ({
-      n: spec.firstDevice + i,
-      hw: `${spec.idPrefix}${spec.firstDevice + i}`,
-      hello: null,
-      state: "idle" as DevState,
-      attempt: null,
-      socket: null,
-      failures: 0,
-      firstStartedAt: 0,
-      attemptStartedAt: 0,
-      everWelcomed: false,
-      keepaliveMs: 60_000,
-      lastSentAt: 0,
-      inflight: 0,
-      rest: null,
-      out: null,
-    }));
+    this.devs = Array.from({ length: spec.count }, (_, i) => newDev(spec.firstDevice + i, `${spec.idPrefix}${spec.firstDevice + i}`));
     this.handlers = {
       open: (s) => this.onOpen(s),
       data: (s, chunk) => this.onData(s, chunk),
@@ -181,13 +135,7 @@ export class Fleet {
     for (const d of this.devs) {
       d.state = "stopped";
       d.attempt = null;
-      const s = d.socket;
-      d.socket = null;
-      try {
-        s?.end();
-      } catch {
-        // already closed
-      }
+      dropSocket(d);
     }
   }
 
@@ -254,13 +202,7 @@ export class Fleet {
     if (d.state === "open") this.counters.connected--;
     d.attempt = null;
     d.inflight = 0;
-    const s = d.socket;
-    d.socket = null;
-    try {
-      s?.end();
-    } catch {
-      // already closed
-    }
+    dropSocket(d);
     d.failures++;
     d.state = "waiting";
     this.counters.retries++;
@@ -280,44 +222,20 @@ export class Fleet {
   // ---- I/O ----
 
   private write(d: Dev, line: string): void {
-    const s = d.socket;
-    if (!s) return;
+    if (!d.socket) return;
     d.lastSentAt = now();
-    if (d.out) {
-      d.out = Buffer.concat([d.out, Buffer.from(line)]);
-      return;
-    }
-    const n = s.write(line);
-    if (n < line.length) {
-      const bytes = Buffer.from(line);
-      if (n < bytes.length) d.out = bytes.subarray(Math.max(0, n));
-    }
+    writeLine(d, line);
   }
 
   private onDrain(s: Socket<Attempt>): void {
-    const d = s.data.d;
-    if (d.attempt !== s.data || !d.out) return;
-    const n = s.write(d.out);
-    d.out = n >= d.out.length ? null : d.out.subarray(Math.max(0, n));
+    if (s.data.d.attempt === s.data) drainOut(s.data.d, s);
   }
 
   private onData(s: Socket<Attempt>, chunk: Buffer): void {
     const a = s.data;
     const d = a.d;
     if (d.attempt !== a) return;
-    let data = chunk;
-    if (d.rest) {
-      data = Buffer.concat([d.rest, chunk]);
-      d.rest = null;
-    }
-    const last = data.lastIndexOf(10);
-    if (last < 0) {
-      d.rest = Buffer.from(data);
-      return;
-    }
-    if (last < data.length - 1) d.rest = Buffer.from(data.subarray(last + 1));
-    const lines = data.toString("utf8", 0, last).split("\n");
-    for (const line of lines) {
+    for (const line of takeLines(d, chunk)) {
       if (d.attempt !== a) return;
       let f: Record<string, unknown>;
       try {
@@ -479,12 +397,12 @@ export class Fleet {
     for (const [ref, t0] of this.ackPending) {
       if (t - t0 < ACK_TIMEOUT_MS) break;
       this.ackPending.delete(ref);
-      this.counters.errors.no_ack = (this.counters.errors.no_ack ?? 0) + 1;
+      this.countError(undefined, "no_ack");
     }
     for (const [ref, t0] of this.replyPending) {
       if (t - t0 < REPLY_TIMEOUT_MS) break;
       this.replyPending.delete(ref);
-      if (this.repliesSeen) this.counters.errors.no_reply = (this.counters.errors.no_reply ?? 0) + 1;
+      if (this.repliesSeen) this.countError(undefined, "no_reply");
     }
   }
 }
