@@ -108,6 +108,7 @@ async function serve(config: Config, args: string[]): Promise<number> {
     periodMs: config.workers.restart_period_s * 1000,
     heartbeatMs: config.workers.heartbeat_ms,
     hangTimeoutMs: config.workers.hang_timeout_ms,
+    busyTimeoutMs: config.workers.busy_timeout_s * 1000,
     shutdownDeadlineMs: config.workers.shutdown_deadline_s * 1000,
     log,
     onMessage: (from, msg) => {
