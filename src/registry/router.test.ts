@@ -73,7 +73,7 @@ function deviceWithHome(home: number, count: number): string {
     if (homeOf(id, count) === home) return id;
   }
 }
-const command = (deviceId: string, id = crypto.randomUUID()): Command => ({ id, deviceId, topic: "cmd", body: "{}", corr: null, expiresAt: Date.now() + 60_000 });
+const command = (deviceId: string, id: string = crypto.randomUUID()): Command => ({ id, deviceId, topic: "cmd", body: "{}", corr: null, expiresAt: Date.now() + 60_000 });
 
 describe("command router", () => {
   test("a command taken by one worker reaches the device on another through its home, and the device's ack acks the delivery; nothing is stored", async () => {

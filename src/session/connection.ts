@@ -37,6 +37,9 @@ export function wallClock(): number {
   return performance.timeOrigin + performance.now();
 }
 
+/** Frames a device may send behind its hello before the welcome. */
+export const HELD_LINES_MAX = 64;
+
 /** Text of the error frame sent to a connection replaced by a newer one of the same device. */
 export const TAKEN_OVER_MESSAGE = "Another connection presented the same device identity; this one is closed";
 
@@ -60,6 +63,8 @@ export class DeviceConnection {
   private helloInProgress = false;
   /** The peer half-closed: finish what it sent, then close. */
   private inputEnded = false;
+  /** Lines that arrived while the hello was being decided; handled right after it. */
+  private held: string[] | null = null;
   private readonly decoder: LineDecoder;
   private readonly out: Outbound;
 
@@ -102,14 +107,26 @@ export class DeviceConnection {
         this.fail(r.code, r.message);
         return;
       }
-      const parsed = parseFrame(r.text);
+      if (this.helloInProgress) {
+        // Frames sent right behind the hello (one packet from `nc`) wait for its outcome.
+        if ((this.held ??= []).length >= HELD_LINES_MAX) return this.fail("bad_frame", `More than ${HELD_LINES_MAX} frames before the welcome: wait for it`);
+        this.held.push(r.text);
+        continue;
+      }
+      this.line(r.text);
+    }
+  }
+
+  private line(text: string): void {
+    {
+      const parsed = parseFrame(text);
       if (!parsed.ok) {
         if (parsed.close) this.fail(parsed.code as "bad_frame", parsed.message);
         else this.send({ op: "error", code: parsed.code, message: parsed.message, ...(parsed.ref ? { ref: parsed.ref } : {}) } as GatewayFrame);
-        continue;
+        return;
       }
       try {
-        this.handle(parsed.frame, r.text);
+        this.handle(parsed.frame, text);
       } catch (e) {
         // Hostile input must never take the worker down.
         this.ctx.metrics.inc("owsla_frame_errors_total");
@@ -264,6 +281,8 @@ export class DeviceConnection {
     this.helloInProgress = true;
     const outcome = await authenticate(f, this.socket.remoteAddress, ctx);
     this.helloInProgress = false;
+    const held = this.held;
+    this.held = null;
     if (!outcome.ok) {
       this.close(outcome.reason, outcome.code, outcome.message, outcome.retryAfterMs);
       return;
@@ -278,6 +297,7 @@ export class DeviceConnection {
     ctx.directory.welcomed(this, outcome.deviceId, outcome.hardwareId);
     ctx.publisher.publish(presenceMessage(this.sender(), "connected", null)).catch(() => {});
     if (ctx.log.enabled("debug")) ctx.log.debug("Device connected", { device: outcome.deviceId, conn: this.connId, hardware_id: this.hardwareId });
+    if (held) for (const text of held) if (!this.done) this.line(text);
     this.closeIfFinished();
   }
 
