@@ -2,7 +2,7 @@
  * The control plane: implements what the control API needs ({@link ApiDeps}) in the
  * supervisor process, from the shared database and by asking workers over IPC.
  */
-import { Waiters } from "./waiters.ts";
+import { Waiters } from "../supervisor/waiters.ts";
 import type { ApiDeps, CommandRequest, DevicePage, DeviceView, Stats, WorkerView } from "../api/deps.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 import type { DeviceRow, DeviceStore } from "../store/devices.ts";

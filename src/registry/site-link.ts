@@ -11,7 +11,7 @@
  *   then answers `relayed`; the sender answers the device only then, so the next attempt,
  *   whichever worker it reaches, finds the count already there. The supervisor counts bans.
  */
-import { Waiters } from "../control/waiters.ts";
+import { Waiters } from "../supervisor/waiters.ts";
 import type { Sighting } from "../store/devices.ts";
 
 /** How often sightings go to the supervisor, in ms. */
