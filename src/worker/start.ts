@@ -120,7 +120,13 @@ export async function startWorker(
   const publisher = new Publisher(
     link,
     outbox,
-    { exchange: topo.up, window: config.broker.publish_window, confirmTimeoutMs: config.broker.confirm_timeout_ms },
+    {
+      exchange: topo.up,
+      window: config.broker.publish_window,
+      confirmTimeoutMs: config.broker.confirm_timeout_ms,
+      // broker.drain_rate is for the whole gateway: each worker drains its share.
+      drainRatePerS: config.broker.drain_rate / workersTotal,
+    },
     metrics,
     log,
   );
