@@ -193,8 +193,16 @@ export class CommandRouter {
     }
     const now = Date.now();
     for (const c of rows) {
-      if (to === this.o.self) this.holderDeliver(c, this.o.self, 0, now);
-      else this.o.send(to, { t: "deliver", c, o: this.o.self, k: 0, rt: now });
+      try {
+        if (to === this.o.self) this.holderDeliver(c, this.o.self, 0, now);
+        else this.o.send(to, { t: "deliver", c, o: this.o.self, k: 0, rt: now });
+      } catch (err) {
+        // A stored command that makes the worker throw would do it again at every welcome
+        // (and after every restart): set it aside instead.
+        this.o.metrics.inc("owsla_quarantined_total", { kind: "command" });
+        this.o.log.error("A stored command made the worker throw; it is quarantined (never sent again, kept in the worker's database, table quarantine)", { device: deviceId, id: c.id, err: err as Error });
+        this.o.store.quarantine(c, String((err as Error)?.stack ?? err)).catch((e: Error) => this.o.log.error("Cannot quarantine the command", { id: c.id, err: e }));
+      }
     }
   }
 
@@ -248,7 +256,17 @@ export class CommandRouter {
 
   private holderDeliver(c: Command, origin: number, k: number, rt: number): void {
     const conn = this.o.registry.get(c.deviceId);
-    if (!conn || conn.state !== "open" || !conn.deliver(c, ackRoute(origin, k))) return this.replyOffline(origin, k);
+    if (!conn || conn.state !== "open") return this.replyOffline(origin, k);
+    let written: boolean;
+    try {
+      written = conn.deliver(c, ackRoute(origin, k));
+    } catch (err) {
+      if (k === 0) throw err; // a stored command: its origin quarantines it
+      // A live command: its origin stores it, and the stored copy is quarantined if it throws again.
+      this.o.log.error("Writing a command to its device threw; its origin stores it instead", { device: c.deviceId, id: c.id, err: err as Error });
+      written = false;
+    }
+    if (!written) return this.replyOffline(origin, k);
     this.o.metrics.inc("owsla_commands_delivered_live_total");
     this.o.metrics.observe("owsla_command_delivery_ms", Math.max(0, Date.now() - rt));
   }
