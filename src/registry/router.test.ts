@@ -222,3 +222,20 @@ test("a stored command whose delivery throws is quarantined; the device's other 
   expect(stores[0]!.quarantined()).toBe(1);
   expect(stores[0]!.pendingFor([dev]).map((c) => c.id)).toEqual(["fine"]);
 });
+
+test("a stored command that throws on another worker is quarantined by the worker that stores it", async () => {
+  const { workers, stores } = cluster(2);
+  const dev = deviceWithHome(0, 2);
+  const d = delivery();
+  workers[0]!.accept(command(dev, "poison"), d.h, Date.now());
+  await settle();
+  expect(stores[0]!.count(dev)).toBe(1);
+  const conn = new FakeConn(Date.now());
+  conn.deliver = () => {
+    throw new RangeError("boom");
+  };
+  workers[1]!.welcomed(dev, conn);
+  await settle();
+  expect(stores[0]!.quarantined()).toBe(1);
+  expect(stores[0]!.count(dev)).toBe(0);
+});

@@ -197,13 +197,21 @@ export class CommandRouter {
         if (to === this.o.self) this.holderDeliver(c, this.o.self, 0, now);
         else this.o.send(to, { t: "deliver", c, o: this.o.self, k: 0, rt: now });
       } catch (err) {
-        // A stored command that makes the worker throw would do it again at every welcome
-        // (and after every restart): set it aside instead.
-        this.o.metrics.inc("owsla_quarantined_total", { kind: "command" });
-        this.o.log.error("A stored command made the worker throw; it is quarantined (never sent again, kept in the worker's database, table quarantine)", { device: deviceId, id: c.id, err: err as Error });
-        this.o.store.quarantine(c, String((err as Error)?.stack ?? err)).catch((e: Error) => this.o.log.error("Cannot quarantine the command", { id: c.id, err: e }));
+        this.quarantineStored(deviceId, c.id, err as Error, c);
       }
     }
+  }
+
+  /**
+   * A stored command made a worker throw: it would do it again at every welcome (and after
+   * every restart), so it is set aside instead.
+   */
+  private quarantineStored(deviceId: string, id: string, err: Error, known?: Command): void {
+    const c = known ?? this.o.store.pendingFor([deviceId]).find((r) => r.id === id);
+    if (!c) return;
+    this.o.metrics.inc("owsla_quarantined_total", { kind: "command" });
+    this.o.log.error("A stored command made a worker throw; it is quarantined (never sent again; kept in the worker's database, table quarantine)", { device: deviceId, id, err });
+    this.o.store.quarantine(c, String(err?.stack ?? err)).catch((e: Error) => this.o.log.error("Cannot quarantine the command", { id, err: e }));
   }
 
   private expireDeadlines(): void {
@@ -322,7 +330,15 @@ export class CommandRouter {
       case "route":
         return this.homeRoute(m.c as Command, m.o as number, m.k as number, m.rt as number);
       case "deliver":
-        return this.holderDeliver(m.c as Command, m.o as number, m.k as number, m.rt as number);
+        try {
+          return this.holderDeliver(m.c as Command, m.o as number, m.k as number, m.rt as number);
+        } catch (err) {
+          // Only stored commands rethrow: their origin sets them aside.
+          this.o.send(m.o as number, { t: "poison", d: (m.c as Command).deviceId, id: (m.c as Command).id, why: String((err as Error)?.message ?? err) });
+          return;
+        }
+      case "poison":
+        return this.quarantineStored(d, m.id as string, new Error(String(m.why)));
       case "offline":
         return this.offline(m.k as number);
       case "acked":
