@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { VERSION, buildInfo } from "./src/version.ts";
 import { loadConfig, ConfigError, helpText, describeConfig } from "./src/config/load.ts";
 import type { Config } from "./src/config/types.ts";
-import { createLogger, type Logger } from "./src/log/logger.ts";
+import { createLogger, type Logger, type RootLogger } from "./src/log/logger.ts";
+import { stderrErrorLine } from "./src/log/journal.ts";
 import { openDatabase } from "./src/store/db.ts";
 import { Batcher } from "./src/store/batcher.ts";
 import { DeviceStore } from "./src/store/devices.ts";
@@ -26,7 +27,10 @@ import { startSupervisor } from "./src/supervisor/supervisor.ts";
 import { connectToSupervisor } from "./src/supervisor/worker-link.ts";
 import { runLoadCommand } from "./src/load/command.ts";
 import { availableParallelism } from "node:os";
-import { startWorker } from "./src/worker/start.ts";
+import { readTlsFiles, startWorker } from "./src/worker/start.ts";
+import { EXIT, unavailablePorts } from "./src/supervisor/preflight.ts";
+import { ServiceManager, SYSTEMD_ENV, silentWorkers, statusLine } from "./src/supervisor/systemd.ts";
+import { isReload, reloadConfig } from "./src/supervisor/reload.ts";
 
 const USAGE = `Usage: owsla [command] [options]
 
@@ -43,7 +47,7 @@ Commands:
 Run "owsla <command> --help" for the options of a command.`;
 
 
-function makeLogger(config: Config, base: Record<string, unknown>): Logger {
+function makeLogger(config: Config, base: Record<string, unknown>): RootLogger {
   const fmt = config.log.format;
   return createLogger({ level: config.log.level, pretty: fmt === "auto" ? undefined : fmt === "pretty", base });
 }
@@ -76,6 +80,31 @@ async function serve(config: Config, args: string[]): Promise<number> {
   guardProcess(log);
   const count = config.workers.count || availableParallelism();
   log.info("Starting Owsla gateway", { version: VERSION, workers: count, config: describeConfig(config) });
+  // Both ports are checked before anything starts: a port that is taken is one line and exit 3.
+  const taken = unavailablePorts({ device: config.device, api: config.api });
+  for (const line of taken) log.error(line);
+  if (taken.length > 0) return EXIT.unavailable;
+  // The API listens before the workers start (answering 503 until the control plane exists),
+  // so a failure here stops nothing but this process.
+  let app: ReturnType<typeof createApi> | null = null;
+  let api: ReturnType<typeof Bun.serve>;
+  try {
+    // idleTimeout above the longest ?wait=ack (60 s) so those requests are not cut.
+    api = Bun.serve({
+      hostname: config.api.host,
+      port: config.api.port,
+      fetch: (req, server) => (app ? app.fetch(req, server) : Response.json({ error: "starting", message: "The gateway is starting; retry in a moment" }, { status: 503 })),
+      idleTimeout: 75,
+    });
+  } catch (err) {
+    log.error(`Cannot start: the control API cannot listen on ${config.api.host}:${config.api.port} (${(err as Error).message}); set api.host/api.port to a free address`);
+    return EXIT.unavailable;
+  }
+  log.info("Control API listening", { url: `http://${config.api.host}:${api.port}/` });
+  // systemd: read NOTIFY_SOCKET and the watchdog, and keep them from the workers (only the main
+  // process talks to systemd).
+  const systemdEnv = Object.fromEntries(SYSTEMD_ENV.map((k) => [k, process.env[k]]));
+  for (const k of SYSTEMD_ENV) delete process.env[k];
   // Create shared files once, before workers race for them.
   const secret = loadOrCreateSecret(secretPath(config));
   const apiToken = resolveApiToken(config);
@@ -139,33 +168,45 @@ async function serve(config: Config, args: string[]): Promise<number> {
     metrics,
     log,
   });
-  let api: ReturnType<typeof Bun.serve> | null = null;
-  try {
-    const app = createApi(plane);
-    // idleTimeout above the longest ?wait=ack (60 s) so those requests are not cut.
-    api = Bun.serve({ hostname: config.api.host, port: config.api.port, fetch: (req, server) => app.fetch(req, server), idleTimeout: 75 });
-    log.info("Control API listening", { url: `http://${config.api.host}:${api.port}/` });
-  } catch (err) {
-    log.error("Cannot start the control API; set api.host/api.port to a free address", { err: err as Error });
-    await sup.stop("control API failed");
-    return 1;
-  }
+  app = createApi(plane);
+  const systemd = new ServiceManager({
+    env: systemdEnv,
+    pid: process.pid,
+    log,
+    unhealthy: () => silentWorkers(sup.workers(), Date.now(), Math.min(config.workers.hang_timeout_ms, 3 * config.workers.heartbeat_ms)),
+    status: async () => statusLine(await plane!.workers()),
+  });
 
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info("Stopping gracefully: draining devices, then stopping workers", { signal });
+    systemd.stopping(signal);
     void sup.stop(signal);
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  let reloading = Promise.resolve();
+  process.on("SIGHUP", () => {
+    reloading = reloading.then(async () => {
+      if (stopping) return;
+      systemd.reloading();
+      config = reloadConfig(config, { load: () => loadConfig(args, process.env).config, readTls: readTlsFiles, log, broadcast: (m) => sup.broadcast(m) });
+      await systemd.reloaded();
+    });
+  });
   sup.whenAllReady().then(
-    () => log.info("Gateway ready: all workers listening", { workers: count, port: config.device.port, api_port: api?.port }),
+    () => {
+      log.info("Gateway ready: all workers listening", { workers: count, port: config.device.port, api_port: api.port });
+      void systemd.ready();
+    },
     () => {},
   );
   const { code, reason } = await sup.done;
-  api?.stop(true);
+  systemd.stopping(reason);
+  systemd.dispose();
+  api.stop(true);
   batcher.flush();
   durable.flush();
   db.close();
@@ -208,12 +249,19 @@ async function worker(config: Config): Promise<number> {
       resolveExit(code);
     });
   };
-  const link = connectToSupervisor({ onShutdown: stop, onMessage: (m) => running?.onSupervisorMessage(m), log });
+  const onMessage = (m: unknown) => {
+    if (isReload(m)) log.setLevel(m.level);
+    running?.onSupervisorMessage(m);
+  };
+  const link = connectToSupervisor({ onShutdown: stop, onMessage, log });
   const total = Number(process.env.OWSLA_WORKERS_TOTAL ?? "1");
   running = await startWorker(config, workerId, log, { send: (m) => link.send(m), enabled: link.connected, peers: total > 1 });
   if (!link.connected) {
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);
+  } else {
+    // A reload is the supervisor's to handle; a hang-up reaching the process group must not end workers.
+    process.on("SIGHUP", () => log.debug("Ignoring SIGHUP: the supervisor handles reloads"));
   }
   link.ready();
   return await exited;
@@ -230,7 +278,7 @@ export async function main(argv: string[]): Promise<number> {
   if (command in ADMIN_USAGE) return await adminCommand(command, args);
   if (command === "load") return await runLoadCommand(args);
   if (!["serve", "worker", "token", "version", "help"].includes(command)) {
-    process.stderr.write(`Unknown command "${command}".\n${USAGE}\n`);
+    process.stderr.write(stderrErrorLine(`Unknown command "${command}".`) + `\n${USAGE}\n`);
     return 2;
   }
   if (command === "version" && (args.includes("--help") || args.includes("-h"))) {
@@ -251,8 +299,8 @@ export async function main(argv: string[]): Promise<number> {
     loaded = loadConfig(args, process.env);
   } catch (e) {
     if (e instanceof ConfigError) {
-      process.stderr.write(`${e.message}\n`);
-      return 2;
+      process.stderr.write(stderrErrorLine(e.message) + "\n");
+      return EXIT.usage;
     }
     throw e;
   }
@@ -273,7 +321,7 @@ if (import.meta.main) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: Error) => {
-      process.stderr.write(`Owsla failed to start: ${err.message}\n`);
+      process.stderr.write(stderrErrorLine(`Owsla failed to start: ${err.message}`) + "\n");
       process.exit(1);
     },
   );

@@ -70,6 +70,12 @@ export interface DeviceListener {
   readonly connections: Set<DeviceConnection>;
   /** Stops accepting new connections (existing ones stay). */
   stopAccepting(): void;
+  /**
+   * Applies reloaded settings: the connection limit, and new TLS files (when TLS is on), with a
+   * new listening socket on the same port that replaces the old one; open connections stay.
+   * Throws (keeping the old socket) when the new one cannot be opened, e.g. a bad certificate.
+   */
+  reload(o: { maxConnections: number; tls?: TlsFiles }): void;
   /** Closes everything now. */
   close(): void;
 }
@@ -269,6 +275,23 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext): Devic
       return boundPort;
     },
     connections,
+    reload(o) {
+      opts.maxConnections = o.maxConnections;
+      if (!opts.tls || !o.tls) return;
+      const previous = opts.tls;
+      opts.tls = o.tls;
+      if (!server) return; // paused or stopped: the next listen() uses the new files
+      let next: typeof server;
+      try {
+        next = listen(boundPort);
+      } catch (e) {
+        opts.tls = previous;
+        throw new Error(`Cannot listen with the reloaded TLS files: ${(e as Error).message}; still serving the previous certificate`);
+      }
+      server.stop(false);
+      server = next;
+      guard?.reinstall();
+    },
     stopAccepting() {
       stopped = true;
       server?.stop(false);

@@ -30,6 +30,7 @@ import { BanList } from "../auth/bans.ts";
 import { Cluster } from "../registry/cluster.ts";
 import { answerControl, isControlRequest } from "../control/protocol.ts";
 import { secretPath } from "../cli/commands.ts";
+import { isReload } from "../supervisor/reload.ts";
 
 /** Reads the device listener's TLS files named in the config (none when tls_cert is empty). */
 export function readTlsFiles(config: Config): TlsFiles | undefined {
@@ -204,6 +205,16 @@ export async function startWorker(
   return {
     port: listener.port,
     onSupervisorMessage(m: unknown) {
+      if (isReload(m)) {
+        ctx.limits.helloTimeoutMs = m.helloTimeoutMs;
+        try {
+          listener.reload({ maxConnections: maxConnections(m.maxConnections), tls: m.tls });
+          log.info("Reloaded settings applied", { tls: m.tls !== undefined });
+        } catch (err) {
+          log.error("Reload: cannot apply the new TLS files; the previous certificate stays in use", { err: err as Error });
+        }
+        return;
+      }
       if (isControlRequest(m)) {
         void answerControl(
           m,

@@ -178,7 +178,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<GatewayPr
       await gw.start(opts.waitBroker !== false);
       return gw;
     } catch (e) {
-      const lostPortRace = opts.port === undefined && /Cannot listen|Failed to listen|EADDRINUSE/i.test((e as Error).message);
+      const lostPortRace = opts.port === undefined && /Cannot listen|Failed to listen|EADDRINUSE|is not free/i.test((e as Error).message);
       if (!lostPortRace || attempt >= 3) throw e;
       await gw.stop().catch(() => {});
     }
