@@ -15,6 +15,7 @@ import { DeviceStore } from "./src/store/devices.ts";
 import { Inbox } from "./src/store/inbox.ts";
 import { Outbox } from "./src/store/outbox.ts";
 import { Metrics } from "./src/metrics/metrics.ts";
+import { registerProcessMetrics } from "./src/metrics/process.ts";
 import { loadOrCreateApiToken, loadOrCreateSecret } from "./src/auth/token.ts";
 import { isAuthFailure, isForward } from "./src/registry/cluster.ts";
 import { BanList } from "./src/auth/bans.ts";
@@ -118,6 +119,7 @@ async function serve(config: Config, args: string[]): Promise<number> {
   const durable = new Batcher(durableDb, { delayMs: 1 });
   const inbox = new Inbox(durableDb, durable);
   const metrics = new Metrics();
+  registerProcessMetrics(metrics);
   // Every worker announces its failed hellos through here: counting bans in this one place
   // counts each once (the workers' own lists, fed in different orders, ban on their own).
   const bans = new BanList({ failures: config.auth.ban_failures, windowMs: config.auth.ban_window_s * 1000, durationMs: config.auth.ban_duration_s * 1000 });

@@ -319,6 +319,7 @@ export class DeviceConnection {
     ctx.cluster.announceClaim(id, this.connId, this.welcomedAt);
     this.send({ op: "welcome", id, conn: this.connId, gateway: ctx.gatewayId, keepalive: ctx.limits.keepaliveS });
     ctx.metrics.inc("owsla_welcomes_total");
+    ctx.metrics.observe("owsla_welcome_ms", Date.now() - this.acceptedAt);
     ctx.publisher.publish(presenceMessage(this.sender(), "connected", null)).catch(() => {});
     if (ctx.log.enabled("debug")) ctx.log.debug("Device connected", { device: id, conn: this.connId, hardware_id: this.hardwareId });
     ctx.pending.request(this);

@@ -19,6 +19,7 @@ import { CommandConsumer } from "../bridge/consumer.ts";
 import { Registry } from "../registry/registry.ts";
 import { LocalRouter } from "../registry/local-router.ts";
 import { Metrics } from "../metrics/metrics.ts";
+import { registerProcessMetrics } from "../metrics/process.ts";
 import { loadOrCreateSecret } from "../auth/token.ts";
 import { startListener, type TlsFiles } from "../listener/listener.ts";
 import { maxConnections } from "../listener/fd-limit.ts";
@@ -68,6 +69,7 @@ export async function startWorker(
   peers: { send: (m: unknown) => void; enabled: boolean; peers: boolean } = { send: () => {}, enabled: false, peers: false },
 ): Promise<RunningWorker & { onSupervisorMessage: (m: unknown) => void }> {
   const metrics = new Metrics();
+  registerProcessMetrics(metrics);
   const workersTotal = Math.max(1, Number(process.env.OWSLA_WORKERS_TOTAL ?? "1"));
   metrics.declare(
     "owsla_accepts_total",
