@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Subprocess } from "bun";
 import { AMQPClient } from "@cloudamqp/amqp-client";
 import { BROKER_URL, GatewayProcess, removeDir, startGateway } from "./gateway.ts";
+import { forEachLine } from "./lines.ts";
 
 /** An example back-end as a child process, with its stdout/stderr collected as lines. */
 export class ExampleBackend {
@@ -29,30 +30,21 @@ export class ExampleBackend {
       stderr: "pipe",
       env: { ...process.env, AMQP_URL: BROKER_URL, OWSLA_PREFIX: this.prefix, QUEUE: this.queue },
     });
-    void this.pump(this.proc.stdout);
-    void this.pump(this.proc.stderr);
+    void forEachLine(this.proc.stdout, (l) => this.onLine(l));
+    void forEachLine(this.proc.stderr, (l) => this.onLine(l));
     const exited = this.proc.exited.then((code) => {
       throw new Error(`${this.label} back-end exited with ${code} before "ready":\n${this.lines.join("\n")}`);
     });
     await Promise.race([this.waitLine((l) => l.startsWith("ready "), timeoutMs), exited]);
   }
 
-  private async pump(stream: ReadableStream<Uint8Array>): Promise<void> {
-    const dec = new TextDecoder();
-    let buf = "";
-    for await (const chunk of stream) {
-      buf += dec.decode(chunk, { stream: true });
-      let i: number;
-      while ((i = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        this.lines.push(line);
-        if (process.env.OWSLA_TEST_VERBOSE) console.log(`[${this.label}] ${line}`);
-        const w = this.waiters.findIndex((w) => w.pred(line));
-        if (w >= 0) this.waiters.splice(w, 1)[0]!.resolve(line);
-      }
-    }
+  private onLine(line: string): void {
+    this.lines.push(line);
+    if (process.env.OWSLA_TEST_VERBOSE) console.log(`[${this.label}] ${line}`);
+    const w = this.waiters.findIndex((w) => w.pred(line));
+    if (w >= 0) this.waiters.splice(w, 1)[0]!.resolve(line);
   }
+
 
   /** The first output line (already printed or future) matching `pred`. */
   waitLine(pred: (l: string) => boolean, timeoutMs = 5000): Promise<string> {

@@ -7,6 +7,7 @@ import type { Subprocess } from "bun";
 import { mkdtempSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { forEachLine } from "./lines.ts";
 
 const RECEIVER = `
 import json, socket, sys
@@ -43,21 +44,11 @@ export class NotifyReceiver {
     r.proc = Bun.spawn([python()!, "-c", RECEIVER, r.path], { stdin: "ignore", stdout: "pipe", stderr: "inherit" });
     let bound!: () => void;
     const isBound = new Promise<void>((res) => (bound = res));
-    void (async () => {
-      const dec = new TextDecoder();
-      let buf = "";
-      for await (const chunk of r.proc.stdout) {
-        buf += dec.decode(chunk, { stream: true });
-        let i: number;
-        while ((i = buf.indexOf("\n")) >= 0) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          if (line === "bound") bound();
-          else r.datagrams.push(JSON.parse(line));
-          for (const w of r.waiters.splice(0)) w();
-        }
-      }
-    })();
+    void forEachLine(r.proc.stdout, (line) => {
+      if (line === "bound") bound();
+      else r.datagrams.push(JSON.parse(line));
+      for (const w of r.waiters.splice(0)) w();
+    });
     await isBound;
     return r;
   }
