@@ -202,6 +202,7 @@ async function serve(config: Config, args: string[]): Promise<number> {
     log,
     unhealthy: () => silentWorkers(sup.workers(), Date.now(), Math.min(config.workers.hang_timeout_ms, 3 * config.workers.heartbeat_ms)),
     status: async () => statusLine(await plane!.workers()),
+    supervisorGraceMs: Math.max(config.workers.hang_timeout_ms, config.workers.busy_timeout_s * 1000),
   });
 
   let stopping = false;

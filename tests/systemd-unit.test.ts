@@ -15,7 +15,7 @@ test("the unit restarts on failure, raises the descriptor limit, runs as a dedic
 });
 
 test("the unit is Type=notify with a watchdog and a reload by SIGHUP to the main process", () => {
-  for (const line of ["Type=notify", "NotifyAccess=main", "WatchdogSec=30s", "ExecReload=/bin/kill -HUP $MAINPID", "Environment=OWSLA_LOG_FORMAT=json"]) {
+  for (const line of ["Type=notify", "NotifyAccess=main", "WatchdogSec=90s", "ExecReload=/bin/kill -HUP $MAINPID", "Environment=OWSLA_LOG_FORMAT=json"]) {
     expect(unit.split("\n")).toContain(line);
   }
 });

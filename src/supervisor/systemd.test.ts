@@ -87,6 +87,16 @@ describe.skipIf(!python())("ServiceManager over a real datagram socket", () => {
     on.dispose();
   });
 
+  test("a WatchdogSec shorter than the supervisor's busy grace plus a restart is warned about", () => {
+    const warned = (usec: string) => {
+      const log = memoryLogger();
+      new ServiceManager({ env: { NOTIFY_SOCKET: rx.path, WATCHDOG_USEC: usec }, pid: 1, log, unhealthy: () => null, status: async () => "", supervisorGraceMs: 60_000 }).dispose();
+      return log.lines.filter((l) => l.level === "warn").map((l) => String(l.msg));
+    };
+    expect(warned("30000000")).toEqual([expect.stringMatching(/^WatchdogSec=30s is shorter than workers.busy_timeout_s plus a restart \(70 s\)/)]);
+    expect(warned("90000000")).toEqual([]);
+  });
+
   test("READY with status, keep-alives only while healthy, RELOADING then READY, STOPPING", async () => {
     let why: string | null = null;
     const log = memoryLogger();

@@ -33,7 +33,16 @@ export interface ServiceManagerOptions {
   status: () => Promise<string>;
   /** Opens the notify socket; default {@link openNotifySocket}. For tests. */
   open?: (address: string) => NotifySocket;
+  /**
+   * The longest silence the supervisor tolerates before it restarts a worker itself
+   * (`workers.busy_timeout_s`), in ms. A `WatchdogSec` not longer than this plus
+   * {@link WATCHDOG_MARGIN_MS} is warned about. Default 0 (no check).
+   */
+  supervisorGraceMs?: number;
 }
+
+/** How much longer than the supervisor's own grace `WatchdogSec` should be (a worker restart), in ms. */
+export const WATCHDOG_MARGIN_MS = 10_000;
 
 /**
  * Workers that do not answer: not running, or no pong for longer than `answerWithinMs` (counted
@@ -61,6 +70,13 @@ export class ServiceManager {
     const usec = Number(o.env.WATCHDOG_USEC ?? "");
     const forUs = o.env.WATCHDOG_PID === undefined || Number(o.env.WATCHDOG_PID) === o.pid;
     this.watchdogMs = address && Number.isFinite(usec) && usec > 0 && forUs ? Math.max(1, Math.floor(usec / 2000)) : 0;
+    const grace = (o.supervisorGraceMs ?? 0) + WATCHDOG_MARGIN_MS;
+    if (this.watchdogMs > 0 && o.supervisorGraceMs && this.watchdogMs * 2 < grace) {
+      o.log.warn(
+        `WatchdogSec=${(this.watchdogMs * 2) / 1000}s is shorter than workers.busy_timeout_s plus a restart (${grace / 1000} s): ` +
+          "systemd may restart the whole gateway while the supervisor still lets a busy worker finish. Raise WatchdogSec in the unit",
+      );
+    }
     if (!address) return;
     try {
       this.socket = (o.open ?? openNotifySocket)(address);
