@@ -83,9 +83,14 @@ async function serve(config: Config, args: string[]): Promise<number> {
   const count = config.workers.count || availableParallelism();
   log.info("Starting Owsla gateway", { version: VERSION, workers: count, config: describeConfig(config) });
   // Both ports are checked before anything starts: a port that is taken is one line and exit 3.
-  const taken = unavailablePorts({ device: config.device, api: config.api });
-  for (const line of taken) log.error(line);
-  if (taken.length > 0) return EXIT.unavailable;
+  const problems = unavailablePorts({ device: config.device, api: config.api });
+  try {
+    readTlsFiles(config); // each worker reads them again; a missing file is said once, here
+  } catch (err) {
+    problems.push(`Cannot start: ${(err as Error).message}`);
+  }
+  for (const line of problems) log.error(line);
+  if (problems.length > 0) return EXIT.unavailable;
   // The API listens before the workers start (answering 503 until the control plane exists),
   // so a failure here stops nothing but this process.
   let app: ReturnType<typeof createApi> | null = null;
@@ -130,6 +135,8 @@ async function serve(config: Config, args: string[]): Promise<number> {
   };
 
   let plane: ControlPlane | null = null;
+  let gatewayReady = false;
+  let startupFailed = false;
   const sup = startSupervisor({
     count,
     command: () => workerCommand(args),
@@ -151,7 +158,11 @@ async function serve(config: Config, args: string[]): Promise<number> {
       else if (isAckNotice(msg)) plane?.onAck(msg);
       else siteMessage(from, msg as SiteMessage);
     },
-    onWorkerExit: (id) => {
+    onWorkerExit: (id, code) => {
+      if (code === EXIT.unavailable && !gatewayReady && !startupFailed) {
+        startupFailed = true;
+        void sup.stop(`worker ${id} could not start`);
+      }
       try {
         devices.resetWorker(id, "worker_exit");
       } catch (err) {
@@ -226,6 +237,7 @@ async function serve(config: Config, args: string[]): Promise<number> {
   });
   sup.whenAllReady().then(
     () => {
+      gatewayReady = true;
       log.info("Gateway ready: all workers listening", { workers: count, port: config.device.port, api_port: api.port });
       void systemd.ready();
     },
@@ -238,6 +250,10 @@ async function serve(config: Config, args: string[]): Promise<number> {
   workerFiles.close();
   db.close();
   rmSync(meshDir(config.store.dir, config.gateway.id), { recursive: true, force: true });
+  if (startupFailed) {
+    log.info("Gateway stopped: a worker could not start (see its error line above)", { code: EXIT.unavailable });
+    return EXIT.unavailable;
+  }
   if (code !== 0) log.error("Gateway stopped", { reason, code });
   else log.info("Gateway stopped", { reason });
   return code;
@@ -281,7 +297,15 @@ async function worker(config: Config): Promise<number> {
     running?.onSupervisorMessage(m);
   };
   const link = connectToSupervisor({ onShutdown: stop, onMessage, log });
-  running = await startWorker(config, workerId, log, { send: (m) => link.send(m), enabled: link.connected });
+  try {
+    running = await startWorker(config, workerId, log, { send: (m) => link.send(m), enabled: link.connected });
+  } catch (err) {
+    // A worker that cannot start (device port, TLS files, database) says why once and exits 3;
+    // before the gateway was ready, the supervisor then stops instead of restarting it.
+    log.error(`Cannot start: ${(err as Error).message}`);
+    link.close();
+    return EXIT.unavailable;
+  }
   if (!link.connected) {
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);

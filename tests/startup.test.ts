@@ -4,7 +4,7 @@
  * port through SO_REUSEPORT) is one error line and exit code 3, and no worker is started.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BROKER_URL, freePort, owslaCommand, removeDir, startGateway, type GatewayProcess } from "./helpers/gateway.ts";
@@ -28,7 +28,8 @@ async function serveUntilExit(args: string[]): Promise<{ code: number; lines: st
   }
 }
 
-const errors = (lines: string[]) => lines.filter((l) => l.includes('"level":"error"') || !l.startsWith("{"));
+/** Error lines, and any other line that is not a JSON log line (the API token notice aside). */
+const errors = (lines: string[]) => lines.filter((l) => l.includes('"level":"error"') || !(l.startsWith("{") || l.includes("control API token") || /^ {2}[0-9a-f]{48}$/.test(l)));
 const workerStarts = (lines: string[]) => lines.filter((l) => l.includes('"msg":"Worker started"'));
 
 describe("start-up failures", () => {
@@ -72,6 +73,35 @@ describe("start-up failures", () => {
       expect(workerStarts(lines)).toEqual([]);
     } finally {
       holder.stop(true);
+    }
+  });
+
+  test("an unreadable TLS certificate: one error line naming the key, exit 3, no worker started", async () => {
+    const { code, lines } = await serveUntilExit(["--port", String(freePort()), "--api-port", "0", "--device-tls-cert", "/nonexistent/cert.pem", "--device-tls-key", "/nonexistent/key.pem"]);
+    expect(code).toBe(3);
+    expect(errors(lines)).toHaveLength(1);
+    expect(errors(lines)[0]).toContain("Cannot start: Cannot read device.tls_cert /nonexistent/cert.pem");
+    expect(workerStarts(lines)).toEqual([]);
+  });
+
+  test("workers that cannot start (a certificate that is not PEM) stop the gateway with exit 3 instead of a restart loop", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "owsla-badpem-"));
+    try {
+      writeFileSync(join(dir, "cert.pem"), "not a certificate\n");
+      writeFileSync(join(dir, "key.pem"), "not a key\n");
+      const { code, lines } = await serveUntilExit(["--port", String(freePort()), "--api-port", "0", "--device-tls-cert", join(dir, "cert.pem"), "--device-tls-key", join(dir, "key.pem")]);
+      expect(code).toBe(3);
+      expect(lines.filter((l) => l.includes("Worker exited; restarting it"))).toEqual([]);
+      expect(workerStarts(lines)).toHaveLength(2);
+      // One line per worker that failed, each saying why; nothing else at error level.
+      const errs = errors(lines);
+      expect(errs.length).toBeGreaterThanOrEqual(1);
+      expect(errs.length).toBeLessThanOrEqual(2);
+      for (const e of errs) expect(e).toContain("Cannot start: Cannot listen for devices on 0.0.0.0:");
+      for (const e of errs) expect(e).toContain(" with the TLS files: ");
+      expect(errs[0]).toContain("check that device.tls_cert and device.tls_key are a matching PEM certificate and key");
+    } finally {
+      removeDir(dir);
     }
   });
 

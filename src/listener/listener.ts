@@ -184,9 +184,11 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext, held: 
   try {
     server = listen(opts.port);
   } catch (e) {
-    throw new Error(
-      `Cannot listen for devices on ${opts.host}:${opts.port}: ${(e as Error).message}. Another program may hold the port (or one without SO_REUSEPORT); stop it or set device.port`,
-    );
+    const msg = (e as Error).message;
+    if (opts.tls && /PEM|SSL|X509|certificate/i.test(msg)) {
+      throw new Error(`Cannot listen for devices on ${opts.host}:${opts.port} with the TLS files: ${msg}; check that device.tls_cert and device.tls_key are a matching PEM certificate and key`);
+    }
+    throw new Error(`Cannot listen for devices on ${opts.host}:${opts.port}: ${msg}. Another program may hold the port (or one without SO_REUSEPORT); stop it or set device.port`);
   }
   const boundPort = server.port;
   let accepting = true;

@@ -19,7 +19,11 @@ export const EXIT = {
   failed: 1,
   /** Invalid configuration or command line. */
   usage: 2,
-  /** Could not start: the device or API port is held by another program, or cannot be bound. */
+  /**
+   * Could not start: the device or API port is held by another program or cannot be bound, the
+   * TLS files cannot be read, or a worker could not start (then the gateway stops instead of
+   * restarting it). Also what a worker exits with when it cannot start.
+   */
   unavailable: 3,
 } as const;
 
