@@ -8,7 +8,7 @@ import { VERSION, buildInfo } from "./src/version.ts";
 import { loadConfig, ConfigError, helpText, describeConfig } from "./src/config/load.ts";
 import type { Config } from "./src/config/types.ts";
 import { createLogger, type Logger, type RootLogger } from "./src/log/logger.ts";
-import { stderrErrorLine } from "./src/log/journal.ts";
+import { stderrLine } from "./src/log/journal.ts";
 import { openSiteDatabase } from "./src/store/db.ts";
 import { DeviceStore } from "./src/store/devices.ts";
 import { upgradeLayout } from "./src/store/layout.ts";
@@ -264,7 +264,7 @@ function resolveApiToken(config: Config): string {
   if (config.api.token) return config.api.token;
   const path = join(config.store.dir, "api.token");
   const { token, created } = loadOrCreateApiToken(path);
-  if (created) process.stderr.write(`Owsla: generated the control API token (shown once; kept in ${path}):\n  ${token}\n`);
+  if (created) process.stderr.write(stderrLine(`Owsla: generated the control API token (shown once; kept in ${path}):\n  ${token}`, "info") + "\n");
   return token;
 }
 
@@ -328,7 +328,7 @@ export async function main(argv: string[]): Promise<number> {
   if (command in ADMIN_USAGE) return await adminCommand(command, args);
   if (command === "load") return await runLoadCommand(args);
   if (!["serve", "worker", "token", "version", "help"].includes(command)) {
-    process.stderr.write(stderrErrorLine(`Unknown command "${command}".`) + `\n${USAGE}\n`);
+    process.stderr.write(stderrLine(`Unknown command "${command}".`) + `\n${USAGE}\n`);
     return 2;
   }
   if (command === "version" && (args.includes("--help") || args.includes("-h"))) {
@@ -349,7 +349,7 @@ export async function main(argv: string[]): Promise<number> {
     loaded = loadConfig(args, process.env);
   } catch (e) {
     if (e instanceof ConfigError) {
-      process.stderr.write(stderrErrorLine(e.message) + "\n");
+      process.stderr.write(stderrLine(e.message) + "\n");
       return EXIT.usage;
     }
     throw e;
@@ -371,7 +371,7 @@ if (import.meta.main) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: Error) => {
-      process.stderr.write(stderrErrorLine(`Owsla failed to start: ${err.message}`) + "\n");
+      process.stderr.write(stderrLine(`Owsla failed to start: ${err.message}`) + "\n");
       process.exit(1);
     },
   );

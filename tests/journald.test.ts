@@ -51,8 +51,9 @@ test("supervisor and worker lines carry their priority when stdout is the journa
   const workers = json.map((l) => JSON.parse(l.slice(3))).filter((r) => r.worker === 0 || r.worker === 1);
   expect(workers.length).toBeGreaterThan(0);
   expect(json.some((l) => l.startsWith("<4>"))).toBe(true);
-  // The one line written before the logger (the API token notice) is the only one without a priority.
-  expect(lines().filter((l) => !/^<\d>/.test(l) && !l.includes("API token") && !l.startsWith("  "))).toEqual([]);
+  // Every line has a priority, the API token notice written before the logger exists included.
+  expect(lines().filter((l) => !/^<\d>/.test(l))).toEqual([]);
+  expect(lines().filter((l) => l.startsWith("<6>") && l.includes("generated the control API token"))).toHaveLength(1);
 });
 
 test("a start-up error and a config error are <3> lines", async () => {

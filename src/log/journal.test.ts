@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { closeSync, mkdtempSync, openSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { isJournalStream, journalPrefix, stderrErrorLine } from "./journal.ts";
+import { isJournalStream, journalPrefix, stderrLine } from "./journal.ts";
 import { createLogger } from "./logger.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "owsla-journal-"));
@@ -66,8 +66,8 @@ describe("logger priorities for journald", () => {
     expect(lines.map((l) => JSON.parse(l).msg)).toEqual(["shown"]);
   });
 
-  test("stderrErrorLine prefixes every line with <3> only when stderr is the journal", () => {
-    expect(stderrErrorLine("a\nb", {})).toBe("a\nb");
+  test("stderrLine prefixes every line only when stderr is the journal", () => {
+    expect(stderrLine("a\nb", "error", {})).toBe("a\nb");
     expect(journalPrefix("error")).toBe("<3>");
   });
 });

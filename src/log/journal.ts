@@ -35,10 +35,11 @@ export function journalPrefix(level: Level): string {
 }
 
 /**
- * `text` as an error line for stderr: with the `<3>` prefix when stderr is the journal, so a
- * start-up failure written before any logger exists still shows under `journalctl -p err`.
+ * `text` as a line for stderr at `level`: with the priority prefix on every line when stderr is
+ * the journal, so what is written before any logger exists (an invalid config, the API token
+ * notice) still has its priority under `journalctl -p`.
  */
-export function stderrErrorLine(text: string, env: Record<string, string | undefined> = process.env): string {
-  const prefix = isJournalStream(2, env.JOURNAL_STREAM) ? journalPrefix("error") : "";
+export function stderrLine(text: string, level: Level = "error", env: Record<string, string | undefined> = process.env): string {
+  const prefix = isJournalStream(2, env.JOURNAL_STREAM) ? journalPrefix(level) : "";
   return text.split("\n").map((l) => prefix + l).join("\n");
 }
