@@ -7,7 +7,6 @@
  * @module
  */
 import { readdirSync, readFileSync } from "node:fs";
-import { fdLimit } from "../listener/fd-limit.ts";
 import type { Metrics } from "./metrics.ts";
 
 /** Resident memory of this process in bytes (VmRSS of /proc/self/status). */
@@ -22,12 +21,19 @@ export function openFds(): number {
   return readdirSync("/proc/self/fd").length - 1;
 }
 
+/** The soft limit on open descriptors ("Max open files" of /proc/self/limits); Infinity when unlimited. */
+export function maxFds(): number {
+  const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync("/proc/self/limits", "utf8"));
+  if (!m) throw new Error("/proc/self/limits has no 'Max open files' line");
+  return m[1] === "unlimited" ? Infinity : Number(m[1]);
+}
+
 /** Registers process_resident_memory_bytes, process_open_fds, process_max_fds, process_cpu_seconds_total and process_start_time_seconds. */
 export function registerProcessMetrics(metrics: Metrics): void {
   const startedAt = Date.now() / 1000 - process.uptime();
   metrics.gauge("process_resident_memory_bytes", residentBytes);
   metrics.gauge("process_open_fds", openFds);
-  metrics.gauge("process_max_fds", () => fdLimit(Number.NaN));
+  metrics.gauge("process_max_fds", maxFds);
   metrics.gauge("process_cpu_seconds_total", () => {
     const u = process.cpuUsage();
     return (u.user + u.system) / 1e6;
