@@ -28,6 +28,7 @@ export const METRIC_HELP: Readonly<Record<string, string>> = {
   owsla_flood_drops_total: "Flooding source addresses whose new connections the kernel was told to drop (each time).",
   owsla_flood_dropped_addresses: "Source addresses whose new connections the kernel drops now.",
   owsla_dropped_bytes_gc_total: "Full garbage collections forced after failing connections made a worker read and drop a megabyte.",
+  owsla_burst_gc_total: "Full garbage collections forced after a burst of welcomes (a stampede of reconnecting devices).",
   owsla_rate_limited_total: "pub frames refused because the device had too many unacknowledged pubs.",
   owsla_slow_consumers_total: "Connections closed because the device stopped reading.",
   owsla_closes_total: "Device connections closed, by reason.",

@@ -11,6 +11,7 @@ import { encodeFrame, errorFrame } from "../protocol/frames.ts";
 import { AcceptLimiter } from "./accept-limiter.ts";
 import { fdLimit } from "./fd-limit.ts";
 import { JunkCollector } from "./junk-gc.ts";
+import { BurstCollector } from "./burst-gc.ts";
 import { FloodGuard } from "./flood-guard.ts";
 import { openSynFilter } from "./syn-filter.ts";
 import { readdirSync } from "node:fs";
@@ -95,6 +96,10 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext, held: 
     metrics.inc("owsla_dropped_bytes_gc_total");
   });
   const guard = floodGuard(opts, () => server, ctx);
+  const burst = new BurstCollector(() => {
+    Bun.gc(true);
+    metrics.inc("owsla_burst_gc_total");
+  });
   const refuse = (socket: Sock, reason: string, code: "server_busy" | "rate_limited", message: string) => {
     metrics.inc("owsla_accepts_rejected_total", { reason });
     socket.data = null;
@@ -229,6 +234,7 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext, held: 
       toClose = due;
       if (idle && due.length > 0) closeSlice();
       guard?.expire();
+      burst.tick(metrics.get("owsla_welcomes_total"));
       guardDescriptors();
     } catch (e) {
       log.error("Connection sweep failed; retrying in 1 s", { err: e as Error });
