@@ -21,6 +21,7 @@ import { CommandRouter, type HolderConn } from "../registry/router.ts";
 import { SiteLink } from "../registry/site-link.ts";
 import { Mesh, meshDir } from "../mesh/mesh.ts";
 import { Metrics } from "../metrics/metrics.ts";
+import { registerProcessMetrics } from "../metrics/process.ts";
 import { loadOrCreateSecret } from "../auth/token.ts";
 import { startListener, type TlsFiles } from "../listener/listener.ts";
 import { maxConnections } from "../listener/fd-limit.ts";
@@ -30,6 +31,7 @@ import { drainConnections } from "../session/drain.ts";
 import { BanList } from "../auth/bans.ts";
 import { answerControl, isControlRequest } from "../control/protocol.ts";
 import { secretPath } from "../cli/commands.ts";
+import { isReload } from "../supervisor/reload.ts";
 
 /** Reads the device listener's TLS files named in the config (none when tls_cert is empty). */
 export function readTlsFiles(config: Config): TlsFiles | undefined {
@@ -71,6 +73,7 @@ export async function startWorker(
   sup: SupervisorPort = { send: () => {}, enabled: false },
 ): Promise<RunningWorker & { onSupervisorMessage: (m: unknown) => void }> {
   const metrics = new Metrics();
+  registerProcessMetrics(metrics);
   const workersTotal = sup.enabled ? Math.max(1, Number(process.env.OWSLA_WORKERS_TOTAL ?? "1")) : 1;
   metrics.declare(
     "owsla_accepts_total",
@@ -247,6 +250,16 @@ export async function startWorker(
   return {
     port: listener.port,
     onSupervisorMessage(m: unknown) {
+      if (isReload(m)) {
+        ctx.limits.helloTimeoutMs = m.helloTimeoutMs;
+        try {
+          listener.reload({ maxConnections: maxConnections(m.maxConnections), tls: m.tls });
+          log.info("Reloaded settings applied", { tls: m.tls !== undefined });
+        } catch (err) {
+          log.error("Reload: cannot apply the new TLS files; the previous certificate stays in use", { err: err as Error });
+        }
+        return;
+      }
       if (isControlRequest(m)) {
         void answerControl(
           m,
