@@ -22,6 +22,7 @@ import { SiteLink } from "../registry/site-link.ts";
 import { Mesh, meshDir } from "../mesh/mesh.ts";
 import { Metrics } from "../metrics/metrics.ts";
 import { registerProcessMetrics } from "../metrics/process.ts";
+import { registerQueueGauges, type QueueLevel } from "../metrics/queue-gauges.ts";
 import { loadOrCreateSecret } from "../auth/token.ts";
 import { startListener, type TlsFiles } from "../listener/listener.ts";
 import { maxConnections } from "../listener/fd-limit.ts";
@@ -234,6 +235,24 @@ export async function startWorker(
   }, 5000);
   metrics.gauge("owsla_store_ok", () => (storeError() ? 0 : 1));
   metrics.gauge("owsla_inbox_depth", () => inbox.count());
+  // Fill levels, read at most once a second (a scrape reads each gauge; the queries scan).
+  const cachedLevel = (read: () => QueueLevel) => {
+    let at = 0;
+    let last: QueueLevel = { bytes: 0, oldestAt: null };
+    return () => {
+      if (Date.now() - at >= 1000) {
+        at = Date.now();
+        try {
+          last = read();
+        } catch {
+          // A failing store is reported by owsla_store_ok; keep the last reading.
+        }
+      }
+      return last;
+    };
+  };
+  registerQueueGauges(metrics, "outbox", cachedLevel(() => outbox.level()));
+  registerQueueGauges(metrics, "inbox", cachedLevel(() => inbox.level()));
   const expiry = setInterval(() => {
     try {
       const n = inbox.expire();
