@@ -136,6 +136,11 @@ export class BrokerLink {
     corkClientForTick(this.client);
   }
 
+  /** The same for the command connection: this turn's delivery acks leave in one write. */
+  corkSubTick(): void {
+    corkClientForTick(this.subClient);
+  }
+
   /** Drops the current connection (it is re-established); used when a channel breaks. */
   reset(why: string): void {
     if (this.state !== "up") return;
