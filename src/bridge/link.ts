@@ -45,6 +45,21 @@ export function linkUrl(url: string, heartbeatS: number, name: string): string {
 
 const corkedSockets = new WeakSet<object>();
 
+/** Frame buffers an amqp-client connection keeps for reuse at most (see {@link trimFramePool}). */
+export const FRAME_POOL_MAX = 64;
+
+/**
+ * amqp-client builds each publish in a buffer of `frameMax` bytes taken from a per-connection
+ * pool, and returns it to the pool once confirmed; the pool never shrinks. A stampede with a
+ * thousand publishes in flight leaves a thousand 128 KiB buffers in it for good (measured:
+ * ~4.5 KB of resident memory per held device after a 15k welcome burst, as many buffers as
+ * presence events were in flight). Trimming the pool lets the collector free them.
+ */
+export function trimFramePool(channel: unknown): void {
+  const pool = (channel as { connection?: { bufferPool?: unknown[] } } | null)?.connection?.bufferPool;
+  if (Array.isArray(pool) && pool.length > FRAME_POOL_MAX) pool.length = FRAME_POOL_MAX;
+}
+
 /**
  * Corks an amqp-client connection's socket until the end of this turn of the event loop
  * (`setImmediate` runs after the pending I/O callbacks), so the publishes of every device

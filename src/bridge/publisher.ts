@@ -13,7 +13,7 @@ import type { Logger } from "../log/logger.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import type { OutboxRow, OutboxStore, UpMessage } from "../store/interfaces.ts";
 import { UnpublishableError } from "../protocol/gateway-messages.ts";
-import type { BrokerLink } from "./link.ts";
+import { trimFramePool, type BrokerLink } from "./link.ts";
 
 /** Options for {@link Publisher}. */
 export interface PublisherOptions {
@@ -136,6 +136,7 @@ export class Publisher {
       const timer = setTimeout(() => this.spill(m.deviceId, "confirm_timeout"), this.opts.confirmTimeoutMs);
       ch.basicPublish(this.opts.exchange, m.routingKey, m.body, amqpProps(m)).then(
         () => {
+          trimFramePool(ch);
           if (!settle()) return;
           this.metrics.inc("owsla_messages_up_total");
           this.metrics.observe("owsla_publish_confirm_ms", performance.now() - started);
@@ -241,6 +242,7 @@ export class Publisher {
           rows.map((r) => ch.basicPublish(this.opts.exchange, r.routingKey, r.body, amqpProps(r))),
         );
         const results = await Promise.race([settled, Bun.sleep(this.opts.confirmTimeoutMs * 2).then(() => null)]);
+        trimFramePool(ch);
         if (!results) {
           this.log.warn("Broker did not confirm outbox messages in time; retrying later (the back-end may see duplicates)", { rows: rows.length });
           return;
