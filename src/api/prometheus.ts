@@ -54,6 +54,10 @@ export const METRIC_HELP: Readonly<Record<string, string>> = {
   owsla_commands_delivered_live_total: "Commands written to a connected device on arrival.",
   owsla_commands_caught_up_total: "Pending commands sent to a device when it connected.",
   owsla_worker_restarts_total: "Worker processes restarted by the supervisor.",
+  owsla_broker_up: "Workers whose broker link is up.",
+  owsla_broker_reconnects: "Broker reconnections after the first connection.",
+  owsla_broker_connect_attempts: "Broker connection attempts, successful or not (each follows the capped, jittered backoff).",
+  owsla_broker_node: "1 for the broker node (host:port of broker.url) a worker's link uses now, 0 for the other configured nodes.",
   owsla_publish_confirm_ms: "Time from publish to broker confirmation, in milliseconds.",
   owsla_command_delivery_ms: "Time from the broker handing a command over to writing it to the device (including forwarding between workers), in milliseconds.",
 };
