@@ -2,6 +2,9 @@ import { describe, expect, test } from "bun:test";
 import { ReconnectBackoff, STABLE_LINK_MS } from "./backoff.ts";
 import { classifyFailure } from "./link-errors.ts";
 import { rewriteStartOk } from "./external-login.ts";
+import { BrokerLink } from "./link.ts";
+import { topology } from "./topology.ts";
+import { createLogger } from "../log/logger.ts";
 import { nodeLabel, scrubSecrets, splitUrlList } from "../config/url-list.ts";
 
 describe("reconnect backoff", () => {
@@ -108,5 +111,28 @@ describe("EXTERNAL login", () => {
     new DataView(tuneOk.buffer).setUint16(7, 10);
     new DataView(tuneOk.buffer).setUint16(9, 31);
     expect(rewriteStartOk(tuneOk)).toBeNull();
+  });
+});
+
+describe("publish failures", () => {
+  test("a broker nack resets the link (re-send on a fresh connection); a closed channel does not", () => {
+    const link = new BrokerLink({
+      url: "amqp://u:p@mq-1,amqp://u:p@mq-2",
+      topology: topology("", "gw"),
+      heartbeatS: 10,
+      reconnectMinMs: 100,
+      reconnectMaxMs: 1000,
+      prefetch: 10,
+      name: "test",
+      log: createLogger({ level: "error" }),
+    });
+    expect(link.nodes).toEqual(["mq-1:5672", "mq-2:5672"]);
+    const resets: string[] = [];
+    link.reset = (why: string) => void resets.push(why);
+    link.state = "up";
+    link.publishFailed(new Error("channel 1 closed: connection lost"));
+    expect(resets).toEqual([]);
+    link.publishFailed(new Error("Message rejected"));
+    expect(resets.length).toBe(1);
   });
 });

@@ -187,6 +187,16 @@ export class BrokerLink {
     this.wake?.();
   }
 
+  /**
+   * A publish was rejected. A broker nack means "re-send on a fresh connection" (a quorum
+   * queue electing a leader keeps nacking the same channel for many seconds while a new
+   * connection works at once), so the link resets; other rejections (channel or link closed)
+   * are already handled by the link going down.
+   */
+  publishFailed(err: unknown): void {
+    if (this.state === "up" && classifyFailure(err) === "nacked") this.reset("broker nacked a publish (quorum queue leader election?)");
+  }
+
   private emit(list: (() => void)[]): void {
     for (const fn of list) {
       try {
