@@ -47,6 +47,7 @@ export function holdingQueue(name: string): string {
 /** Rebuilds `spec.name` with `spec.args`, keeping its messages (see the module comment). */
 export async function rebuildQueue(client: AMQPClient, spec: QueueSpec, log?: Logger): Promise<void> {
   const ch = await lock(client, spec.name);
+  let fresh: AMQPChannel | null = null;
   try {
     const hold: QueueSpec = { name: holdingQueue(spec.name), args: spec.args, bind: spec.bind };
     const started = Date.now();
@@ -56,10 +57,16 @@ export async function rebuildQueue(client: AMQPClient, spec: QueueSpec, log?: Lo
     await rebind(ch, spec.bind, hold.name, spec.name);
     moved += await move(ch, spec.name, hold.name);
     await deleteEmpty(ch, spec.name, hold.name);
-    await ch.queueDeclare(spec.name, { durable: true }, spec.args);
-    await drainBack(ch, spec, hold.name);
+    // A channel remembers the type of a queue it published to: on RabbitMQ 3.10 publishing to
+    // the new quorum queue through the channel that knew the classic one crashes the channel
+    // (function_clause in rabbit_classic_queue:update). The lock stays: it belongs to the connection.
+    fresh = await client.channel();
+    await fresh.confirmSelect();
+    await fresh.queueDeclare(spec.name, { durable: true }, spec.args);
+    await drainBack(fresh, spec, hold.name);
     log?.warn("Queue rebuilt; its messages were kept", { queue: spec.name, messages: moved, ms: Date.now() - started });
   } finally {
+    await fresh?.close().catch(() => {});
     await ch.close().catch(() => {});
   }
 }
