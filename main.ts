@@ -27,6 +27,7 @@ import { connectToSupervisor } from "./src/supervisor/worker-link.ts";
 import { runLoadCommand } from "./src/load/command.ts";
 import { availableParallelism } from "node:os";
 import { startWorker } from "./src/worker/start.ts";
+import { startSiteRevocations } from "./src/site/revocations.ts";
 
 const USAGE = `Usage: owsla [command] [options]
 
@@ -125,6 +126,15 @@ async function serve(config: Config, args: string[]): Promise<number> {
   metrics.gauge("owsla_worker_restarts_total", () => sup.workers().reduce((n, w) => n + w.restarts, 0));
   metrics.gauge("owsla_workers_up", () => sup.workers().filter((w) => w.up).length);
   metrics.gauge("owsla_inbox_depth", () => inbox.count());
+  // ---- Site events wiring (bridge helper; see src/site/revocations.ts for the merge note) ----
+  const site = startSiteRevocations({
+    config,
+    db,
+    log,
+    tellWorkers: (deviceId, generation) =>
+      Promise.allSettled(sup.workers().filter((w) => w.up).map((w) => client.call(w.id, "revoke", { deviceId, generation }, 1500))),
+  });
+  // ---- end of site events wiring ----
   plane = new ControlPlane({
     sup,
     client,
@@ -138,6 +148,7 @@ async function serve(config: Config, args: string[]): Promise<number> {
     commandTtlS: config.broker.command_ttl_s,
     metrics,
     log,
+    onRevoked: (id, generation, hw) => site.publish(id, generation, hw), // site events wiring
   });
   let api: ReturnType<typeof Bun.serve> | null = null;
   try {
@@ -166,6 +177,7 @@ async function serve(config: Config, args: string[]): Promise<number> {
   );
   const { code, reason } = await sup.done;
   api?.stop(true);
+  await site.events.close(); // site events wiring
   batcher.flush();
   durable.flush();
   db.close();

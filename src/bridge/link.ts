@@ -27,9 +27,15 @@ export interface LinkOptions {
    * and `frameMax` query parameters are added when absent.
    */
   url: string;
+  /** The gateway's names; the link declares them on every connection. */
   topology: Topology;
   /** Queue type and delivery limit of the gateway and dead-letter queues (default: classic, no limit). */
   queues?: QueueOptions;
+  /**
+   * Declares something else instead of the gateway topology (e.g. the site events' exchange
+   * and queue), on the confirm-mode publish channel `ch` of `client`.
+   */
+  declare?: (client: AMQPClient, ch: AMQPChannel, log: Logger) => Promise<void>;
   /** TLS material (PEM contents) for amqps:// URLs. */
   tls?: AMQPTlsOptions;
   /** `external`: log in with the client certificate (SASL EXTERNAL) instead of the URL's password. */
@@ -247,7 +253,8 @@ export class BrokerLink {
     for (const r of opened) if (r.status === "rejected") throw r.reason;
     const pub = await client.channel();
     await pub.confirmSelect();
-    await declareTopology(client, pub, this.opts.topology, this.opts.queues, log);
+    if (this.opts.declare) await this.opts.declare(client, pub, log);
+    else await declareTopology(client, pub, this.opts.topology, this.opts.queues, log);
     const sub = await subClient.channel();
     await sub.basicQos(this.opts.prefetch);
     const onChannelError = (reason: string) => {

@@ -88,10 +88,17 @@ export async function declareTopology(client: AMQPClient, ch: AMQPChannel, t: To
   }
   await ch.queueBind(t.deadQueue, t.dead, "");
 
-  const own: QueueSpec = { name: t.queue, args: gatewayQueueArgs(t, q), bind: { exchange: t.down, key: t.gatewayKey } };
-  if (!(await tryDeclare(client, own))) await rebuildQueue(client, own, log);
-  else await resumeRebuild(client, own, log);
+  await declareQueue(client, { name: t.queue, args: gatewayQueueArgs(t, q), bind: { exchange: t.down, key: t.gatewayKey } }, log);
   await ch.queueBind(t.queue, t.down, t.gatewayKey);
+}
+
+/**
+ * Declares a queue this gateway owns: when it exists with other arguments it is rebuilt with
+ * its messages, and an interrupted rebuild is finished. The caller binds it.
+ */
+export async function declareQueue(client: AMQPClient, spec: QueueSpec, log?: Logger): Promise<void> {
+  if (!(await tryDeclare(client, spec))) await rebuildQueue(client, spec, log);
+  else await resumeRebuild(client, spec, log);
 }
 
 /** Declares `spec` on a channel of its own; false when the queue exists with other arguments. */
