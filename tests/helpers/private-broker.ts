@@ -56,6 +56,11 @@ export interface PrivateBrokerOptions {
   users?: string[];
   /** Erlang cookie shared by the nodes of one cluster (default: a random one). */
   cookie?: string;
+  /**
+   * Boot with the definitions file (default true). Cluster nodes boot without: a quorum queue
+   * declared before the cluster forms would have a single member.
+   */
+  definitions?: boolean;
 }
 
 /** Result of a command-line call. */
@@ -98,7 +103,7 @@ export class PrivateBroker {
         `listeners.tcp.default = ${this.port}`,
         // The real-packet-drop variant reaches the node through a veth address.
         "loopback_users = none",
-        `load_definitions = ${join(this.base, "definitions.json")}`,
+        ...(opts.definitions === false ? [] : [`load_definitions = ${join(this.base, "definitions.json")}`]),
         "disk_free_limit.absolute = 1MB",
         "vm_memory_high_watermark.relative = 0.4",
         "log.console = false",
