@@ -26,6 +26,8 @@ export interface ClusterScenarioOptions {
   /** Traffic before the first kill and after the last node is back, ms. */
   steadyMs: number;
   workers: number;
+  /** Times the pair of kills (connected node, queue leader) is repeated (default 1). */
+  rounds?: number;
   log?: (line: string) => void;
 }
 
@@ -148,12 +150,13 @@ export async function runClusterScenario(cluster: BrokerCluster, o: ClusterScena
 
     await Bun.sleep(o.steadyMs);
     const kills: KillReport[] = [];
-    for (const kind of ["connected", "leader"] as const) {
+    const plan = Array.from({ length: o.rounds ?? 1 }, () => ["connected", "leader"] as const).flat();
+    for (const [round, kind] of plan.entries()) {
       const node = kind === "connected" ? connectedNode() : cluster.byName(await cluster.leaderOf(`${prefix}owsla.gw.${gatewayId}`));
       log(`kill (${kind}): ${node.node} (port ${node.port})`);
       const t0 = Date.now();
       const { back } = await cluster.killAndRestart(node);
-      const flow = await flowAgain(t0, kind);
+      const flow = await flowAgain(t0, `${kind}${round}`);
       log(`  commands flow again after ${flow} ms`);
       await back;
       const nodeBackMs = Date.now() - t0;
