@@ -6,8 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig, ConfigError } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
-import { openDatabase } from "../store/db.ts";
-import { Batcher } from "../store/batcher.ts";
+import { openSiteDatabase } from "../store/db.ts";
 import { DeviceStore } from "../store/devices.ts";
 import { deviceUuid } from "../identity/identity.ts";
 import { loadOrCreateSecret, mintToken } from "../auth/token.ts";
@@ -66,11 +65,11 @@ export function tokenCommand(config: Config, positionals: string[]): number {
   let generation = 0;
   const dbFile = join(config.store.dir, "owsla.db");
   if (existsSync(dbFile)) {
-    const db = openDatabase(config.store.dir);
+    // Read only: the site database has one writer (the running gateway's supervisor).
+    const db = openSiteDatabase(config.store.dir);
     try {
-      const devices = new DeviceStore(db, new Batcher(db));
       const id = deviceUuid(config.gateway.site_namespace, hw);
-      if (devices.get(id)) generation = devices.reissue(id) ?? 0;
+      generation = new DeviceStore(db).get(id)?.token_gen ?? 0;
     } finally {
       db.close();
     }

@@ -108,6 +108,10 @@ export interface BrokerConfig {
   tls_key: string;
   /** `plain` (URL credentials) or `external` (client certificate). Default `plain`. */
   login: BrokerLogin;
+  /** Outbox messages sent per second while draining after an outage (whole gateway); 0 = as fast as confirms come. Default 0. */
+  drain_rate: number;
+  /** Time a connected device has to ack a command before the worker stores it and acks the broker, ms. Default 5000. */
+  device_ack_timeout_ms: number;
 }
 
 /** `[store]`: local persistence. */
@@ -142,6 +146,8 @@ export interface WorkersConfig {
   heartbeat_ms: number;
   /** Silence before a worker counts as hung, ms. Default 5000. */
   hang_timeout_ms: number;
+  /** Silence allowed to a worker that keeps using CPU (busy, not hung) before it is killed, s. Default 60. */
+  busy_timeout_s: number;
   /** Graceful stop deadline, s. Default 30. */
   shutdown_deadline_s: number;
 }
