@@ -46,6 +46,12 @@ afterAll(async () => {
 });
 
 async function revokeOnA(id: string): Promise<number> {
+  // Workers report sightings to the supervisor in batches: wait until A's site records know the device.
+  for (let i = 0; i < 100; i++) {
+    const r = await fetch(`http://127.0.0.1:${apiPort}/api/v1/devices/${id}`, { headers: { authorization: `Bearer ${apiToken}` } });
+    if (r.status === 200) break;
+    await Bun.sleep(50);
+  }
   const res = await fetch(`http://127.0.0.1:${apiPort}/api/v1/devices/${id}/revoke`, { method: "POST", headers: { authorization: `Bearer ${apiToken}` } });
   expect(res.status).toBe(200);
   const row = await fetch(`http://127.0.0.1:${apiPort}/api/v1/devices/${id}`, { headers: { authorization: `Bearer ${apiToken}` } });
