@@ -70,7 +70,7 @@ test.skipIf(!available)("the gateway verifies the broker with tls_ca and logs in
   // The broker sees the certificate's CN as the user, logged in by EXTERNAL over TLS.
   const conns = await broker.ctlOk(["list_connections", "user", "auth_mechanism", "ssl", "--no-table-headers", "--quiet"]);
   const ours = conns.split("\n").filter((l) => l.includes(GW_USER));
-  expect(ours.length).toBe(2); // publish and consume connections
+  expect(ours.length).toBe(4); // the worker's publish and consume connections, the supervisor's site-events pair
   for (const l of ours) expect(l.split(/\s+/)).toEqual([GW_USER, "EXTERNAL", "true"]);
 
   // A device message travels over that link to a back-end on the same node.
