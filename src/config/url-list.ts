@@ -44,8 +44,15 @@ export function scrubSecrets(text: string, urls: readonly string[]): string {
 
 function passwords(url: string): string[] {
   const found: string[] = [];
-  // Every `user:password@` in the text, however many URLs were glued together.
-  for (const m of url.matchAll(/\/\/[^/@\s]*?:([^@\s]*)@/g)) {
+  let decoded = url;
+  try {
+    decoded = decodeURIComponent(url);
+  } catch {
+    // Not valid percent-encoding: the raw form is all there is.
+  }
+  // Every `user:password@` in the text, however many URLs were glued together, also those
+  // that only appear once decoded (a vhost `,amqp:%2F%2Fu:pw@h` is echoed decoded).
+  for (const m of `${url} ${decoded}`.matchAll(/\/\/[^/@\s]*?:([^@\s]*)@/g)) {
     const p = m[1]!;
     found.push(p);
     try {
