@@ -9,7 +9,8 @@ import type { BrokerCluster } from "../../tests/helpers/broker-cluster.ts";
 /** One reading of the cluster. */
 export interface ClusterReading {
   at: number;
-  nodes: { node: string; rssBytes: number; cpuS: number }[];
+  /** Per node: VM resident memory, the VM's own count of allocated bytes, CPU seconds so far. */
+  nodes: { node: string; rssBytes: number; erlangBytes: number; cpuS: number }[];
   connections: number;
   channels: number;
   queues: { name: string; type: string; messages: number; memory: number }[];
@@ -43,10 +44,14 @@ async function count(cluster: BrokerCluster, what: string): Promise<number> {
 
 /** Reads the cluster now. */
 export async function readCluster(cluster: BrokerCluster): Promise<ClusterReading> {
-  const nodes = cluster.nodes.map((n) => {
-    const pid = n.pid();
-    return { node: n.node, rssBytes: pid ? rss(pid) : 0, cpuS: pid ? cpuSeconds(pid) : 0 };
-  });
+  const nodes = await Promise.all(
+    cluster.nodes.map(async (n) => {
+      const pid = n.pid();
+      // erlang:memory(total): what the VM has allocated, without the allocator's cached pages.
+      const mem = pid ? await n.ctl(["eval", "erlang:memory(total)."], 60_000) : { code: 1, out: "" };
+      return { node: n.node, rssBytes: pid ? rss(pid) : 0, erlangBytes: mem.code === 0 ? Number(mem.out.trim()) || 0 : 0, cpuS: pid ? cpuSeconds(pid) : 0 };
+    }),
+  );
   const qs = await cluster.alive().ctlOk(["list_queues", "name", "type", "messages", "memory", "--no-table-headers", "--quiet"], 120_000);
   const queues = qs
     .split("\n")
@@ -57,9 +62,10 @@ export async function readCluster(cluster: BrokerCluster): Promise<ClusterReadin
 }
 
 /** Totals of a reading: memory of all nodes, CPU of all nodes, queue memory. */
-export function totals(r: ClusterReading): { rssBytes: number; cpuS: number; queueMemory: number; queues: number } {
+export function totals(r: ClusterReading): { rssBytes: number; erlangBytes: number; cpuS: number; queueMemory: number; queues: number } {
   return {
     rssBytes: r.nodes.reduce((n, x) => n + x.rssBytes, 0),
+    erlangBytes: r.nodes.reduce((n, x) => n + x.erlangBytes, 0),
     cpuS: r.nodes.reduce((n, x) => n + x.cpuS, 0),
     queueMemory: r.queues.reduce((n, q) => n + q.memory, 0),
     queues: r.queues.length,

@@ -8,7 +8,7 @@
  * message window, and prints a JSON report: per gateway and per message what the cluster pays.
  *
  *   flock /work/heavy.lock bun scripts/cluster/scale-bench.ts [--gateways 20] [--devices 2000]
- *     [--msg-rate 50] [--cmd-rate 100] [--duration 60] [--ramp 30]
+ *     [--msg-rate 50] [--cmd-rate 100] [--duration 60] [--ramp 30] [--nodes 3]
  *
  * --msg-rate is per gateway (device messages per second), --cmd-rate for the whole site.
  */
@@ -29,6 +29,7 @@ const { values: v } = parseArgs({
     "cmd-rate": { type: "string", default: "100" },
     duration: { type: "string", default: "60" },
     ramp: { type: "string", default: "30" },
+    nodes: { type: "string", default: "3" },
   },
 });
 const G = Number(v.gateways);
@@ -43,12 +44,13 @@ const t0 = Date.now();
 const say = (s: string) => console.error(`[${((Date.now() - t0) / 1000).toFixed(0)}s] ${s}`);
 const mb = (b: number) => Math.round(b / 1e5) / 10;
 
-say("starting a 3-node cluster");
-const cluster = await BrokerCluster.start(3, "scale");
+say(`starting a ${v.nodes}-node cluster`);
+const cluster = await BrokerCluster.start(Number(v.nodes), "scale");
 const gateways: GatewayProcess[] = [];
 const readings: Record<string, ClusterReading> = {};
 try {
   const urls = cluster.urls();
+  await Bun.sleep(10_000); // the nodes settle after boot
   readings.idle = await readCluster(cluster);
   say(`cluster idle: ${mb(totals(readings.idle).rssBytes)} MB`);
 
@@ -109,18 +111,19 @@ try {
   const report = {
     options: v,
     cluster_nodes: readings.idle!.nodes.map((n) => n.node),
-    readings: Object.fromEntries(Object.entries(readings).map(([k, r]) => [k, { connections: r.connections, channels: r.channels, queues: r.queues.length, rss_mb: mb(totals(r).rssBytes), cpu_s: Math.round(totals(r).cpuS * 10) / 10, queue_memory_mb: mb(totals(r).queueMemory) }])),
+    readings: Object.fromEntries(Object.entries(readings).map(([k, r]) => [k, { connections: r.connections, channels: r.channels, queues: r.queues.length, rss_mb: mb(totals(r).rssBytes), erlang_mb: mb(totals(r).erlangBytes), cpu_s: Math.round(totals(r).cpuS * 10) / 10, queue_memory_mb: mb(totals(r).queueMemory) }])),
     per_gateway: {
       connections: (readings.gatewaysB!.connections - readings.idle!.connections) / G,
       channels: (readings.gatewaysB!.channels - readings.idle!.channels) / G,
       queues: (readings.gatewaysB!.queues.length - readings.idle!.queues.length) / G,
       cluster_rss_mb: mb((tot("gatewaysB").rssBytes - tot("idle").rssBytes) / G),
+      cluster_erlang_mb: mb((tot("gatewaysB").erlangBytes - tot("idle").erlangBytes) / G),
       // CPU of the whole cluster with the gateways connected and no devices, divided by the gateways.
       cluster_cpu_ms_per_s_idle: Math.round((gwCpuPerS / G) * 1000 * 10) / 10,
     },
     devices_connected: {
       cluster_rss_mb_delta: mb(tot("devices").rssBytes - tot("gatewaysB").rssBytes),
-      per_1000_devices_kb: Math.round((tot("devices").rssBytes - tot("gatewaysB").rssBytes) / (G * D / 1000) / 1024),
+      cluster_erlang_mb_delta: mb(tot("devices").erlangBytes - tot("gatewaysB").erlangBytes),
       presence_events: presence / 2,
     },
     message_window: {
@@ -131,7 +134,8 @@ try {
       broker_messages_per_s: brokerMsgsPerS,
       cluster_cpu_us_per_message: brokerMsgsPerS > 0 ? Math.round((((tot("msgB").cpuS - tot("msgA").cpuS) / msgWindowS - gwCpuPerS) / brokerMsgsPerS) * 1e6) : null,
       cluster_rss_mb: mb(tot("msgB").rssBytes),
-      per_node: readings.msgB!.nodes.map((n, i) => ({ node: n.node, rss_mb: mb(n.rssBytes), cpu_s_per_s: Math.round(((n.cpuS - readings.msgA!.nodes[i]!.cpuS) / msgWindowS) * 100) / 100 })),
+      cluster_erlang_mb: mb(tot("msgB").erlangBytes),
+      per_node: readings.msgB!.nodes.map((n, i) => ({ node: n.node, rss_mb: mb(n.rssBytes), erlang_mb: mb(n.erlangBytes), cpu_s_per_s: Math.round(((n.cpuS - readings.msgA!.nodes[i]!.cpuS) / msgWindowS) * 100) / 100 })),
     },
     loads: summaries.map((s: any, i) => ({ gateway: gateways[i]!.gatewayId, welcomed: s.welcomes_total, held: s.connections_held, acked_per_s: s.messages?.acked_per_s, cmds_received: s.messages?.cmds_received, errors: s.errors ?? s.error })),
     backend: back,
