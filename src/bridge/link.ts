@@ -3,10 +3,12 @@
  * channel and one with the consume channel, re-established together with capped, jittered
  * backoff whenever either drops or cannot be opened (whatever the cause: refused login, missing
  * vhost, unreachable node, closed by the broker). With several URLs (nodes of one cluster) each
- * new attempt goes to the next node in turn. This is the only place that reconnects. Publishing and consuming use separate
- * connections because RabbitMQ stops reading a blocked publisher's socket (resource alarm):
- * command acks on that socket would stall and, past the prefetch, so would commands. Listeners learn about `up` (topology declared, channels ready) and
- * `down` (every in-flight publish has been rejected by the client by then).
+ * new attempt goes to the next node in turn. This is the only place that reconnects.
+ *
+ * Publishing and consuming use separate connections because RabbitMQ stops reading a blocked
+ * publisher's socket (resource alarm): command acks on that socket would stall and, past the
+ * prefetch, so would commands. Listeners learn about `up` (topology declared, channels ready)
+ * and `down` (every in-flight publish has been rejected by the client by then).
  */
 import { AMQPClient, type AMQPChannel, type AMQPTlsOptions } from "@cloudamqp/amqp-client";
 import type { Logger } from "../log/logger.ts";
