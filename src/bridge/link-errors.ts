@@ -36,7 +36,7 @@ export function classifyFailure(err: unknown): LinkFailure {
   if (/NOT_ALLOWED - vhost .* not found|\(530\)/.test(msg)) return "vhost_missing";
   if (/ACCESS_REFUSED/.test(msg)) return "permission_denied";
   if (/PRECONDITION_FAILED|inequivalent arg/.test(msg)) return "topology_conflict";
-  if (/Message rejected/.test(msg)) return "nacked";
+  if (/Message rejected|nacked a publish/.test(msg)) return "nacked";
   if (
     /CERT|certificate|SSL|TLS|handshake|self.signed|unable to (get|verify)/i.test(msg) ||
     (typeof code === "string" && /CERT|SSL|TLS/.test(code))
