@@ -18,7 +18,7 @@
  * to a site later learns older revocations from the site database (the lead's site records),
  * not from here.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import type { AMQPChannel, AMQPClient, AMQPMessage } from "@cloudamqp/amqp-client";
 import type { Logger } from "../log/logger.ts";
 import { BrokerLink, type LinkOptions } from "./link.ts";
@@ -202,8 +202,15 @@ export class SiteEvents {
 
   private savePending(): void {
     try {
+      // Written to a new file, synced, then renamed over the old one: a crash leaves one or the other.
       const tmp = `${this.o.pendingFile}.tmp`;
-      writeFileSync(tmp, JSON.stringify(this.pending), { mode: 0o600 });
+      const fd = openSync(tmp, "w", 0o600);
+      try {
+        writeSync(fd, JSON.stringify(this.pending));
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
       renameSync(tmp, this.o.pendingFile);
     } catch (e) {
       this.o.log.error("Cannot write the pending site revocations file; they are sent if the gateway keeps running", { file: this.o.pendingFile, err: e as Error });
