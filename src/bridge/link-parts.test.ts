@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { ReconnectBackoff, STABLE_LINK_MS } from "./backoff.ts";
 import { classifyFailure } from "./link-errors.ts";
 import { rewriteStartOk } from "./external-login.ts";
-import { BrokerLink } from "./link.ts";
+import { BrokerLink, startNode } from "./link.ts";
 import { topology } from "./topology.ts";
 import { createLogger } from "../log/logger.ts";
 import { nodeLabel, scrubSecrets, splitUrlList } from "../config/url-list.ts";
@@ -134,5 +134,15 @@ describe("publish failures", () => {
     expect(resets).toEqual([]);
     link.publishFailed(new Error("Message rejected"));
     expect(resets.length).toBe(1);
+  });
+});
+
+describe("start node", () => {
+  test("links of different gateways and workers spread over the nodes; one link always starts at the same node", () => {
+    const counts = [0, 0, 0];
+    for (let g = 1; g <= 60; g++) for (let w = 0; w < 2; w++) counts[startNode(`owsla gw-${String(g).padStart(2, "0")} worker ${w}`, 3)]!++;
+    for (const c of counts) expect(c).toBeGreaterThan(20); // 120 links, 40 per node if even
+    expect(startNode("owsla gw-07 worker 1", 3)).toBe(startNode("owsla gw-07 worker 1", 3));
+    expect(startNode("anything", 1)).toBe(0);
   });
 });
