@@ -109,10 +109,11 @@ describe("monitoring", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toStartWith("text/plain; version=0.0.4");
     const text = await res.text();
-    expect(text).toContain("\nowsla_connections 7\n");
+    expect(text).not.toContain("\nowsla_connections ");
     expect(text).toContain('owsla_connections{worker="1"} 5\n');
-    expect(text).toContain("\nowsla_accepts_total 7\n");
-    expect(text).toContain("# TYPE owsla_worker_restarts_total counter\nowsla_worker_restarts_total 1\n");
+    expect(text).toContain('owsla_accepts_total{worker="0"} ');
+    expect(text).toContain('# TYPE owsla_worker_restarts_total counter\nowsla_worker_restarts_total{worker="supervisor"} 1\n');
+    expect(text).toMatch(/^owsla_build_info\{version="[^"]+",commit="[^"]+",target="[^"]+"\} 1$/m);
   });
 });
 
@@ -132,7 +133,7 @@ describe("devices", () => {
 
   test("GET /api/v1/devices passes the filters", async () => {
     const seen: unknown[] = [];
-    const { call } = setup({ listDevices: (q) => (seen.push(q), { devices: [], next_cursor: null }) });
+    const { call } = setup({ listDevices: async (q) => (seen.push(q), { devices: [], next_cursor: null }) });
     expect((await call("GET", "/api/v1/devices?limit=5&connected=false&hardware_id=hw-1&q=kitchen&cursor=c1")).status).toBe(200);
     expect((await call("GET", "/api/v1/devices?connected=true&q=")).status).toBe(200);
     expect(seen).toEqual([

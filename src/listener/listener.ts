@@ -71,6 +71,12 @@ export interface DeviceListener {
   readonly connections: Set<DeviceConnection>;
   /** Stops accepting new connections (existing ones stay). */
   stopAccepting(): void;
+  /**
+   * Applies reloaded settings: the connection limit, and new TLS files (when TLS is on), with a
+   * new listening socket on the same port that replaces the old one; open connections stay.
+   * Throws (keeping the old socket) when the new one cannot be opened, e.g. a bad certificate.
+   */
+  reload(o: { maxConnections: number; tls?: TlsFiles }): void;
   /** Closes everything now. */
   close(): void;
 }
@@ -183,9 +189,11 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext, held: 
   try {
     server = listen(opts.port);
   } catch (e) {
-    throw new Error(
-      `Cannot listen for devices on ${opts.host}:${opts.port}: ${(e as Error).message}. Another program may hold the port (or one without SO_REUSEPORT); stop it or set device.port`,
-    );
+    const msg = (e as Error).message;
+    if (opts.tls && /PEM|SSL|X509|certificate/i.test(msg)) {
+      throw new Error(`Cannot listen for devices on ${opts.host}:${opts.port} with the TLS files: ${msg}; check that device.tls_cert and device.tls_key are a matching PEM certificate and key`);
+    }
+    throw new Error(`Cannot listen for devices on ${opts.host}:${opts.port}: ${msg}. Another program may hold the port (or one without SO_REUSEPORT); stop it or set device.port`);
   }
   const boundPort = server.port;
   let accepting = true;
@@ -282,6 +290,23 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext, held: 
       return boundPort;
     },
     connections,
+    reload(o) {
+      opts.maxConnections = o.maxConnections;
+      if (!opts.tls || !o.tls) return;
+      const previous = opts.tls;
+      opts.tls = o.tls;
+      if (!server) return; // paused or stopped: the next listen() uses the new files
+      let next: typeof server;
+      try {
+        next = listen(boundPort);
+      } catch (e) {
+        opts.tls = previous;
+        throw new Error(`Cannot listen with the reloaded TLS files: ${(e as Error).message}; still serving the previous certificate`);
+      }
+      server.stop(false);
+      server = next;
+      guard?.reinstall();
+    },
     stopAccepting() {
       stopped = true;
       server?.stop(false);

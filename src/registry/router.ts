@@ -100,6 +100,8 @@ export class CommandRouter {
     const k = this.nextKey++;
     this.inflight.set(k, { cmd, delivery, receivedAt, deadline: Date.now() + this.o.ackTimeoutMs });
     this.o.metrics.inc("owsla_commands_received_total");
+    // Held right here: no need to ask the home.
+    if (this.o.registry.get(cmd.deviceId)?.state === "open") return this.holderDeliver(cmd, this.o.self, k, receivedAt);
     this.toHome(cmd.deviceId, { t: "route", c: cmd, o: this.o.self, k, rt: receivedAt }, () => this.homeRoute(cmd, this.o.self, k, receivedAt), () => this.offline(k));
   }
 

@@ -98,6 +98,12 @@ export class Inbox implements CommandStore {
     return this.quarantinedStmt.get()?.n ?? 0;
   }
 
+  /** Bytes of stored command bodies and when the oldest was stored (ms), for the fill-level gauges. */
+  level(): { bytes: number; oldestAt: number | null } {
+    const r = this.db.query<{ bytes: number; oldest: number | null }, []>("SELECT COALESCE(SUM(length(body)), 0) AS bytes, MIN(created) AS oldest FROM inbox").get();
+    return { bytes: r?.bytes ?? 0, oldestAt: r?.oldest ?? null };
+  }
+
   /** Devices with stored commands. */
   devices(): string[] {
     return this.devicesStmt.all().map((r) => r.device_id);

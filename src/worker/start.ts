@@ -22,6 +22,8 @@ import { CommandRouter, type HolderConn } from "../registry/router.ts";
 import { SiteLink } from "../registry/site-link.ts";
 import { Mesh, meshDir } from "../mesh/mesh.ts";
 import { Metrics } from "../metrics/metrics.ts";
+import { registerProcessMetrics } from "../metrics/process.ts";
+import { registerQueueGauges, type QueueLevel } from "../metrics/queue-gauges.ts";
 import { loadOrCreateSecret } from "../auth/token.ts";
 import { startListener, type TlsFiles } from "../listener/listener.ts";
 import { maxConnections } from "../listener/fd-limit.ts";
@@ -31,6 +33,7 @@ import { drainConnections } from "../session/drain.ts";
 import { BanList } from "../auth/bans.ts";
 import { answerControl, isControlRequest } from "../control/protocol.ts";
 import { secretPath } from "../cli/commands.ts";
+import { isReload } from "../supervisor/reload.ts";
 
 /** Reads the device listener's TLS files named in the config (none when tls_cert is empty). */
 export function readTlsFiles(config: Config): TlsFiles | undefined {
@@ -72,6 +75,7 @@ export async function startWorker(
   sup: SupervisorPort = { send: () => {}, enabled: false },
 ): Promise<RunningWorker & { onSupervisorMessage: (m: unknown) => void }> {
   const metrics = new Metrics();
+  registerProcessMetrics(metrics);
   const workersTotal = sup.enabled ? Math.max(1, Number(process.env.OWSLA_WORKERS_TOTAL ?? "1")) : 1;
   metrics.declare(
     "owsla_accepts_total",
@@ -222,6 +226,24 @@ export async function startWorker(
   }, 5000);
   metrics.gauge("owsla_store_ok", () => (storeError() ? 0 : 1));
   metrics.gauge("owsla_inbox_depth", () => inbox.count());
+  // Fill levels, read at most once a second (a scrape reads each gauge; the queries scan).
+  const cachedLevel = (read: () => QueueLevel) => {
+    let at = 0;
+    let last: QueueLevel = { bytes: 0, oldestAt: null };
+    return () => {
+      if (Date.now() - at >= 1000) {
+        at = Date.now();
+        try {
+          last = read();
+        } catch {
+          // A failing store is reported by owsla_store_ok; keep the last reading.
+        }
+      }
+      return last;
+    };
+  };
+  registerQueueGauges(metrics, "outbox", cachedLevel(() => outbox.level()));
+  registerQueueGauges(metrics, "inbox", cachedLevel(() => inbox.level()));
   const expiry = setInterval(() => {
     try {
       const n = inbox.expire();
@@ -238,7 +260,19 @@ export async function startWorker(
   return {
     port: listener.port,
     onSupervisorMessage(m: unknown) {
+      if (isReload(m)) {
+        ctx.limits.helloTimeoutMs = m.helloTimeoutMs;
+        try {
+          listener.reload({ maxConnections: maxConnections(m.maxConnections), tls: m.tls });
+          log.info("Reloaded settings applied", { tls: m.tls !== undefined });
+        } catch (err) {
+          log.error("Reload: cannot apply the new TLS files; the previous certificate stays in use", { err: err as Error });
+        }
+        return;
+      }
       if (isControlRequest(m)) {
+        // Sightings first: the supervisor then records them before it reads this answer.
+        siteLink.flush();
         void answerControl(
           m,
           {
@@ -248,6 +282,20 @@ export async function startWorker(
               connections: listener.connections.size,
               store: storeError() ? `error: ${storeError()!.message}` : "ok",
             }),
+            held: ({ ids }) => {
+              const out: [string, string, number][] = [];
+              for (const id of Array.isArray(ids) ? ids : []) {
+                const conn = registry.get(id);
+                if (conn?.state === "open") out.push([id, conn.connId, conn.lastActivity]);
+              }
+              return out;
+            },
+            heldPage: ({ after, limit }) => {
+              const out: [string, string, number][] = [];
+              for (const [id, conn] of registry.entries()) if (conn.state === "open" && (after === null || id > after)) out.push([id, conn.connId, conn.lastActivity]);
+              out.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+              return out.slice(0, Math.max(0, limit));
+            },
             kick: ({ deviceId, reason }) => {
               const conn = registry.get(deviceId);
               if (!conn) return false;

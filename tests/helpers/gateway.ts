@@ -1,10 +1,11 @@
 /** Starts real gateway processes for black-box tests. */
 import type { Subprocess } from "bun";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { loadOrCreateSecret, mintToken } from "../../src/auth/token.ts";
 import { TestDevice } from "./device.ts";
+import { forEachLine } from "./lines.ts";
 
 /** Repository root. */
 export const ROOT = resolve(import.meta.dir, "../..");
@@ -91,29 +92,19 @@ export class GatewayProcess {
     );
     const seen = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`Gateway did not log "${waitFor}" within ${timeoutMs} ms:\n${this.logs.slice(-20).join("\n")}`)), timeoutMs);
-      const pump = async (stream: ReadableStream<Uint8Array>) => {
-        const dec = new TextDecoder();
-        let buf = "";
-        for await (const chunk of stream) {
-          buf += dec.decode(chunk, { stream: true });
-          let i: number;
-          while ((i = buf.indexOf("\n")) >= 0) {
-            const line = buf.slice(0, i);
-            buf = buf.slice(i + 1);
-            this.logs.push(line);
-            if (process.env.OWSLA_TEST_VERBOSE) console.log(line);
-            // The gateway queue's links (the supervisor's site-events link logs the same line).
-            if (line.includes("Broker link up") && line.includes("owsla.gw.")) brokerUps++;
-            if (line.includes(waitFor)) ready = true;
-            if (ready && brokerUps >= need) {
-              clearTimeout(timer);
-              resolve();
-            }
-          }
+      const onLine = (line: string) => {
+        this.logs.push(line);
+        if (process.env.OWSLA_TEST_VERBOSE) console.log(line);
+        // The gateway queue's links (the supervisor's site-events link logs the same line).
+        if (line.includes("Broker link up") && line.includes("owsla.gw.")) brokerUps++;
+        if (line.includes(waitFor)) ready = true;
+        if (ready && brokerUps >= need) {
+          clearTimeout(timer);
+          resolve();
         }
       };
-      void pump(this.proc.stdout);
-      void pump(this.proc.stderr);
+      void forEachLine(this.proc.stdout, onLine);
+      void forEachLine(this.proc.stderr, onLine);
       void this.proc.exited.then((code) => {
         clearTimeout(timer);
         reject(new Error(`Gateway exited with ${code} before "${waitFor}":\n${this.logs.slice(-20).join("\n")}`));
@@ -148,6 +139,27 @@ export class GatewayProcess {
   }
 
   /** Log lines parsed as JSON (non-JSON lines skipped). */
+  /**
+   * Connected devices and the worker holding each, from the control API (connection state is
+   * live state in the workers; the site database does not keep it).
+   */
+  async connectedDevices(): Promise<Map<string, number>> {
+    const line = this.json().findLast((l) => l.msg === "Control API listening");
+    if (!line?.url) throw new Error(`No "Control API listening" line in the gateway log:\n${this.logs.slice(-20).join("\n")}`);
+    const base = String(line.url).replace(/\/$/, "");
+    const token = readFileSync(join(this.dir, "api.token"), "utf8").trim();
+    const out = new Map<string, number>();
+    let cursor: string | null = null;
+    do {
+      const res = await fetch(`${base}/api/v1/devices?connected=true&limit=1000${cursor ? `&cursor=${cursor}` : ""}`, { headers: { authorization: `Bearer ${token}` } });
+      if (res.status !== 200) throw new Error(`GET /api/v1/devices answered ${res.status}: ${await res.text()}`);
+      const page = (await res.json()) as { devices: { id: string; worker: number }[]; next_cursor: string | null };
+      for (const d of page.devices) out.set(d.id, d.worker);
+      cursor = page.next_cursor;
+    } while (cursor);
+    return out;
+  }
+
   json(): Record<string, any>[] {
     return this.logs.flatMap((l) => {
       try {
@@ -179,7 +191,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<GatewayPr
       await gw.start(opts.waitBroker !== false);
       return gw;
     } catch (e) {
-      const lostPortRace = opts.port === undefined && /Cannot listen|Failed to listen|EADDRINUSE/i.test((e as Error).message);
+      const lostPortRace = opts.port === undefined && /Cannot listen|Failed to listen|EADDRINUSE|is not free/i.test((e as Error).message);
       if (!lostPortRace || attempt >= 3) throw e;
       await gw.stop().catch(() => {});
     }
