@@ -45,8 +45,9 @@ async function nodeGauges(): Promise<Map<string, number>> {
   const text = await res.text();
   const m = new Map<string, number>();
   for (const line of text.split("\n")) {
-    const x = /^owsla_broker_node\{node="([^"]+)"\} (\d+)/.exec(line);
-    if (x) m.set(x[1]!, Number(x[2]));
+    // One series per worker: owsla_broker_node{node="host:port",worker="0"} 1
+    const x = /^owsla_broker_node\{[^}]*node="([^"]+)"[^}]*\} (\d+)/.exec(line);
+    if (x) m.set(x[1]!, Math.max(m.get(x[1]!) ?? 0, Number(x[2])));
   }
   return m;
 }
