@@ -5,7 +5,7 @@
  * leader, `--rounds` times each; prints a JSON report and exits 1 when anything acknowledged
  * was lost or a device saw its messages or commands out of order.
  *
- *   flock /work/heavy.lock bun scripts/cluster/failover.ts [--devices 200] [--rounds 2]
+ *   bun scripts/cluster/failover.ts [--devices 200] [--rounds 2]
  *     [--pub-every-ms 100] [--command-every-ms 20] [--steady-ms 10000] [--workers 1]
  */
 import { parseArgs } from "node:util";

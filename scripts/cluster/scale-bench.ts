@@ -7,7 +7,7 @@
  * channels, queues) idle, with the gateways connected, with all devices connected, and over a
  * message window, and prints a JSON report: per gateway and per message what the cluster pays.
  *
- *   flock /work/heavy.lock bun scripts/cluster/scale-bench.ts [--gateways 20] [--devices 2000]
+ *   bun scripts/cluster/scale-bench.ts [--gateways 20] [--devices 2000]
  *     [--msg-rate 50] [--cmd-rate 100] [--duration 60] [--ramp 30] [--nodes 3]
  *
  * --msg-rate is per gateway (device messages per second), --cmd-rate for the whole site.
