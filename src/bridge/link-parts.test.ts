@@ -2,10 +2,10 @@ import { describe, expect, test } from "bun:test";
 import { ReconnectBackoff, STABLE_LINK_MS } from "./backoff.ts";
 import { classifyFailure } from "./link-errors.ts";
 import { rewriteStartOk } from "./external-login.ts";
-import { BrokerLink, startNode } from "./link.ts";
+import { BrokerLink } from "./link.ts";
 import { topology } from "./topology.ts";
 import { createLogger } from "../log/logger.ts";
-import { nodeLabel, scrubSecrets, splitUrlList } from "../config/url-list.ts";
+import { nodeLabel, scrubSecrets, splitUrlList, startNode } from "../config/url-list.ts";
 
 describe("reconnect backoff", () => {
   test("failures climb the curve up to the cap; a connection that drops at once does not reset it", () => {

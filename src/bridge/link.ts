@@ -15,7 +15,7 @@ import type { Logger } from "../log/logger.ts";
 import { ReconnectBackoff } from "./backoff.ts";
 import { declareTopology, type Topology, type QueueOptions } from "./topology.ts";
 import { redactUrl } from "../config/load.ts";
-import { nodeLabel, scrubSecrets, splitUrlList } from "../config/url-list.ts";
+import { nodeLabel, scrubSecrets, splitUrlList, startNode } from "../config/url-list.ts";
 import { FAILURE_HINTS, classifyFailure, type LinkFailure } from "./link-errors.ts";
 import { useExternalLogin } from "./external-login.ts";
 
@@ -90,15 +90,10 @@ export function corkClientForTick(client: unknown): void {
 }
 
 /**
- * Index of the node a link tries first: picked from its connection name (gateway id and
- * worker), so the links of a site spread over the nodes instead of all landing on the first
- * URL (measured: with every gateway on node 1, that node did 3.7x the CPU of the others).
+ * Longest a connection attempt (both connections, channels, topology, a queue rebuild) may take,
+ * ms. A rebuild moves ~1,000 messages a second here, so tens of thousands fit.
  */
-export function startNode(name: string, nodes: number): number {
-  let h = 2166136261;
-  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619) >>> 0;
-  return nodes > 0 ? h % nodes : 0;
-}
+const CONNECT_TIMEOUT_MS = 60_000;
 
 /** How often the same kind of connection failure is logged at warn level, ms. */
 const FAILURE_LOG_INTERVAL_MS = 60_000;
@@ -185,7 +180,8 @@ export class BrokerLink {
       Bun.sleep(2000),
     ]);
     this.state = "closed";
-    await this.loop;
+    // The loop may be inside a broker RPC that never answers: shutdown must not wait for it.
+    await Promise.race([this.loop, Bun.sleep(3000)]);
   }
 
   /** Coalesces this event-loop turn's publishes into one socket write (see {@link corkClientForTick}). */
@@ -281,6 +277,27 @@ export class BrokerLink {
     this.sub = sub;
   }
 
+  /**
+   * {@link connect} with a deadline: a node that accepts the TCP connection but never finishes
+   * the handshake or a declaration (a node still joining its cluster) must not hold the link;
+   * the attempt fails and the next one goes to the next node.
+   */
+  private async connectWithin(url: string, gen: number, ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timeout: the broker did not finish connecting and declaring within ${ms / 1000} s`)), ms);
+    });
+    const attempt = this.connect(url, gen);
+    try {
+      await Promise.race([attempt, deadline]);
+    } catch (e) {
+      attempt.catch(() => {}); // settles later (its clients are closed by the teardown)
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   private logFailure(err: unknown, url: string, backoff: ReconnectBackoff): void {
     const kind = classifyFailure(err);
     this.lastFailure = kind;
@@ -313,7 +330,7 @@ export class BrokerLink {
       this.attempts++;
       const down = new Promise<void>((resolve) => (this.wake = resolve));
       try {
-        await this.connect(url, gen);
+        await this.connectWithin(url, gen, CONNECT_TIMEOUT_MS);
         this.state = "up";
         this.lastError = null;
         this.lastFailure = null;

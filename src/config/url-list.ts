@@ -64,3 +64,14 @@ function passwords(url: string): string[] {
   }
   return found;
 }
+
+/**
+ * Index of the node a link tries first: picked from its connection name (gateway id and
+ * worker), so the links of a site spread over the nodes instead of all landing on the first
+ * URL (measured: with every gateway on node 1, that node did 3.7x the CPU of the others).
+ */
+export function startNode(name: string, nodes: number): number {
+  let h = 2166136261;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619) >>> 0;
+  return nodes > 0 ? h % nodes : 0;
+}

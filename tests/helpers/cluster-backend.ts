@@ -17,6 +17,14 @@ export interface UpSeen {
   messageId: string;
 }
 
+/** `p`, or a rejection after `ms` (a broker RPC on a node that is still joining can hang). */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms)));
+  p.catch(() => {});
+  return Promise.race([p, deadline]).finally(() => clearTimeout(t));
+}
+
 /** A reconnecting back-end on a list of node URLs. */
 export class ClusterBackend {
   readonly received: UpSeen[] = [];
@@ -48,34 +56,41 @@ export class ClusterBackend {
   private async connect(): Promise<void> {
     for (let attempt = 0; !this.closed; attempt++) {
       const url = this.urls[this.index % this.urls.length]!;
+      let c: AMQPClient | null = null;
       try {
-        const c = new AMQPClient(`${url}?heartbeat=2`);
-        await c.connect();
-        const ch = await c.channel();
-        await ch.exchangeDeclare(`${this.prefix}owsla.up`, "topic", { durable: true });
-        await ch.exchangeDeclare(`${this.prefix}owsla.down`, "direct", { durable: true });
-        await ch.queueDeclare(this.queue, { durable: true }, { "x-queue-type": "quorum" });
-        await ch.queueBind(this.queue, `${this.prefix}owsla.up`, "#");
-        await ch.basicQos(1000);
-        await ch.basicConsume(this.queue, { noAck: false }, (m) => {
-          const h = (m.properties.headers ?? {}) as Record<string, unknown>;
-          this.received.push({ deviceId: String(h.device_id ?? ""), topic: String(h.topic ?? ""), body: m.bodyString() ?? "", at: Date.now(), redelivered: m.redelivered, messageId: m.properties.messageId ?? "" });
-          m.ack().catch(() => {});
-        });
-        const pub = await c.channel();
-        await pub.confirmSelect();
-        c.ondisconnect = () => {
-          if (this.client === c) this.pub = null;
-        };
+        c = new AMQPClient(`${url}?heartbeat=2`);
+        await within(this.setup(c), 10_000, "connect and declare");
         this.client = c;
-        this.pub = pub;
         if (attempt > 0 || this.reconnects > 0) this.reconnects++;
         return;
       } catch {
+        c?.close().catch(() => {});
         this.index++;
         await Bun.sleep(Math.min(1000, 100 * 2 ** Math.min(attempt, 4)));
       }
     }
+  }
+
+  /** Connects `c`, declares the back-end's queue, consumes it and opens the publish channel. */
+  private async setup(c: AMQPClient): Promise<void> {
+    await c.connect();
+    const ch = await c.channel();
+    await ch.exchangeDeclare(`${this.prefix}owsla.up`, "topic", { durable: true });
+    await ch.exchangeDeclare(`${this.prefix}owsla.down`, "direct", { durable: true });
+    await ch.queueDeclare(this.queue, { durable: true }, { "x-queue-type": "quorum" });
+    await ch.queueBind(this.queue, `${this.prefix}owsla.up`, "#");
+    await ch.basicQos(1000);
+    await ch.basicConsume(this.queue, { noAck: false }, (m) => {
+      const h = (m.properties.headers ?? {}) as Record<string, unknown>;
+      this.received.push({ deviceId: String(h.device_id ?? ""), topic: String(h.topic ?? ""), body: m.bodyString() ?? "", at: Date.now(), redelivered: m.redelivered, messageId: m.properties.messageId ?? "" });
+      m.ack().catch(() => {});
+    });
+    const pub = await c.channel();
+    await pub.confirmSelect();
+    c.ondisconnect = () => {
+      if (this.client === c) this.pub = null;
+    };
+    this.pub = pub;
   }
 
   /** Drops the connection and moves to the next node (after a nack or a failed publish). */
@@ -98,12 +113,13 @@ export class ClusterBackend {
       const pub = this.pub;
       if (!pub) continue;
       try {
-        await pub.basicPublish(`${this.prefix}owsla.down`, gatewayId, JSON.stringify(body), {
+        const confirmed = pub.basicPublish(`${this.prefix}owsla.down`, gatewayId, JSON.stringify(body), {
           messageId: id,
           headers: { device_id: deviceId, topic: "cmd" },
           deliveryMode: 2,
           contentType: "application/json",
         });
+        await within(confirmed, 10_000, "publish confirm");
         return true;
       } catch {
         this.drop();

@@ -207,9 +207,14 @@ export async function runClusterScenario(cluster: BrokerCluster, o: ClusterScena
     running = false;
     for (const d of devs) d.dev.close();
     if (gw) {
-      await gw.stop();
+      // A gateway that does not stop within a minute is a finding, not a reason to hang the run.
+      const stopped = await Promise.race([gw.stop().then(() => true), Bun.sleep(60_000).then(() => false)]);
+      if (!stopped) {
+        log("gateway did not stop within 60 s after SIGTERM; killed");
+        await gw.kill();
+      }
       removeDir(gw.dir);
     }
-    await backend.close();
+    await Promise.race([backend.close(), Bun.sleep(5000)]);
   }
 }
