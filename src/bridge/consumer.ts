@@ -120,7 +120,10 @@ export class CommandConsumer {
     }
     if (!parsed.ok) return this.refuse(msg, parsed.reason, parsed.message);
     this.sink.accept(parsed.cmd, {
-      ack: () => void msg.ack().catch(() => {}),
+      ack: () => {
+        this.link.corkSubTick();
+        msg.ack().catch(() => {});
+      },
       reject: (reason, message) => this.refuse(msg, reason, message),
       retry: () => setTimeout(() => msg.nack(true).catch(() => {}), STORE_RETRY_MS),
     }, receivedAt);
