@@ -31,6 +31,7 @@ import { connectToSupervisor } from "./src/supervisor/worker-link.ts";
 import { runLoadCommand } from "./src/load/command.ts";
 import { availableParallelism } from "node:os";
 import { readTlsFiles, startWorker } from "./src/worker/start.ts";
+import { startSiteRevocations } from "./src/site/revocations.ts";
 import { EXIT, unavailablePorts } from "./src/supervisor/preflight.ts";
 import { ServiceManager, SYSTEMD_ENV, silentWorkers, statusLine } from "./src/supervisor/systemd.ts";
 import { isReload, reloadConfig } from "./src/supervisor/reload.ts";
@@ -184,6 +185,15 @@ async function serve(config: Config, args: string[]): Promise<number> {
   const client = new ControlClient((id, m) => sup.send(id, m));
   metrics.gauge("owsla_worker_restarts_total", () => sup.workers().reduce((n, w) => n + w.restarts, 0));
   metrics.gauge("owsla_workers_up", () => sup.workers().filter((w) => w.up).length);
+  // ---- Site events wiring (bridge helper; see src/site/revocations.ts for the merge note) ----
+  const site = startSiteRevocations({
+    config,
+    db,
+    log,
+    tellWorkers: (deviceId, generation) =>
+      Promise.allSettled(sup.workers().filter((w) => w.up).map((w) => client.call(w.id, "revoke", { deviceId, generation }, 1500))),
+  });
+  // ---- end of site events wiring ----
   plane = new ControlPlane({
     sup,
     client,
@@ -198,6 +208,7 @@ async function serve(config: Config, args: string[]): Promise<number> {
     commandTtlS: config.broker.command_ttl_s,
     metrics,
     log,
+    onRevoked: (id, generation, hw) => site.publish(id, generation, hw), // site events wiring
   });
   app = createApi(plane);
   const systemd = new ServiceManager({
@@ -240,6 +251,7 @@ async function serve(config: Config, args: string[]): Promise<number> {
   systemd.stopping(reason);
   systemd.dispose();
   api.stop(true);
+  await site.events.close(); // site events wiring
   workerFiles.close();
   sightings.flush();
   db.close();

@@ -208,13 +208,13 @@ describe("downstream", () => {
 
   test("a command for a device never seen is dead-lettered, not delivered", async () => {
     const ghost = "00000000-0000-4000-8000-000000000000";
-    const q = await backend.ch.queueDeclare(`${gw.prefix}owsla.dead`, { durable: true });
+    const q = await backend.ch.queueDeclare(`${gw.prefix}owsla.dead`, { passive: true });
     const before = q.messageCount;
     await backend.command("bldg-7", ghost, { x: 1 });
     let after = before;
     for (let i = 0; i < 50 && after === before; i++) {
       await Bun.sleep(50);
-      after = (await backend.ch.queueDeclare(`${gw.prefix}owsla.dead`, { durable: true })).messageCount;
+      after = (await backend.ch.queueDeclare(`${gw.prefix}owsla.dead`, { passive: true })).messageCount;
     }
     expect(after).toBe(before + 1);
   });

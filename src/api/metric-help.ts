@@ -12,6 +12,8 @@ export const METRIC_HELP: Readonly<Record<string, string>> = {
   owsla_publish_inflight: "Publishes awaiting broker confirmation.",
   owsla_broker_up: "1 while the worker's link to the broker is up, else 0.",
   owsla_broker_reconnects_total: "Times the worker's broker link was re-established.",
+  owsla_broker_connect_attempts_total: "Broker connection attempts of the worker's link, successful or not (each follows the capped, jittered backoff).",
+  owsla_broker_node: "1 for the broker node (host:port from broker.url) the worker's link uses now, 0 for the other configured nodes.",
   owsla_store_ok: "1 while the worker's database writes succeed, else 0.",
   owsla_workers_up: "Worker processes running (supervisor).",
   owsla_worker_restarts_total: "Worker processes restarted by the supervisor.",

@@ -35,6 +35,7 @@ export interface PrometheusInput {
 /** Cumulative values the code keeps as gauges, and the counter names they are exposed as. */
 export const RENAMED: Readonly<Record<string, string>> = {
   owsla_broker_reconnects: "owsla_broker_reconnects_total",
+  owsla_broker_connect_attempts: "owsla_broker_connect_attempts_total",
 };
 
 const KEY = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?$/;

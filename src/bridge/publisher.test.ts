@@ -33,6 +33,10 @@ function fakeLink() {
       },
     },
     corkTick() {},
+    failures: [] as unknown[],
+    publishFailed(err: unknown) {
+      link.failures.push(err);
+    },
     onUp() {},
     onUnblocked() {},
     onDown(fn: () => void) {
@@ -97,11 +101,13 @@ test("window full: other devices' unconfirmed publishes stay on the direct path"
 });
 
 test("a rejected publish takes the device's later unconfirmed ones to the outbox, in order", async () => {
-  const { publisher, sent, outboxIds } = setup();
+  const { publisher, sent, outboxIds, link } = setup();
   const all = [1, 2, 3].map((n) => publisher.publish(msg("d", n)));
   sent[0]!.reject();
   await Promise.all(all);
   expect(outboxIds()).toEqual(["d#1", "d#2", "d#3"]);
+  // The link hears about it (a broker nack makes it re-connect: see link-parts.test.ts).
+  expect(link.failures.length).toBe(1);
   // d#2 confirmed late: already in the outbox, nothing changes.
   sent[1]!.confirm();
   await Bun.sleep(5);

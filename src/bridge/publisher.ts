@@ -142,8 +142,9 @@ export class Publisher {
           this.metrics.observe("owsla_publish_confirm_ms", performance.now() - started);
           resolve();
         },
-        () => {
+        (err: unknown) => {
           if (!settled) this.spill(m.deviceId, "rejected");
+          link.publishFailed(err);
         },
       );
     });
@@ -248,7 +249,11 @@ export class Publisher {
           return;
         }
         const confirmed: OutboxRow[] = [];
-        for (let i = 0; i < rows.length; i++) if (results[i]!.status === "fulfilled") confirmed.push(rows[i]!);
+        for (let i = 0; i < rows.length; i++) {
+          const r = results[i]!;
+          if (r.status === "fulfilled") confirmed.push(rows[i]!);
+          else this.link.publishFailed(r.reason);
+        }
         // Only a confirmed prefix is removed: a gap means the channel broke and order must hold.
         let prefix = 0;
         while (prefix < confirmed.length && confirmed[prefix] === rows[prefix]) prefix++;

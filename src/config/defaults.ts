@@ -102,6 +102,18 @@ export const DEFAULT_BROKER_PREFETCH = 500;
 export const DEFAULT_BROKER_COMMAND_TTL_S = 3600;
 /** Time to wait for a publish confirmation, in milliseconds. */
 export const DEFAULT_BROKER_CONFIRM_TIMEOUT_MS = 5000;
+/** Type of the gateway queue and the dead-letter queue (`quorum` is replicated across a cluster). */
+export const DEFAULT_BROKER_QUEUE_TYPE = "quorum";
+/** Deliveries of one command (quorum queues) before it is dead-lettered as poison. */
+export const DEFAULT_BROKER_DELIVERY_LIMIT = 20;
+/** CA certificates (PEM) for verifying the broker's certificate; empty = the system's CAs. */
+export const DEFAULT_BROKER_TLS_CA = "";
+/** Client certificate (PEM) presented to the broker; empty = none. */
+export const DEFAULT_BROKER_TLS_CERT = "";
+/** Client key (PEM) of `tls_cert`. */
+export const DEFAULT_BROKER_TLS_KEY = "";
+/** SASL mechanism: `plain` (user and password of the URL) or `external` (the client certificate). */
+export const DEFAULT_BROKER_LOGIN = "plain";
 /** Outbox messages per second while draining after an outage, whole gateway; 0 = unlimited. */
 export const DEFAULT_BROKER_DRAIN_RATE = 0;
 /** Time a connected device has to ack a command before it is stored (and the broker delivery acked), ms. */

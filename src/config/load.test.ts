@@ -59,6 +59,12 @@ const EXPECTED_DEFAULTS: Config = {
     prefetch: 500,
     command_ttl_s: 3600,
     confirm_timeout_ms: 5000,
+    queue_type: "quorum",
+    delivery_limit: 20,
+    tls_ca: "",
+    tls_cert: "",
+    tls_key: "",
+    login: "plain",
     drain_rate: 0,
     device_ack_timeout_ms: 5000,
   },
@@ -237,6 +243,44 @@ describe("invalid values", () => {
     const token = configError(() => loadConfig([], { OWSLA_API_TOKEN: "short secret" }));
     expect(token).toContain("api.token = \"***\" (from OWSLA_API_TOKEN) must be empty or at least 16");
     expect(token).not.toContain("short secret");
+  });
+
+  test("broker.url takes a TOML list, or URLs separated by commas in the environment and flags", () => {
+    const path = toml('[broker]\nurl = ["amqp://u:p1@mq-1:5672", "amqp://u:p2@mq-2:5673/v"]\n');
+    expect(loadConfig(["--config", path], {}).config.broker.url).toBe("amqp://u:p1@mq-1:5672,amqp://u:p2@mq-2:5673/v");
+    const env = loadConfig([], { OWSLA_BROKER_URL: "amqp://a:b@mq-1, amqps://a:b@mq-2" }).config.broker.url;
+    expect(env).toBe("amqp://a:b@mq-1,amqps://a:b@mq-2");
+    const flag = loadConfig(["--broker", "amqp://a:b@mq-1,amqp://a:b@mq-2"], {}).config.broker.url;
+    expect(flag).toBe("amqp://a:b@mq-1,amqp://a:b@mq-2");
+    // A comma that does not start a new amqp:// URL belongs to the URL (here, its password).
+    expect(loadConfig(["--broker", "amqp://a:x,y@mq-1"], {}).config.broker.url).toBe("amqp://a:x,y@mq-1");
+  });
+
+  test("a bad item in a broker URL list is named with every password hidden", () => {
+    const path = toml('[broker]\nurl = ["amqp://u:hunter2@mq-1", "http://u:swordfish@mq-2"]\n');
+    const msg = configError(() => loadConfig(["--config", path], {}));
+    expect(msg).toContain("broker.url");
+    expect(msg).toContain("must be an amqp:// or amqps:// URL");
+    expect(msg).not.toContain("hunter2");
+    expect(msg).not.toContain("swordfish");
+    const flag = configError(() => loadConfig(["--broker", "amqp://u:hunter2@mq-1,http://u:swordfish@mq-2"], {}));
+    expect(flag).not.toContain("hunter2");
+    expect(configError(() => loadConfig([], { OWSLA_BROKER_URL: " , " }))).toContain("broker.url");
+    expect(describeConfig(loadConfig(["--broker", "amqp://u:hunter2@mq-1,amqp://u:swordfish@mq-2"], {}).config).broker).toMatchObject({
+      url: "amqp://u:***@mq-1,amqp://u:***@mq-2",
+    });
+  });
+
+  test("broker TLS keys are checked together: external login needs a client certificate and amqps:// URLs", () => {
+    expect(configError(() => loadConfig(["--broker-tls-cert", "/c.pem"], {}))).toContain("must be set together");
+    expect(configError(() => loadConfig(["--broker-login", "external"], {}))).toContain("needs broker.tls_cert and broker.tls_key");
+    const mixed = configError(() =>
+      loadConfig(["--broker-login", "external", "--broker-tls-cert", "/c.pem", "--broker-tls-key", "/k.pem", "--broker", "amqps://mq-1,amqp://u:hunter2@mq-2"], {}),
+    );
+    expect(mixed).toContain('needs amqps:// URLs, but broker.url (from --broker) has "amqp://u:***@mq-2"');
+    const ok = loadConfig(["--broker-login", "external", "--broker-tls-cert", "/c.pem", "--broker-tls-key", "/k.pem", "--broker", "amqps://mq-1"], {});
+    expect(ok.config.broker.login).toBe("external");
+    expect(configError(() => loadConfig(["--broker-queue-type", "mirrored"], {}))).toContain('one of "quorum", "classic"');
   });
 
   test("related keys are checked against each other", () => {

@@ -10,7 +10,8 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { CONFIG_ENV } from "./help.ts";
-import { redactValue } from "./redact.ts";
+import { redactUrl, redactValue } from "./redact.ts";
+import { splitUrlList } from "./url-list.ts";
 import { SCHEMA, SECTIONS, checkValue, defaultValue, findKey, type KeySpec, type Value } from "./schema.ts";
 import type { Config } from "./types.ts";
 
@@ -143,6 +144,31 @@ function crossCheck(values: Values): void {
   };
   rule("broker.reconnect_min_ms", "broker.reconnect_max_ms", (x, y) => x <= y, "not exceed");
   rule("workers.hang_timeout_ms", "workers.heartbeat_ms", (x, y) => x > y, "be greater than");
+  brokerTlsCheck(values);
+}
+
+/** Broker TLS settings that only make sense together. */
+function brokerTlsCheck(values: Values): void {
+  const get = (k: string) => values.get(k)!;
+  const cert = get("broker.tls_cert");
+  const key = get("broker.tls_key");
+  if ((cert.value === "") !== (key.value === "")) {
+    throw new ConfigError(
+      `Invalid config: broker.tls_cert (${cert.source}) and broker.tls_key (${key.source}) must be set together (PEM files of the client certificate and its key)`,
+    );
+  }
+  const login = get("broker.login");
+  if (login.value !== "external") return;
+  if (cert.value === "") {
+    throw new ConfigError(`Invalid config: broker.login = "external" (${login.source}) needs broker.tls_cert and broker.tls_key: the broker identifies the gateway by its client certificate`);
+  }
+  const url = get("broker.url");
+  const plain = splitUrlList(url.value as string).filter((u) => !/^amqps:/i.test(u));
+  if (plain.length > 0) {
+    throw new ConfigError(
+      `Invalid config: broker.login = "external" (${login.source}) needs amqps:// URLs, but broker.url (${url.source}) has ${plain.map((u) => JSON.stringify(redactUrl(u))).join(", ")}`,
+    );
+  }
 }
 
 function build(values: Values): Config {

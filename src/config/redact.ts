@@ -1,6 +1,7 @@
 /** Hiding secrets (the broker password, the API token) before anything is logged or shown. */
 
 import { SCHEMA, type KeySpec } from "./schema.ts";
+import { splitUrlList } from "./url-list.ts";
 import type { Config } from "./types.ts";
 
 /** What replaces a hidden secret. */
@@ -9,10 +10,16 @@ export const REDACTED = "***";
 /**
  * Returns `url` with the password of its user info replaced by `***`:
  * `amqp://guest:guest@host:5672` → `amqp://guest:***@host:5672`. A URL without a
- * password is returned unchanged. Parsing is deliberately loose so that a malformed
+ * password is returned unchanged; a comma-separated list has each URL redacted. Parsing is deliberately loose so that a malformed
  * URL hides too much rather than too little.
  */
 export function redactUrl(url: string): string {
+  const list = splitUrlList(url);
+  if (list.length > 1) return list.map(redactOne).join(",");
+  return redactOne(url);
+}
+
+function redactOne(url: string): string {
   const scheme = url.indexOf("://");
   const head = scheme < 0 ? "" : url.slice(0, scheme + 3);
   const rest = scheme < 0 ? url : url.slice(scheme + 3);
@@ -26,6 +33,7 @@ export function redactUrl(url: string): string {
 /** A value of `spec` made safe to show: secrets hidden, everything else as is. */
 export function redactValue(spec: KeySpec, value: unknown): unknown {
   if (spec.secret === "url" && typeof value === "string") return redactUrl(value);
+  if (spec.secret === "url" && Array.isArray(value)) return value.map((v) => (typeof v === "string" ? redactUrl(v) : REDACTED));
   if (spec.secret === "value") return value === "" ? "" : REDACTED;
   return value;
 }

@@ -7,6 +7,7 @@
 
 import * as D from "./defaults.ts";
 import type { Config } from "./types.ts";
+import { splitUrlList } from "./url-list.ts";
 
 /** Kinds of value a key can hold. */
 export type ValueType = "string" | "int" | "number" | "bool" | "enum";
@@ -50,6 +51,12 @@ export interface KeySpec<S extends Section = Section, K extends string = string>
   readonly expect?: string;
   /** How the value is hidden in logs and errors: `url` hides a URL's password, `value` all of it. */
   readonly secret?: "url" | "value";
+  /**
+   * A `string` key that holds a list: a TOML array of strings, or one string with the items
+   * separated by `, ` (environment, flags; see `url-list.ts`). Each item must match `pattern`;
+   * the resolved value is the items joined by ",".
+   */
+  readonly list?: boolean;
 }
 
 interface Options<T> {
@@ -64,6 +71,7 @@ interface Options<T> {
   expect?: string;
   secret?: "url" | "value";
   alias?: string;
+  list?: boolean;
 }
 
 function def<S extends Section, K extends KeyOf<S>>(section: S, key: K, o: Options<Config[S][K]>): KeySpec<S, K> {
@@ -180,9 +188,10 @@ export const SCHEMA = [
   }),
 
   def("broker", "url", {
-    type: "string", default: D.DEFAULT_BROKER_URL, alias: "broker", secret: "url",
-    pattern: /^amqps?:\/\/\S+$/, expect: "an amqp:// or amqps:// URL",
-    doc: "AMQP broker URL (its password is never logged).",
+    type: "string", default: D.DEFAULT_BROKER_URL, alias: "broker", secret: "url", list: true,
+    // A second "://" means a list item is not an AMQP URL (e.g. "amqp://a,http://b").
+    pattern: /^amqps?:\/\/(?!.*:\/\/)\S+$/, expect: "an amqp:// or amqps:// URL, or several (a TOML list, or separated by commas)",
+    doc: "AMQP broker URL, or several nodes of one cluster (tried in turn); passwords are never logged.",
   }),
   def("broker", "prefix", {
     type: "string", default: D.DEFAULT_BROKER_PREFIX,
@@ -216,6 +225,30 @@ export const SCHEMA = [
   def("broker", "confirm_timeout_ms", {
     type: "int", default: D.DEFAULT_BROKER_CONFIRM_TIMEOUT_MS, min: 1, max: MS_MAX,
     doc: "Time to wait for a publish confirmation, in milliseconds.",
+  }),
+  def("broker", "queue_type", {
+    type: "enum", default: D.DEFAULT_BROKER_QUEUE_TYPE, values: ["quorum", "classic"],
+    doc: "Type of the gateway queue and the dead-letter queue; an existing queue of the other type is converted, keeping its messages.",
+  }),
+  def("broker", "delivery_limit", {
+    type: "int", default: D.DEFAULT_BROKER_DELIVERY_LIMIT, min: 1, max: 10_000,
+    doc: "Deliveries of one command before the broker dead-letters it as poison (quorum queues).",
+  }),
+  def("broker", "tls_ca", {
+    type: "string", default: D.DEFAULT_BROKER_TLS_CA,
+    doc: "CA certificates (PEM file) that sign the broker's certificate, for amqps:// URLs; empty uses the system's CAs.",
+  }),
+  def("broker", "tls_cert", {
+    type: "string", default: D.DEFAULT_BROKER_TLS_CERT,
+    doc: "Client certificate (PEM file) presented to the broker over amqps://; empty sends none.",
+  }),
+  def("broker", "tls_key", {
+    type: "string", default: D.DEFAULT_BROKER_TLS_KEY,
+    doc: "Private key (PEM file) of broker.tls_cert.",
+  }),
+  def("broker", "login", {
+    type: "enum", default: D.DEFAULT_BROKER_LOGIN, values: ["plain", "external"],
+    doc: "Broker login: plain (user and password from the URL) or external (the client certificate; needs the broker's rabbitmq_auth_mechanism_ssl plugin).",
   }),
 
   def("broker", "drain_rate", {
@@ -363,8 +396,20 @@ export function checkValue(spec: KeySpec, raw: unknown, text: boolean): Checked 
       return bad;
     case "enum":
       return typeof raw === "string" && (spec.values ?? []).includes(raw) ? { ok: true, value: raw } : bad;
-    case "string":
+    case "string": {
+      if (spec.list) return checkList(spec, raw, bad);
       if (typeof raw !== "string") return bad;
       return spec.pattern && !spec.pattern.test(raw) ? bad : { ok: true, value: raw };
+    }
   }
+}
+
+/** A list key: a TOML array of strings or a comma-separated string, each item matching `pattern`. */
+function checkList(spec: KeySpec, raw: unknown, bad: Checked): Checked {
+  let items: string[];
+  if (typeof raw === "string") items = splitUrlList(raw);
+  else if (Array.isArray(raw) && raw.every((x) => typeof x === "string")) items = (raw as string[]).map((x) => x.trim());
+  else return bad;
+  if (items.length === 0 || items.some((x) => spec.pattern !== undefined && !spec.pattern.test(x))) return bad;
+  return { ok: true, value: items.join(",") };
 }

@@ -10,6 +10,12 @@ import type { Level } from "../log/logger.ts";
 /** How devices authenticate. */
 export type AuthMode = "token" | "none";
 
+/** Broker queue type for the gateway queue and the dead-letter queue. */
+export type QueueType = "quorum" | "classic";
+
+/** How the gateway logs in to the broker. */
+export type BrokerLogin = "plain" | "external";
+
 /** Log output format; `auto` = pretty on a TTY, JSON otherwise. */
 export type LogFormat = "auto" | "json" | "pretty";
 
@@ -69,7 +75,10 @@ export interface AuthConfig {
 
 /** `[broker]`: the AMQP connection. */
 export interface BrokerConfig {
-  /** AMQP URL; secret (contains the password). Default `amqp://guest:guest@127.0.0.1:5672`. */
+  /**
+   * AMQP URL, or several (nodes of one cluster) joined by "," (see `url-list.ts`); secret
+   * (contains passwords). Default `amqp://guest:guest@127.0.0.1:5672`.
+   */
   url: string;
   /** Prepended to exchange and queue names. Default empty. */
   prefix: string;
@@ -87,6 +96,18 @@ export interface BrokerConfig {
   command_ttl_s: number;
   /** Publish confirmation timeout, ms. Default 5000. */
   confirm_timeout_ms: number;
+  /** Gateway and dead-letter queue type. Default `quorum`. */
+  queue_type: QueueType;
+  /** Deliveries of one command before it is dead-lettered (quorum queues only). Default 20. */
+  delivery_limit: number;
+  /** CA file (PEM) for the broker's certificate; empty = system CAs. Default empty. */
+  tls_ca: string;
+  /** Client certificate (PEM path) for amqps://; empty = none. Default empty. */
+  tls_cert: string;
+  /** Client key (PEM path). Default empty. */
+  tls_key: string;
+  /** `plain` (URL credentials) or `external` (client certificate). Default `plain`. */
+  login: BrokerLogin;
   /** Outbox messages sent per second while draining after an outage (whole gateway); 0 = as fast as confirms come. Default 0. */
   drain_rate: number;
   /** Time a connected device has to ack a command before the worker stores it and acks the broker, ms. Default 5000. */

@@ -30,6 +30,8 @@ export interface ControlPlaneOptions {
   commandTtlS: number;
   metrics: Metrics;
   log: Logger;
+  /** Site events wiring (bridge helper): a local revocation is also sent to the site's other gateways. */
+  onRevoked?: (deviceId: string, generation: number, hardwareId: string | null) => void;
 }
 
 /** How long the API waits for each worker's answer, in ms. */
@@ -215,6 +217,7 @@ export class ControlPlane implements ApiDeps {
     if (generation === null) return null;
     await this.all("revoke", { deviceId: id, generation });
     this.o.log.info("Device revoked", { device: id, generation });
+    this.o.onRevoked?.(id, generation, this.o.devices.get(id)?.hardware_id ?? null); // site events wiring
     return this.getDevice(id);
   }
 

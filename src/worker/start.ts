@@ -14,6 +14,7 @@ import { Inbox } from "../store/inbox.ts";
 import { Outbox } from "../store/outbox.ts";
 import { topology } from "../bridge/topology.ts";
 import { BrokerLink } from "../bridge/link.ts";
+import { linkMetrics, linkOptions } from "../bridge/link-config.ts";
 import { Publisher } from "../bridge/publisher.ts";
 import { CommandConsumer } from "../bridge/consumer.ts";
 import { Registry } from "../registry/registry.ts";
@@ -111,16 +112,7 @@ export async function startWorker(
   const inbox = new Inbox(db, batcher);
   const outbox = new Outbox(db, batcher, workerId);
   const topo = topology(config.broker.prefix, config.gateway.id);
-  const link = new BrokerLink({
-    url: config.broker.url,
-    topology: topo,
-    heartbeatS: config.broker.heartbeat_s,
-    reconnectMinMs: config.broker.reconnect_min_ms,
-    reconnectMaxMs: config.broker.reconnect_max_ms,
-    prefetch: config.broker.prefetch,
-    name: `owsla ${config.gateway.id} worker ${workerId}`,
-    log,
-  });
+  const link = new BrokerLink(linkOptions(config, topo, `owsla ${config.gateway.id} worker ${workerId}`, log));
   const publisher = new Publisher(
     link,
     outbox,
@@ -221,8 +213,7 @@ export async function startWorker(
     registry,
   );
   link.start();
-  metrics.gauge("owsla_broker_up", () => (link.up ? 1 : 0));
-  metrics.gauge("owsla_broker_reconnects", () => link.reconnects);
+  linkMetrics(link, metrics);
   metrics.gauge("owsla_outbox_depth", () => publisher.outboxDepth);
   metrics.gauge("owsla_commands_awaiting_ack", () => router.inflightCount);
   metrics.gauge("owsla_home_devices", () => router.home.size);

@@ -8,6 +8,8 @@ export type Frame = Record<string, any>;
 export class TestDevice {
   readonly frames: Frame[] = [];
   closed = false;
+  /** Called with every frame received (after it is recorded in `frames`). */
+  onFrame?: (f: Frame) => void;
   private buf = "";
   private waiters: { pred: (f: Frame) => boolean; resolve: (f: Frame) => void; reject: (e: Error) => void; timer: Timer }[] = [];
   private closeWaiters: (() => void)[] = [];
@@ -43,6 +45,7 @@ export class TestDevice {
       this.buf = this.buf.slice(i + 1);
       const f = JSON.parse(line) as Frame;
       this.frames.push(f);
+      this.onFrame?.(f);
       const w = this.waiters.findIndex((w) => w.pred(f));
       if (w >= 0) {
         const [waiter] = this.waiters.splice(w, 1);

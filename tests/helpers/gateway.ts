@@ -95,7 +95,8 @@ export class GatewayProcess {
       const onLine = (line: string) => {
         this.logs.push(line);
         if (process.env.OWSLA_TEST_VERBOSE) console.log(line);
-        if (line.includes("Broker link up")) brokerUps++;
+        // The gateway queue's links (the supervisor's site-events link logs the same line).
+        if (line.includes("Broker link up") && line.includes("owsla.gw.")) brokerUps++;
         if (line.includes(waitFor)) ready = true;
         if (ready && brokerUps >= need) {
           clearTimeout(timer);

@@ -48,6 +48,19 @@ export interface PrivateBrokerOptions {
   port?: number;
   /** How long to wait for the node to boot, in ms. */
   startTimeoutMs?: number;
+  /** Plugins to enable (default none). */
+  plugins?: string[];
+  /** Extra lines for rabbitmq.conf (TLS listeners, auth mechanisms). */
+  config?: string[];
+  /** Extra users (with full permissions on "/"); a certificate user needs no real password. */
+  users?: string[];
+  /** Erlang cookie shared by the nodes of one cluster (default: a random one). */
+  cookie?: string;
+  /**
+   * Boot with the definitions file (default true). Cluster nodes boot without: a quorum queue
+   * declared before the cluster forms would have a single member.
+   */
+  definitions?: boolean;
 }
 
 /** Result of a command-line call. */
@@ -67,7 +80,9 @@ export class PrivateBroker {
   private readonly env: Record<string, string>;
   private stopped = false;
 
-  private constructor(opts: Required<Pick<PrivateBrokerOptions, "tag" | "prefix" | "backendQueue">> & { port: number }) {
+  private readonly users: string[];
+
+  private constructor(opts: Required<Pick<PrivateBrokerOptions, "tag" | "prefix" | "backendQueue">> & PrivateBrokerOptions & { port: number }) {
     const id = `${opts.tag}-${process.pid}-${randomBytes(3).toString("hex")}`;
     this.node = `chaos-${id}@localhost`;
     this.port = opts.port;
@@ -75,11 +90,12 @@ export class PrivateBroker {
     this.base = join(tmpdir(), `owsla-rmq-${id}`);
     this.prefix = opts.prefix;
     this.backendQueue = opts.backendQueue;
+    this.users = opts.users ?? [];
     const home = join(this.base, "home");
     mkdirSync(home, { recursive: true });
     // Our own Erlang cookie: the CLI and the node find it through HOME.
-    writeFileSync(join(home, ".erlang.cookie"), randomBytes(20).toString("hex"), { mode: 0o400 });
-    writeFileSync(join(this.base, "enabled_plugins"), "[].\n");
+    writeFileSync(join(home, ".erlang.cookie"), opts.cookie ?? randomBytes(20).toString("hex"), { mode: 0o400 });
+    writeFileSync(join(this.base, "enabled_plugins"), `[${(opts.plugins ?? []).join(",")}].\n`);
     writeFileSync(join(this.base, "definitions.json"), JSON.stringify(this.definitions(), null, 1));
     writeFileSync(
       join(this.base, "rabbitmq.conf"),
@@ -87,11 +103,12 @@ export class PrivateBroker {
         `listeners.tcp.default = ${this.port}`,
         // The real-packet-drop variant reaches the node through a veth address.
         "loopback_users = none",
-        `load_definitions = ${join(this.base, "definitions.json")}`,
+        ...(opts.definitions === false ? [] : [`load_definitions = ${join(this.base, "definitions.json")}`]),
         "disk_free_limit.absolute = 1MB",
         "vm_memory_high_watermark.relative = 0.4",
         "log.console = false",
         "log.file.level = info",
+        ...(opts.config ?? []),
         "",
       ].join("\n"),
     );
@@ -118,6 +135,7 @@ export class PrivateBroker {
   static async start(opts: PrivateBrokerOptions = {}): Promise<PrivateBroker> {
     const tag = opts.tag ?? "chaos";
     const b = new PrivateBroker({
+      ...opts,
       tag,
       prefix: opts.prefix ?? "chaos.",
       backendQueue: opts.backendQueue ?? `${opts.prefix ?? "chaos."}backend`,
@@ -136,9 +154,9 @@ export class PrivateBroker {
   private definitions(): unknown {
     return {
       rabbit_version: "3.10.8",
-      users: [{ name: "guest", password_hash: rabbitPasswordHash("guest"), hashing_algorithm: "rabbit_password_hashing_sha256", tags: ["administrator"] }],
+      users: ["guest", ...this.users].map((name) => ({ name, password_hash: rabbitPasswordHash(name === "guest" ? "guest" : randomBytes(16).toString("hex")), hashing_algorithm: "rabbit_password_hashing_sha256", tags: ["administrator"] })),
       vhosts: [{ name: "/" }],
-      permissions: [{ user: "guest", vhost: "/", configure: ".*", write: ".*", read: ".*" }],
+      permissions: ["guest", ...this.users].map((user) => ({ user, vhost: "/", configure: ".*", write: ".*", read: ".*" })),
       exchanges: [{ name: `${this.prefix}owsla.up`, vhost: "/", type: "topic", durable: true, auto_delete: false, internal: false, arguments: {} }],
       queues: [{ name: this.backendQueue, vhost: "/", durable: true, auto_delete: false, arguments: {} }],
       bindings: [{ source: `${this.prefix}owsla.up`, vhost: "/", destination: this.backendQueue, destination_type: "queue", routing_key: "#", arguments: {} }],

@@ -39,6 +39,8 @@ export class BrokerProxy {
   private server: TCPSocketListener<Side> | null = null;
   private pairs = new Set<Pair>();
   port = 0;
+  /** Connections accepted so far (each is one connection attempt of a client). */
+  accepted = 0;
 
   constructor(
     private readonly targetPort = 5672,
@@ -54,6 +56,7 @@ export class BrokerProxy {
       port: this.port,
       socket: {
         open(client) {
+          self.accepted++;
           const pair: Pair = { client, upstream: null, pending: [] };
           client.data = { pair, queue: [] };
           self.pairs.add(pair);
