@@ -106,6 +106,16 @@ export class Mesh {
     for (let id = 0; id < o.self; id++) this.connect(this.peers[id]!);
   }
 
+  /** Resolves once the links to every other worker are up, or after `timeoutMs` (with whether they are). */
+  async whenAllUp(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.peers.every((p) => p.id === this.o.self || p.socket !== null)) return true;
+      if (Date.now() >= deadline) return false;
+      await Bun.sleep(10);
+    }
+  }
+
   /** Whether the link to `peer` is up. */
   up(peer: number): boolean {
     return peer === this.o.self || this.peers[peer]?.socket != null;

@@ -54,6 +54,9 @@ export function readTlsFiles(config: Config): TlsFiles | undefined {
   };
 }
 
+/** Longest a starting worker waits for its links to the other workers before reporting ready, in ms. */
+const MESH_READY_WAIT_MS = 5000;
+
 /** A running gateway worker: listener, sessions, store and broker link of one process. */
 export interface RunningWorker {
   port: number;
@@ -153,6 +156,9 @@ export async function startWorker(
       onPeerDown: (peer) => router.peerDown(peer),
     });
     mesh.start();
+    // Ready only once the other workers can be reached: a takeover or a command for a device
+    // on another worker needs the link (a peer restarting later is caught up on reconnect).
+    if (!(await mesh.whenAllUp(MESH_READY_WAIT_MS))) log.warn("Not every other worker is reachable yet; carrying on (they are caught up when their link comes up)", { waitedMs: MESH_READY_WAIT_MS });
   }
   const directory: DeviceDirectory = {
     welcomed(conn, deviceId, hardwareId) {
