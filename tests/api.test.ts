@@ -732,6 +732,26 @@ describe("revocation", () => {
     const { frame: stillOld } = await connectWith("rev-dev", oldToken);
     expect(stillOld).toMatchObject({ op: "error", code: "unauthorized" });
   }, 40_000);
+
+  test("another device's token cannot be passed off as a later generation (lock-9#2's token as lock-9's generation 2)", async () => {
+    const reg = await api("POST", "/api/v1/devices", { body: { hardware_id: "forge-lock-9" } });
+    const id = reg.json.device.id;
+    knownHw.add("forge-lock-9");
+    expect((await api("POST", `/api/v1/devices/${id}/revoke`)).status).toBe(200);
+    expect((await api("POST", `/api/v1/devices/${id}/revoke`)).status).toBe(200);
+    // The attacker owns a device whose hardware id it chose: "forge-lock-9#2" (and #1000).
+    for (const g of [2, 1000]) {
+      const forged = `${g}.${gw.token(`forge-lock-9#${g}`)}`;
+      for (let i = 0; i < 2; i++) {
+        const { frame } = await connectWith("forge-lock-9", forged);
+        expect(frame).toMatchObject({ op: "error", code: "unauthorized" });
+      }
+    }
+    // Only the current generation's token works; a later generation never issued does not.
+    const issued = await api("POST", `/api/v1/devices/${id}/token`);
+    expect(issued.json.token).toStartWith("2.");
+    expect((await connectWith("forge-lock-9", issued.json.token)).frame).toMatchObject({ op: "welcome", id });
+  }, 20_000);
 });
 
 describe("configured API token", () => {

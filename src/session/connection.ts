@@ -5,7 +5,7 @@
 import { LineDecoder } from "../protocol/line-decoder.ts";
 import { encodeFrame, errorFrame, parseFrame, type DeviceFrame, type GatewayFrame, type HelloFrame, type PubFrame } from "../protocol/frames.ts";
 import { connectionId, deviceUuid, freshDeviceUuid } from "../identity/identity.ts";
-import { verifyToken } from "../auth/token.ts";
+import { authenticateHello } from "../auth/hello-auth.ts";
 import type { Command } from "../store/inbox.ts";
 import { Outbound } from "./outbound.ts";
 import type { SessionContext } from "./context.ts";
@@ -50,6 +50,8 @@ export class DeviceConnection {
   closingSince = 0;
   /** False until a TLS handshake completes (always true on plain TCP). */
   handshaken = true;
+  /** Names of the verified TLS client certificate (CN, SANs); null without one. */
+  certNames: string[] | null = null;
   /** When `welcome` was sent (high-resolution wall clock, comparable across workers). */
   welcomedAt = 0;
   /** Command ids written on this connection and not yet acked (to avoid re-sending them). */
@@ -225,14 +227,15 @@ export class DeviceConnection {
   }
 
   /**
-   * Counts a failed hello against the source address and the hardware id (bans brute force).
+   * Counts a failed hello against the source address (bans brute force; never against the
+   * hardware id, so nobody can lock a device out without its credentials).
    * Resolves once the other workers have been told, so the device's next attempt is counted
    * with this one wherever it lands.
    */
   private async recordAuthFailure(hardwareId: string | undefined): Promise<void> {
     const { bans } = this.ctx.auth;
     const before = bans.bansTotal;
-    const keys = [`ip:${this.socket.remoteAddress}`, ...(hardwareId ? [`hw:${hardwareId}`] : [])];
+    const keys = [`ip:${this.socket.remoteAddress}`];
     for (const k of keys) bans.fail(k);
     const relay = this.ctx.cluster.announceAuthFailure(keys);
     const banned = bans.bansTotal - before;
@@ -253,30 +256,13 @@ export class DeviceConnection {
     this.helloInProgress = true;
     let id: string;
     let mustPersist = false;
-    if (f.device) {
-      const left = ctx.auth.bans.remaining(`hw:${f.device}`);
-      if (left > 0) {
-        ctx.metrics.inc("owsla_accepts_rejected_total", { reason: "banned_hardware_id" });
-        this.close("unauthorized", "rate_limited", `Too many failed logins for this hardware id; retry in ${Math.ceil(left / 1000)} s`, left);
-        return;
-      }
-    }
-    if (ctx.auth.mode === "token") {
-      const floor = f.device ? (ctx.auth.tokenFloors.get(deviceUuid(ctx.siteNamespace, f.device)) ?? 0) : 0;
-      if (!f.device || !f.token || !verifyToken(ctx.auth.secret, f.device, f.token, floor)) {
-        ctx.metrics.inc("owsla_auth_failures_total");
-        const why = !f.device
-          ? "hello needs `device` (the hardware id) in token mode"
-          : !f.token
-            ? "hello has no `token`"
-            : floor > 0 && verifyToken(ctx.auth.secret, f.device, f.token)
-              ? "this token was revoked; ask the installer for a re-issued one"
-              : "token does not match the hardware id";
-        ctx.log.debug("Device refused", { hardware_id: f.device, remote: this.socket.remoteAddress, why });
-        await this.recordAuthFailure(f.device);
-        this.close("unauthorized", "unauthorized", `Unauthorized: ${why}; ask the installer for a token minted with \`owsla token <hardware-id>\``);
-        return;
-      }
+    const verdict = authenticateHello(ctx.auth, ctx.siteNamespace, f, this.certNames);
+    if (!verdict.ok) {
+      ctx.metrics.inc("owsla_auth_failures_total");
+      ctx.log.debug("Device refused", { hardware_id: f.device, remote: this.socket.remoteAddress, why: verdict.message });
+      await this.recordAuthFailure(f.device);
+      this.close("unauthorized", "unauthorized", verdict.message);
+      return;
     }
     if (f.device) {
       this.hardwareId = f.device;
