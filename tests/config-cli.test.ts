@@ -100,6 +100,8 @@ describe("invalid configuration", () => {
     { name: "a config file with an unknown key", file: ["bad-key.toml", "[device]\nprot = 7070\n"], want: ["device.prot", "bad-key.toml"] },
     { name: "a config file with a bad value", file: ["bad-value.toml", '[device]\nport = "abc"\n'], want: ["device.port", "bad-value.toml", "abc"] },
     { name: "a config file with an unknown section", file: ["bad-section.toml", "[devices]\nport = 1\n"], want: ["devices", "bad-section.toml"] },
+    { name: "an unknown OWSLA_* variable", env: { OWSLA_DEVICE_PROT: "7070" }, want: ["OWSLA_DEVICE_PROT", "did you mean OWSLA_DEVICE_PORT"] },
+    { name: "a config file with a TOML syntax error", file: ["bad-syntax.toml", "[device]\n# ok\nport = = 1\n"], want: ["bad-syntax.toml", "line 3", "port = = 1"] },
   ];
 
   for (const c of cases) {
