@@ -14,6 +14,10 @@ import { JunkCollector } from "./junk-gc.ts";
 import { FloodGuard } from "./flood-guard.ts";
 import { openSynFilter } from "./syn-filter.ts";
 import { readdirSync } from "node:fs";
+import { bunTlsOptions, type TlsFiles } from "./tls-config.ts";
+import { certificateNames } from "../auth/cert-identity.ts";
+
+export type { TlsFiles } from "./tls-config.ts";
 
 /** Connections closed per slice when many expire at once. */
 export const CLOSE_SLICE = 256;
@@ -52,14 +56,6 @@ export interface ListenerOptions {
   floodBlockMs: number;
   /** Serve TLS with these PEM contents instead of plain TCP. */
   tls?: TlsFiles;
-}
-
-/** PEM contents for a TLS device listener. */
-export interface TlsFiles {
-  cert: string;
-  key: string;
-  /** When set, devices must present a client certificate signed by this CA. */
-  clientCa?: string;
 }
 
 /** A running device listener. */
@@ -101,15 +97,7 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext): Devic
     port,
     // Missing from Bun's public types, supported on Linux.
     ...({ reusePort: true } as object),
-    ...(opts.tls
-      ? {
-          tls: {
-            cert: opts.tls.cert,
-            key: opts.tls.key,
-            ...(opts.tls.clientCa ? { ca: opts.tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
-          },
-        }
-      : {}),
+    ...(opts.tls ? { tls: bunTlsOptions(opts.tls) } : {}),
     socket: {
       open(socket: Sock) {
         if (connections.size >= opts.maxConnections) {
@@ -143,12 +131,17 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext): Devic
       handshake(socket: Sock, success: boolean) {
         const conn = socket.data?.conn;
         if (!conn) return;
+        // With a CRL, a revoked certificate reports success but not `authorized` (Bun 1.4.5).
+        if (success && opts.tls?.clientCa && !(socket as unknown as { authorized?: boolean }).authorized) success = false;
         if (success) {
           conn.handshaken = true;
+          if (opts.tls?.clientCa) conn.certNames = certificateNames(socket as never);
           conn.onDrain();
         } else {
           metrics.inc("owsla_tls_handshake_failures_total");
           conn.closeReason ??= "socket_error";
+          // Never serve a connection whose certificate failed verification.
+          socket.terminate();
         }
       },
       drain(socket: Sock) {

@@ -20,7 +20,8 @@ import { Registry } from "../registry/registry.ts";
 import { LocalRouter } from "../registry/local-router.ts";
 import { Metrics } from "../metrics/metrics.ts";
 import { loadOrCreateSecret } from "../auth/token.ts";
-import { startListener, type TlsFiles } from "../listener/listener.ts";
+import { startListener } from "../listener/listener.ts";
+import { readTlsFiles } from "../listener/tls-config.ts";
 import { maxConnections } from "../listener/fd-limit.ts";
 import { TAKEN_OVER_MESSAGE, type DeviceConnection } from "../session/connection.ts";
 import type { SessionContext } from "../session/context.ts";
@@ -31,24 +32,7 @@ import { Cluster } from "../registry/cluster.ts";
 import { answerControl, isControlRequest } from "../control/protocol.ts";
 import { secretPath } from "../cli/commands.ts";
 
-/** Reads the device listener's TLS files named in the config (none when tls_cert is empty). */
-export function readTlsFiles(config: Config): TlsFiles | undefined {
-  const { tls_cert, tls_key, tls_client_ca } = config.device;
-  if (!tls_cert && !tls_key && !tls_client_ca) return undefined;
-  if (!tls_cert || !tls_key) throw new Error("Invalid config: device.tls_cert and device.tls_key must be set together (PEM files)");
-  const read = (key: string, path: string) => {
-    try {
-      return readFileSync(path, "utf8");
-    } catch (e) {
-      throw new Error(`Cannot read ${key} ${path}: ${(e as Error).message}; check the path and that the gateway's user may read it`);
-    }
-  };
-  return {
-    cert: read("device.tls_cert", tls_cert),
-    key: read("device.tls_key", tls_key),
-    clientCa: tls_client_ca ? read("device.tls_client_ca", tls_client_ca) : undefined,
-  };
-}
+export { readTlsFiles } from "../listener/tls-config.ts";
 
 /** How long a worker remembers that the API waits for a command's ack (longer than the longest wait), in ms. */
 const ACK_WATCH_MS = 65_000;
