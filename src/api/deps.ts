@@ -82,6 +82,8 @@ export interface ApiDeps {
   kick(id: string): Promise<Maybe<boolean>>;
   /** Summary numbers for the dashboard and `owsla status`. */
   stats(): Promise<Stats>;
+  /** Logs a request that failed inside the gateway (the client only gets a reference). */
+  logError?(message: string, fields: { ref: string; method: string; path: string; err: Error }): void;
 }
 
 /** Gateway summary. */

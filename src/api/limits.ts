@@ -19,7 +19,7 @@ export const DEFAULT_ACK_TIMEOUT_MS = 10_000;
 export const MAX_ACK_TIMEOUT_MS = 60_000;
 
 /** Longest `hardware_id`, in characters (as in the device `hello`). */
-export const MAX_HARDWARE_ID = 256;
+export { MAX_HARDWARE_ID } from "../protocol/hardware-id.ts";
 /** Longest `room`, `kind` or `label`, in characters. */
 export const MAX_META_TEXT = 256;
 /** Longest command `topic`, in characters (as in the device protocol). */

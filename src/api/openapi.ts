@@ -36,7 +36,7 @@ const errorRef = (name: string): Doc => ({ $ref: `#/components/responses/${name}
 const nullable = (type: string, extra: Doc = {}): Doc => ({ type: [type, "null"], ...extra });
 
 /** Responses every protected route may give. */
-const PROTECTED = { "401": errorRef("Unauthorized"), "500": errorRef("Internal") };
+const PROTECTED = { "401": errorRef("Unauthorized"), "429": errorRef("RateLimited"), "500": errorRef("Internal") };
 /** Responses of every route taking a device id. */
 const BY_ID = { "400": errorRef("BadRequest"), ...PROTECTED, "404": errorRef("NotFound") };
 /** Responses of every route reading a JSON body. */
@@ -195,6 +195,10 @@ function counts(names: string[]): Doc {
 const RESPONSES: Doc = {
   BadRequest: json("Invalid id, query parameter or body (code bad_request); the message names the field.", ref("Error")),
   Unauthorized: json("Missing or wrong bearer token (code unauthorized).", ref("Error")),
+  RateLimited: {
+    ...json("Too many wrong or missing bearer tokens from this client address within a minute (code rate_limited); the right token is never limited.", ref("Error")),
+    headers: { "Retry-After": { description: "Seconds until this address may try another token.", schema: { type: "integer", minimum: 1 } } },
+  },
   NotFound: json("No device with this id (code not_found).", ref("Error")),
   PayloadTooLarge: json(`Body larger than ${MAX_BODY_BYTES} bytes (code payload_too_large).`, ref("Error")),
   Internal: json("The gateway failed (code internal).", ref("Error")),
@@ -215,7 +219,8 @@ function paths(): Doc {
       get: {
         operationId: "health",
         tags: ["monitoring"],
-        summary: "Liveness: the API answers",
+        summary: "Liveness: the supervisor answers (it restarts failed workers itself)",
+        description: "No token needed. 200 while the supervisor's event loop runs.",
         security: [],
         responses: {
           "200": json("Alive.", { type: "object", required: ["status"], properties: { status: { type: "string", const: "ok" } } }),
@@ -226,8 +231,12 @@ function paths(): Doc {
       get: {
         operationId: "ready",
         tags: ["monitoring"],
-        summary: "Readiness: all workers up and ready, store usable",
-        responses: { "200": json("Ready.", ref("Readiness")), "503": json("Not ready.", ref("Readiness")), ...PROTECTED },
+        summary: "Readiness: all workers up and listening, store usable",
+        description:
+          "No token needed. 200 when every worker is up and listening and the store is usable, else 503. " +
+          "The broker is reported, not required: with the broker down, devices are served and their messages kept in the outbox, so the gateway stays ready.",
+        security: [],
+        responses: { "200": json("Ready.", ref("Readiness")), "503": json("Not ready.", ref("Readiness")) },
       },
     },
     "/metrics": {
@@ -378,7 +387,7 @@ export function openApiDocument(info: OpenApiInfo): Doc {
       title: "Owsla control API",
       version: info.version,
       description:
-        `Control API of Owsla gateway ${info.gatewayId}. Every route except GET / and GET /healthz needs ` +
+        `Control API of Owsla gateway ${info.gatewayId}. Every route except GET /, GET /healthz and GET /readyz needs ` +
         '"Authorization: Bearer <api.token>". Errors are {"error":{"code","message"}}.',
     },
     tags: [

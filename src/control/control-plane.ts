@@ -74,6 +74,10 @@ export class ControlPlane implements ApiDeps {
     this.apiToken = o.apiToken;
   }
 
+  logError(message: string, fields: { ref: string; method: string; path: string; err: Error }): void {
+    this.o.log.error(message, fields);
+  }
+
   /** A worker reported that a watched command was acked. */
   onAck(n: AckNotice): void {
     this.ackWaiters.signal(`${n.deviceId}/${n.cmdId}`);
