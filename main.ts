@@ -21,7 +21,8 @@ import { ControlClient, isAckNotice, isControlResponse } from "./src/control/pro
 import { ControlPlane } from "./src/control/control-plane.ts";
 import { createApi } from "./src/api/app.ts";
 import { ADMIN_USAGE } from "./src/cli/admin.ts";
-import { adminCommand, secretPath, tokenCommand } from "./src/cli/commands.ts";
+import { adminCommand, secretPath } from "./src/cli/commands.ts";
+import { tokenMain } from "./src/cli/token.ts";
 import { startSupervisor } from "./src/supervisor/supervisor.ts";
 import { connectToSupervisor } from "./src/supervisor/worker-link.ts";
 import { runLoadCommand } from "./src/load/command.ts";
@@ -32,7 +33,8 @@ const USAGE = `Usage: owsla [command] [options]
 
 Commands:
   serve                        Run the gateway (default)
-  token <hw-id>                Print the device token for a hardware id (site secret in the data dir)
+  token <hw-id>                Print the device token for a hardware id (site secret in the data dir;
+                               never creates one unless --create-secret, never lifts a revocation)
   devices                      List devices (control API)
   device <id>                  Show one device
   send <id> <topic> <json>     Send a command to a device
@@ -229,7 +231,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (command in ADMIN_USAGE) return await adminCommand(command, args);
   if (command === "load") return await runLoadCommand(args);
-  if (!["serve", "worker", "token", "version", "help"].includes(command)) {
+  if (command === "token") return tokenMain(args);
+  if (!["serve", "worker", "version", "help"].includes(command)) {
     process.stderr.write(`Unknown command "${command}".\n${USAGE}\n`);
     return 2;
   }
@@ -260,7 +263,6 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write((command === "serve" && argv[0] !== "serve" ? USAGE + "\n\n" : "") + helpText(command) + "\n");
     return 0;
   }
-  if (command === "token") return tokenCommand(loaded.config, loaded.positionals);
   if (loaded.positionals.length > 0) {
     process.stderr.write(`Unexpected argument "${loaded.positionals[0]}".\n${USAGE}\n`);
     return 2;

@@ -4,7 +4,8 @@
  * created on first start; gateways of one site share it by copying that file.
  */
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from "node:fs";
+import { makePrivateDir } from "../store/private-files.ts";
 
 /** Creates `path` exclusively with `text`, mode 0600, and fsyncs it (it must survive a power cut). */
 function writeNewFileDurably(path: string, text: string): void {
@@ -87,7 +88,7 @@ export function loadOrCreateApiToken(path: string): { token: string; created: bo
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
   }
-  mkdirSync(dirname(path), { recursive: true });
+  makePrivateDir(dirname(path), false);
   // Hex: a token must work as a separate command-line argument (`--api-token TOKEN`), and the
   // argument parser takes a value starting with "-" (1 base64url token in 64) for a flag.
   const token = randomBytes(24).toString("hex");
@@ -121,7 +122,7 @@ export function loadOrCreateSecret(path: string): Uint8Array {
   };
   const existing = read();
   if (existing) return existing;
-  mkdirSync(dirname(path), { recursive: true });
+  makePrivateDir(dirname(path), false);
   try {
     writeNewFileDurably(path, randomBytes(32).toString("hex") + "\n");
   } catch (e) {

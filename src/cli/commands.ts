@@ -1,16 +1,11 @@
 /**
- * The command-line commands that do not run the gateway: `token` (mints a device token from
- * the site secret) and the admin commands (thin clients of the control API).
+ * The command-line commands that do not run the gateway: the admin commands (thin clients of
+ * the control API). `token` is in token.ts.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig, ConfigError } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
-import { openDatabase } from "../store/db.ts";
-import { Batcher } from "../store/batcher.ts";
-import { DeviceStore } from "../store/devices.ts";
-import { deviceUuid } from "../identity/identity.ts";
-import { loadOrCreateSecret, mintToken } from "../auth/token.ts";
 import { ADMIN_USAGE, EXIT, extractAdminFlags, runAdmin } from "./admin.ts";
 
 /** Path of the site secret for `config`. */
@@ -54,28 +49,3 @@ export async function adminCommand(command: string, argv: string[]): Promise<num
   const host = c.api.host === "0.0.0.0" ? "127.0.0.1" : c.api.host.includes(":") ? `[${c.api.host}]` : c.api.host;
   return await runAdmin(command, loaded.positionals, split.flags, { baseUrl: `http://${host}:${c.api.port}`, token, json: split.flags.json, out, err });
 }
-
-/** `owsla token <hardware-id>`: prints the token for the device's current generation. */
-export function tokenCommand(config: Config, positionals: string[]): number {
-  const hw = positionals[0];
-  if (!hw || positionals.length > 1) {
-    process.stderr.write("Usage: owsla token <hardware-id> [--data DIR]\nPrints the token a device with that hardware id presents in hello.\n");
-    return 2;
-  }
-  // After a revocation the token must carry the device's current generation.
-  let generation = 0;
-  const dbFile = join(config.store.dir, "owsla.db");
-  if (existsSync(dbFile)) {
-    const db = openDatabase(config.store.dir);
-    try {
-      const devices = new DeviceStore(db, new Batcher(db));
-      const id = deviceUuid(config.gateway.site_namespace, hw);
-      if (devices.get(id)) generation = devices.reissue(id) ?? 0;
-    } finally {
-      db.close();
-    }
-  }
-  process.stdout.write(mintToken(loadOrCreateSecret(secretPath(config)), hw, generation) + "\n");
-  return 0;
-}
-

@@ -6,7 +6,7 @@
  * WAL with `synchronous=NORMAL` survives process crashes (not power loss).
  */
 import { Database } from "bun:sqlite";
-import { mkdirSync } from "node:fs";
+import { makePrivateDbFile, makePrivateDir } from "./private-files.ts";
 import { join } from "node:path";
 
 /** File name of the database inside the data directory. */
@@ -65,13 +65,14 @@ CREATE TABLE IF NOT EXISTS probe (worker INTEGER PRIMARY KEY, at INTEGER NOT NUL
  */
 export function openDatabase(dir: string, opts: { synchronous?: "NORMAL" | "FULL" } = {}): Database {
   try {
-    mkdirSync(dir, { recursive: true });
+    makePrivateDir(dir);
   } catch (e) {
     throw new Error(`Cannot create data directory ${dir}: ${(e as Error).message}; check the path and its permissions (store.dir)`);
   }
   const path = join(dir, DB_FILE);
   let db: Database;
   try {
+    makePrivateDbFile(path);
     db = new Database(path, { create: true, strict: true });
   } catch (e) {
     throw new Error(`Cannot open database ${path}: ${(e as Error).message}; check store.dir and its permissions`);
