@@ -13,6 +13,7 @@ import { Batcher } from "./src/store/batcher.ts";
 import { DeviceStore } from "./src/store/devices.ts";
 import { Inbox } from "./src/store/inbox.ts";
 import { Outbox } from "./src/store/outbox.ts";
+import { summarizeOutbox } from "./src/store/outbox-summary.ts";
 import { Metrics } from "./src/metrics/metrics.ts";
 import { loadOrCreateApiToken, loadOrCreateSecret } from "./src/auth/token.ts";
 import { isAuthFailure, isForward } from "./src/registry/cluster.ts";
@@ -23,6 +24,8 @@ import { createApi } from "./src/api/app.ts";
 import { ADMIN_USAGE } from "./src/cli/admin.ts";
 import { adminCommand, secretPath } from "./src/cli/commands.ts";
 import { tokenMain } from "./src/cli/token.ts";
+import { backupMain } from "./src/cli/backup.ts";
+import { configMain } from "./src/cli/config-check.ts";
 import { startSupervisor } from "./src/supervisor/supervisor.ts";
 import { connectToSupervisor } from "./src/supervisor/worker-link.ts";
 import { runLoadCommand } from "./src/load/command.ts";
@@ -39,7 +42,12 @@ Commands:
   device <id>                  Show one device
   send <id> <topic> <json>     Send a command to a device
   kick <id>                    Disconnect a device
+  revoke <id | hw-id>          Revoke a device's tokens and disconnect it
+  register <hw-id>             Pre-register a device; prints its id and token
   status                       Workers, connections, broker link, queues
+  outbox                       How full the outbox is: messages, bytes, oldest, per device
+  backup <dir>                 Consistent copy of the databases, site secret and API token (while running)
+  config check                 Validate the configuration; print it with sources, secrets hidden
   version                      Print version, git commit and target
   load                         Simulate devices (or, with --backend, a back-end) for load tests
 Run "owsla <command> --help" for the options of a command.`;
@@ -138,6 +146,7 @@ async function serve(config: Config, args: string[]): Promise<number> {
     version: VERSION,
     apiToken,
     commandTtlS: config.broker.command_ttl_s,
+    outbox: (limit) => summarizeOutbox([db], limit),
     metrics,
     log,
   });
@@ -232,6 +241,8 @@ export async function main(argv: string[]): Promise<number> {
   if (command in ADMIN_USAGE) return await adminCommand(command, args);
   if (command === "load") return await runLoadCommand(args);
   if (command === "token") return tokenMain(args);
+  if (command === "backup") return backupMain(args);
+  if (command === "config") return configMain(args);
   if (!["serve", "worker", "version", "help"].includes(command)) {
     process.stderr.write(`Unknown command "${command}".\n${USAGE}\n`);
     return 2;

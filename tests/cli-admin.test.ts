@@ -211,11 +211,11 @@ describe("version, token and help", () => {
     expect(r.stdout).toMatch(/^owsla \d+\.\d+\.\d+\S*\ncommit \S+\ntarget \S.*\n$/);
   });
 
-  test.each(["serve", "token", "devices", "device", "send", "kick", "status", "version"])("%s --help exits 0 with its usage on stdout", async (c) => {
+  test.each(["serve", "token", "devices", "device", "send", "kick", "status", "version", "revoke", "register", "outbox", "backup", "config"])("%s --help exits 0 with its usage on stdout", async (c) => {
     const r = await run([c, "--help"]);
     expect([r.code, r.stderr]).toEqual([0, ""]);
     expect(r.stdout).toMatch(new RegExp(`Usage: (owsla )?${c}\\b`));
-    if (["devices", "device", "send", "kick", "status"].includes(c)) {
+    if (["devices", "device", "send", "kick", "status", "revoke", "register", "outbox"].includes(c)) {
       // Admin commands list the connection options and the exit codes.
       expect(r.stdout).toContain("--api-port");
       expect(r.stdout).toMatch(/Exit codes: 0 ok, 1 .*, 2 usage, 3 .*, 4 unauthorized/);

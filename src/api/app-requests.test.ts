@@ -108,6 +108,14 @@ describe("gateway", () => {
     expect(await res.json()).toEqual({ workers: deps.workerList });
   });
 
+  test("GET /api/v1/outbox returns the outbox summary, limit devices listed", async () => {
+    const { call } = setup();
+    const res = await call("GET", "/api/v1/outbox?limit=1");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ rows: 4, bytes: 160, oldest_age_s: 60, devices_total: 2, devices: [{ rows: 3 }] });
+    await expectError(await call("GET", "/api/v1/outbox?limit=0"), 400, "bad_request", '"limit"');
+  });
+
   test("GET /api/v1/stats returns the summary", async () => {
     const { call } = setup();
     const res = await call("GET", "/api/v1/stats");

@@ -63,6 +63,7 @@ test("the app has exactly the documented routes", () => {
       "GET /api/v1/openapi.json",
       "GET /api/v1/workers",
       "GET /api/v1/stats",
+      "GET /api/v1/outbox",
       "GET /api/v1/devices",
       "POST /api/v1/devices",
       "GET /api/v1/devices/{id}",
@@ -79,7 +80,7 @@ describe("authentication", () => {
   test("every protected route refuses a missing, malformed or wrong token with 401", async () => {
     const { app, call } = setup();
     const protectedRoutes = appRoutes(app).filter((r) => !PUBLIC.has(r));
-    expect(protectedRoutes).toHaveLength(12);
+    expect(protectedRoutes).toHaveLength(13);
     for (const route of protectedRoutes) {
       const [method, path] = route.split(" ") as [string, string];
       const url = path.replace("{id}", GOOD_ID);

@@ -8,6 +8,11 @@
 /** Largest request body in bytes; larger bodies get 413 `payload_too_large`. */
 export const MAX_BODY_BYTES = 64 * 1024;
 
+/** Devices listed by `GET /api/v1/outbox` when `limit` is not given. */
+export const DEFAULT_OUTBOX_DEVICES = 20;
+/** Largest `limit` of `GET /api/v1/outbox`. */
+export const MAX_OUTBOX_DEVICES = 1000;
+
 /** Devices per page when `limit` is not given. */
 export const DEFAULT_PAGE_LIMIT = 100;
 /** Largest `limit` of a device list. */

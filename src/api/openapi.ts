@@ -10,6 +10,8 @@ import {
   DEFAULT_PAGE_LIMIT,
   MAX_ACK_TIMEOUT_MS,
   MAX_BODY_BYTES,
+  DEFAULT_OUTBOX_DEVICES,
+  MAX_OUTBOX_DEVICES,
   MAX_CORR,
   MAX_HARDWARE_ID,
   MAX_META_TEXT,
@@ -162,6 +164,26 @@ const SCHEMAS: Doc = {
       workers: { type: "integer" },
       store: { type: "string", description: '"ok" or what is wrong.' },
       broker: { type: "object", additionalProperties: { type: "string" }, description: "Link state per worker." },
+    },
+  },
+  Outbox: {
+    type: "object",
+    required: ["rows", "bytes", "oldest", "oldest_age_s", "devices_total", "devices"],
+    properties: {
+      rows: { type: "integer", description: "Messages held for the broker." },
+      bytes: { type: "integer", description: "Sum of their bodies, in bytes." },
+      oldest: nullable("string", { format: "date-time", description: "When the oldest was received; null when empty." }),
+      oldest_age_s: nullable("integer", { description: "Its age in seconds; null when empty." }),
+      devices_total: { type: "integer", description: "Devices with messages held." },
+      devices: {
+        type: "array",
+        description: "The devices holding most messages, most first.",
+        items: {
+          type: "object",
+          required: ["device_id", "rows", "bytes", "oldest"],
+          properties: { device_id: { type: "string", format: "uuid" }, rows: { type: "integer" }, bytes: { type: "integer" }, oldest: { type: "string", format: "date-time" } },
+        },
+      },
     },
   },
   Stats: {
@@ -366,6 +388,15 @@ function paths(): Doc {
           "200": json("All workers.", { type: "object", required: ["workers"], properties: { workers: { type: "array", items: ref("Worker") } } }),
           ...PROTECTED,
         },
+      },
+    },
+    "/api/v1/outbox": {
+      get: {
+        operationId: "outbox",
+        tags: ["gateway"],
+        summary: "How full the outbox is: rows, bytes, oldest row, and the devices holding most rows",
+        parameters: [query("limit", "Devices listed.", { type: "integer", minimum: 1, maximum: MAX_OUTBOX_DEVICES, default: DEFAULT_OUTBOX_DEVICES })],
+        responses: { "200": json("The outbox.", ref("Outbox")), "400": errorRef("BadRequest"), ...PROTECTED },
       },
     },
     "/api/v1/stats": {

@@ -2,7 +2,10 @@
  * The command-line commands that do not run the gateway: the admin commands (thin clients of
  * the control API). `token` is in token.ts.
  */
+import { Database } from "bun:sqlite";
 import { readFileSync } from "node:fs";
+import { databaseFiles, hasOutbox } from "../store/db-files.ts";
+import { summarizeOutbox, type OutboxSummary } from "../store/outbox-summary.ts";
 import { join } from "node:path";
 import { loadConfig, ConfigError } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
@@ -11,6 +14,18 @@ import { ADMIN_USAGE, EXIT, extractAdminFlags, runAdmin } from "./admin.ts";
 /** Path of the site secret for `config`. */
 export function secretPath(config: Config): string {
   return config.auth.secret_file || join(config.store.dir, "site.secret");
+}
+
+/** The outbox summary read straight from the database files in `dir` (gateway not running); null without any. */
+function readLocalOutbox(dir: string, limit: number): { summary: OutboxSummary; source: string } | null {
+  const files = databaseFiles(dir);
+  if (!files.length) return null;
+  const dbs = files.map((f) => new Database(f, { readonly: true }));
+  try {
+    return { summary: summarizeOutbox(dbs.filter(hasOutbox), limit), source: files.join(", ") };
+  } finally {
+    for (const db of dbs) db.close();
+  }
 }
 
 /** Runs an admin command against the running gateway's control API. */
@@ -47,5 +62,12 @@ export async function adminCommand(command: string, argv: string[]): Promise<num
     }
   }
   const host = c.api.host === "0.0.0.0" ? "127.0.0.1" : c.api.host.includes(":") ? `[${c.api.host}]` : c.api.host;
-  return await runAdmin(command, loaded.positionals, split.flags, { baseUrl: `http://${host}:${c.api.port}`, token, json: split.flags.json, out, err });
+  return await runAdmin(command, loaded.positionals, split.flags, {
+    baseUrl: `http://${host}:${c.api.port}`,
+    token,
+    json: split.flags.json,
+    out,
+    err,
+    localOutbox: (limit) => readLocalOutbox(c.store.dir, limit),
+  });
 }

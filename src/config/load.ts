@@ -31,6 +31,8 @@ export interface LoadResult {
   positionals: string[];
   /** `-h` or `--help` was given; nothing but the flags was read. */
   help: boolean;
+  /** Where each key's value came from (`section.key` -> "default", "from OWSLA_DEVICE_PORT", ...). */
+  sources: Record<string, string>;
 }
 
 interface Resolved {
@@ -216,7 +218,8 @@ export function loadConfig(args: string[], env: Record<string, string | undefine
   const parsed = parseFlags(args);
   const values = defaults();
   const help = parsed.values.help === true;
-  if (help) return { config: build(values), positionals: parsed.positionals, help };
+  const sources = () => Object.fromEntries([...values].map(([k, v]) => [k, v.source]));
+  if (help) return { config: build(values), positionals: parsed.positionals, help, sources: sources() };
 
   const flagPath = parsed.values.config;
   const path = typeof flagPath === "string" ? flagPath : env[CONFIG_ENV];
@@ -235,5 +238,5 @@ export function loadConfig(args: string[], env: Record<string, string | undefine
   }
 
   crossCheck(values);
-  return { config: build(values), positionals: parsed.positionals, help };
+  return { config: build(values), positionals: parsed.positionals, help, sources: sources() };
 }
