@@ -8,15 +8,15 @@ import { VERSION, buildInfo } from "./src/version.ts";
 import { loadConfig, ConfigError, helpText, describeConfig } from "./src/config/load.ts";
 import type { Config } from "./src/config/types.ts";
 import { createLogger, type Logger } from "./src/log/logger.ts";
-import { openDatabase } from "./src/store/db.ts";
-import { Batcher } from "./src/store/batcher.ts";
+import { openSiteDatabase } from "./src/store/db.ts";
 import { DeviceStore } from "./src/store/devices.ts";
-import { Inbox } from "./src/store/inbox.ts";
-import { Outbox } from "./src/store/outbox.ts";
-import { summarizeOutbox } from "./src/store/outbox-summary.ts";
+import { upgradeLayout } from "./src/store/layout.ts";
+import { WorkerFiles } from "./src/store/worker-files.ts";
 import { Metrics } from "./src/metrics/metrics.ts";
 import { loadOrCreateApiToken, loadOrCreateSecret } from "./src/auth/token.ts";
-import { isAuthFailure, isForward } from "./src/registry/cluster.ts";
+import { isAuthFailure, type SiteMessage } from "./src/registry/site-link.ts";
+import { meshDir } from "./src/mesh/mesh.ts";
+import { rmSync } from "node:fs";
 import { BanList } from "./src/auth/bans.ts";
 import { ControlClient, isAckNotice, isControlResponse } from "./src/control/protocol.ts";
 import { ControlPlane } from "./src/control/control-plane.ts";
@@ -89,15 +89,14 @@ async function serve(config: Config, args: string[]): Promise<number> {
   // Create shared files once, before workers race for them.
   const secret = loadOrCreateSecret(secretPath(config));
   const apiToken = resolveApiToken(config);
-  const db = openDatabase(config.store.dir);
-  const batcher = new Batcher(db, { delayMs: 1 });
-  const adopted = new Outbox(db, batcher, 0).adoptOrphans(count);
-  if (adopted > 0) log.info("Outbox rows of workers that no longer exist were handed to worker 0", { rows: adopted });
-  const devices = new DeviceStore(db, batcher);
-  // Commands sent through the API are acknowledged to the caller once stored: FULL sync.
-  const durableDb = openDatabase(config.store.dir, { synchronous: "FULL" });
-  const durable = new Batcher(durableDb, { delayMs: 1 });
-  const inbox = new Inbox(durableDb, durable);
+  // The supervisor is the one writer of the site database; each worker writes its own file.
+  const db = openSiteDatabase(config.store.dir);
+  const layout = upgradeLayout(db, config.store.dir, count);
+  if (layout.legacyOutbox + layout.legacyCommands > 0) log.info("Moved the shared database's outbox and stored commands into the workers' own files", { ...layout });
+  if (layout.orphanFiles.length > 0) log.info("Rows of workers that no longer exist were handed to worker 0", { rows: layout.orphanRows, files: layout.orphanFiles });
+  const devices = new DeviceStore(db);
+  devices.resetAll("gateway_restart");
+  const workerFiles = new WorkerFiles(config.store.dir, count);
   const metrics = new Metrics();
   // Every worker announces its failed hellos through here: counting bans in this one place
   // counts each once (the workers' own lists, fed in different orders, ban on their own).
@@ -118,35 +117,60 @@ async function serve(config: Config, args: string[]): Promise<number> {
     periodMs: config.workers.restart_period_s * 1000,
     heartbeatMs: config.workers.heartbeat_ms,
     hangTimeoutMs: config.workers.hang_timeout_ms,
+    busyTimeoutMs: config.workers.busy_timeout_s * 1000,
     shutdownDeadlineMs: config.workers.shutdown_deadline_s * 1000,
     log,
     onMessage: (from, msg) => {
-      if (isForward(msg)) {
-        if (isAuthFailure(msg)) countBans(msg.payload.keys);
-        if (msg.to !== undefined) sup.send(msg.to, msg.payload);
-        else for (const w of sup.workers()) if (w.id !== from && w.up) sup.send(w.id, msg.payload);
-        // The sender answers the failed hello only after this: the others have it first.
-        if (isAuthFailure(msg)) sup.send(from, { t: "relayed", seq: msg.payload.seq });
+      if (isAuthFailure(msg)) {
+        countBans(msg.payload.keys);
+        for (const w of sup.workers()) if (w.id !== from && w.up) sup.send(w.id, msg.payload);
+        sup.send(from, { t: "relayed", seq: msg.payload.seq });
       } else if (isControlResponse(msg)) client.onResponse(msg);
       else if (isAckNotice(msg)) plane?.onAck(msg);
+      else siteMessage(from, msg as SiteMessage);
+    },
+    onWorkerExit: (id) => {
+      try {
+        devices.resetWorker(id, "worker_exit");
+      } catch (err) {
+        log.warn("Cannot mark an exited worker's devices disconnected in the site database", { worker: id, err: err as Error });
+      }
     },
   });
+  /** Site records from workers: the supervisor is their one writer. */
+  function siteMessage(from: number, m: SiteMessage): void {
+    if (m?.t === "seen" && Array.isArray(m.items)) {
+      try {
+        devices.applySightings(m.items);
+      } catch (err) {
+        log.warn("Cannot record device sightings in the site database; connection state shown by the API may lag", { worker: from, err: err as Error });
+      }
+    } else if (m?.t === "anon" && typeof m.d === "string" && typeof m.seq === "number") {
+      let ok = true;
+      try {
+        devices.createIdentity(m.d);
+      } catch (err) {
+        ok = false;
+        log.error("Cannot record a new anonymous device identity in the site database; the device is refused until it can", { err: err as Error });
+      }
+      sup.send(from, { t: "anon-ok", seq: m.seq, ok });
+    }
+  }
   const client = new ControlClient((id, m) => sup.send(id, m));
   metrics.gauge("owsla_worker_restarts_total", () => sup.workers().reduce((n, w) => n + w.restarts, 0));
   metrics.gauge("owsla_workers_up", () => sup.workers().filter((w) => w.up).length);
-  metrics.gauge("owsla_inbox_depth", () => inbox.count());
   plane = new ControlPlane({
     sup,
     client,
     devices,
-    inbox,
+    storedCommands: (id) => workerFiles.storedCommands(id),
     secret,
     siteNamespace: config.gateway.site_namespace,
     gatewayId: config.gateway.id,
     version: VERSION,
     apiToken,
     commandTtlS: config.broker.command_ttl_s,
-    outbox: (limit) => summarizeOutbox([db], limit),
+    outbox: (limit) => workerFiles.outbox(limit),
     metrics,
     log,
   });
@@ -177,10 +201,9 @@ async function serve(config: Config, args: string[]): Promise<number> {
   );
   const { code, reason } = await sup.done;
   api?.stop(true);
-  batcher.flush();
-  durable.flush();
+  workerFiles.close();
   db.close();
-  durableDb.close();
+  rmSync(meshDir(config.store.dir, config.gateway.id), { recursive: true, force: true });
   if (code !== 0) log.error("Gateway stopped", { reason, code });
   else log.info("Gateway stopped", { reason });
   return code;
@@ -220,8 +243,7 @@ async function worker(config: Config): Promise<number> {
     });
   };
   const link = connectToSupervisor({ onShutdown: stop, onMessage: (m) => running?.onSupervisorMessage(m), log });
-  const total = Number(process.env.OWSLA_WORKERS_TOTAL ?? "1");
-  running = await startWorker(config, workerId, log, { send: (m) => link.send(m), enabled: link.connected, peers: total > 1 });
+  running = await startWorker(config, workerId, log, { send: (m) => link.send(m), enabled: link.connected });
   if (!link.connected) {
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);

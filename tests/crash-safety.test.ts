@@ -4,7 +4,7 @@
  * accepted reached its device, and the database passes `PRAGMA integrity_check` after each kill.
  */
 import { afterAll, expect, test } from "bun:test";
-import { Database } from "bun:sqlite";
+import { integrity } from "./helpers/store-files.ts";
 import { join } from "node:path";
 import { AMQPClient } from "@cloudamqp/amqp-client";
 import { BROKER_URL, removeDir, startGateway, type GatewayProcess } from "./helpers/gateway.ts";
@@ -20,12 +20,6 @@ afterAll(async () => {
   removeDir(gw.dir);
 });
 
-function integrity(dir: string): string {
-  const db = new Database(join(dir, "owsla.db"));
-  const r = db.query("PRAGMA integrity_check").get() as Record<string, string>;
-  db.close();
-  return Object.values(r)[0]!;
-}
 
 test("SIGKILL under two-way traffic loses no acked message and no accepted command", async () => {
   gw = await startGateway({ gatewayId: "crashy" });

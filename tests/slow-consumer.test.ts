@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { connect } from "node:net";
 import { Database } from "bun:sqlite";
+import { storedCommands } from "./helpers/store-files.ts";
 import { join } from "node:path";
 import { GatewayProcess, removeDir, startGateway } from "./helpers/gateway.ts";
 import { TestBackend } from "./helpers/backend.ts";
@@ -47,7 +48,7 @@ test("a device that stops reading is closed with slow_consumer once its output q
   await Bun.sleep(200);
   const db = new Database(join(gw.dir, "owsla.db"), { readonly: true });
   const row = db.query("SELECT close_reason, connected FROM devices WHERE id = ?").get(welcome.id) as any;
-  const pending = (db.query("SELECT COUNT(*) AS n FROM inbox WHERE device_id = ?").get(welcome.id) as any).n;
+  const pending = storedCommands(gw.dir, welcome.id);
   db.close();
   expect(row.close_reason).toBe("slow_consumer");
   expect(row.connected).toBe(0);

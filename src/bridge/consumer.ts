@@ -1,34 +1,34 @@
 /**
- * Downstream: consumes this gateway's queue and hands each command to the router.
- *
- * A delivery is acknowledged only after the router resolved, i.e. the command is durably in
- * the inbox (and written to the device when it is connected). Commands for devices this
- * gateway has never seen, or that cannot be parsed, are rejected without requeue, so the
- * broker dead-letters them to `owsla.dead`.
+ * Downstream: consumes this gateway's queue and hands each command to the router, which acks
+ * the delivery once the command is safe (the device acked it, or it is in the worker's store).
+ * Commands that cannot be parsed, or that no device could take (a frame over the device frame
+ * limit), are rejected without requeue, so the broker dead-letters them to `owsla.dead`.
  */
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
 import type { Logger } from "../log/logger.ts";
 import type { Metrics } from "../metrics/metrics.ts";
-import type { Command } from "../store/inbox.ts";
+import type { Command } from "../protocol/gateway-messages.ts";
+import { compactJsonText, encodeCommandFrame } from "../protocol/frames.ts";
 import { messageId } from "../identity/identity.ts";
 import type { BrokerLink } from "./link.ts";
 
-/** Where parsed commands go. */
-export interface CommandRouter {
-  /**
-   * Resolves once the command is stored (and written to the device when connected).
-   * `receivedAt` (wall clock, ms) is when the broker handed it over, for latency metrics.
-   */
-  deliver(cmd: Command, receivedAt: number): Promise<void>;
-  /** Whether the gateway knows device `id`. */
-  known(id: string): boolean;
+/** Where parsed commands go (the worker's command router). */
+export interface CommandSink {
+  /** Takes responsibility for `cmd`; calls `delivery.ack()` once it is safe. */
+  accept(cmd: Command, delivery: DeliveryHandle, receivedAt: number): void;
+  /** The link dropped: unacked deliveries return to the queue by themselves. */
+  forgetDeliveries(): void;
 }
 
-/** Delays before looking up an unknown device again, before the command is refused, in ms. */
-const UNKNOWN_RECHECK_MS = [20, 200];
+/** What the router may do with a delivery. */
+export interface DeliveryHandle {
+  ack(): void;
+  reject(reason: "unknown_device", message: string): void;
+  retry(): void;
+}
 
 /** Why a delivery was refused. */
-export type RejectReason = "no_device" | "bad_topic" | "unknown_device";
+export type RejectReason = "no_device" | "bad_topic" | "unknown_device" | "too_large";
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TOPIC_RE = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
@@ -37,6 +37,7 @@ const TOPIC_RE = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 export function parseDelivery(
   msg: Pick<AMQPMessage, "properties" | "bodyString">,
   defaultTtlMs: number,
+  maxFrameBytes = Number.POSITIVE_INFINITY,
   now = Date.now(),
 ): { ok: true; cmd: Command } | { ok: false; reason: RejectReason; message: string } {
   const p = msg.properties;
@@ -59,18 +60,25 @@ export function parseDelivery(
   const text = msg.bodyString() ?? "";
   let body: string;
   try {
-    JSON.parse(text);
-    body = text;
+    JSON.parse(text); // validates only: the body is forwarded as sent (numbers, nesting)
+    body = compactJsonText(text);
   } catch {
     body = JSON.stringify(text); // Not JSON: the device receives it as a string.
   }
   const exp = p.expiration !== undefined ? Number(p.expiration) : Number.NaN;
   const ttl = Number.isFinite(exp) && exp >= 0 ? exp : defaultTtlMs;
-  return {
-    ok: true,
-    cmd: { id: p.messageId || messageId(), deviceId, topic, body, corr, expiresAt: now + ttl },
-  };
+  const cmd: Command = { id: p.messageId || messageId(), deviceId, topic, body, corr, expiresAt: now + ttl };
+  if (Number.isFinite(maxFrameBytes)) {
+    const size = encodeCommandFrame(cmd.id, cmd.topic, cmd.body, cmd.corr).length;
+    if (size > maxFrameBytes) {
+      return { ok: false, reason: "too_large", message: `Command ${cmd.id} would be a ${size}-byte frame, over the device frame limit of ${maxFrameBytes} bytes (device.max_frame_bytes); send a smaller body` };
+    }
+  }
+  return { ok: true, cmd };
 }
+
+/** Pause before a delivery whose command could not be stored goes back to the queue, in ms. */
+export const STORE_RETRY_MS = 1000;
 
 /** Consumes the gateway queue whenever the link is up. */
 export class CommandConsumer {
@@ -78,11 +86,13 @@ export class CommandConsumer {
     private readonly link: BrokerLink,
     private readonly queue: string,
     private readonly defaultTtlMs: number,
-    private readonly router: CommandRouter,
+    private readonly maxFrameBytes: number,
+    private readonly sink: CommandSink,
     private readonly metrics: Metrics,
     private readonly log: Logger,
   ) {
     link.onUp(() => void this.subscribe());
+    link.onDown(() => sink.forgetDeliveries());
   }
 
   private async subscribe(): Promise<void> {
@@ -97,31 +107,20 @@ export class CommandConsumer {
   }
 
   private handle(msg: AMQPMessage): void {
-    const receivedAt = performance.timeOrigin + performance.now();
-    const parsed = parseDelivery(msg, this.defaultTtlMs);
-    if (!parsed.ok) return this.refuse(msg, parsed.reason, parsed.message);
-    this.accept(msg, parsed.cmd, 0, receivedAt);
-  }
-
-  private accept(msg: AMQPMessage, cmd: Command, attempt: number, receivedAt: number): void {
-    if (!this.router.known(cmd.deviceId)) {
-      // A device welcomed a moment ago on another worker may not be committed yet: look again.
-      const wait = UNKNOWN_RECHECK_MS[attempt];
-      if (wait !== undefined) {
-        setTimeout(() => this.accept(msg, cmd, attempt + 1, receivedAt), wait);
-        return;
-      }
-      return this.refuse(msg, "unknown_device", `Command ${cmd.id} is for device ${cmd.deviceId}, which this gateway has never seen`);
+    const receivedAt = Date.now();
+    let parsed: ReturnType<typeof parseDelivery>;
+    try {
+      parsed = parseDelivery(msg, this.defaultTtlMs, this.maxFrameBytes);
+    } catch (err) {
+      // Nothing a back-end sends may take the worker down.
+      return this.refuse(msg, "no_device", `Command cannot be read: ${(err as Error).message}`);
     }
-    this.metrics.inc("owsla_commands_received_total");
-    this.router.deliver(cmd, receivedAt).then(
-      () => msg.ack().catch(() => {}),
-      (err: Error) => {
-        this.metrics.inc("owsla_command_store_failures_total");
-        this.log.error("Cannot store command; the broker redelivers it in 1 s. Check free disk space and store.dir", { id: cmd.id, err });
-        setTimeout(() => msg.nack(true).catch(() => {}), 1000);
-      },
-    );
+    if (!parsed.ok) return this.refuse(msg, parsed.reason, parsed.message);
+    this.sink.accept(parsed.cmd, {
+      ack: () => void msg.ack().catch(() => {}),
+      reject: (reason, message) => this.refuse(msg, reason, message),
+      retry: () => setTimeout(() => msg.nack(true).catch(() => {}), STORE_RETRY_MS),
+    }, receivedAt);
   }
 
   private refuse(msg: AMQPMessage, reason: RejectReason, message: string): void {

@@ -6,7 +6,7 @@ import { afterEach, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openDatabase } from "../store/db.ts";
+import { openWorkerDatabase } from "../store/db.ts";
 import { Batcher } from "../store/batcher.ts";
 import { Outbox, type UpMessage } from "../store/outbox.ts";
 import { Metrics } from "../metrics/metrics.ts";
@@ -53,7 +53,7 @@ afterEach(() => {
 
 function setup(window = 100, confirmTimeoutMs = 60_000) {
   const dir = mkdtempSync(join(tmpdir(), "owsla-pub-"));
-  const db = openDatabase(dir);
+  const db = openWorkerDatabase(dir, 0);
   const batcher = new Batcher(db, { delayMs: 1 });
   const outbox = new Outbox(db, batcher, 0);
   const { link, sent } = fakeLink();

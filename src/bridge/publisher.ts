@@ -11,7 +11,8 @@
 import type { AMQPProperties } from "@cloudamqp/amqp-client";
 import type { Logger } from "../log/logger.ts";
 import type { Metrics } from "../metrics/metrics.ts";
-import type { Outbox, OutboxRow, UpMessage } from "../store/outbox.ts";
+import type { OutboxRow, OutboxStore, UpMessage } from "../store/interfaces.ts";
+import { UnpublishableError } from "../protocol/gateway-messages.ts";
 import type { BrokerLink } from "./link.ts";
 
 /** Options for {@link Publisher}. */
@@ -39,9 +40,7 @@ export function amqpProps(m: UpMessage): AMQPProperties {
 }
 
 /** A message the broker can never take (AMQP short strings are at most 255 bytes). */
-export class UnpublishableError extends Error {
-  override name = "UnpublishableError";
-}
+export { UnpublishableError };
 
 /** Why `m` can never be published, or null when it can. */
 export function unpublishable(m: UpMessage): string | null {
@@ -69,7 +68,7 @@ export class Publisher {
 
   constructor(
     private readonly link: BrokerLink,
-    private readonly outbox: Outbox,
+    private readonly outbox: OutboxStore,
     private readonly opts: PublisherOptions,
     private readonly metrics: Metrics,
     private readonly log: Logger,

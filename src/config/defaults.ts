@@ -106,6 +106,8 @@ export const DEFAULT_BROKER_PREFETCH = 500;
 export const DEFAULT_BROKER_COMMAND_TTL_S = 3600;
 /** Time to wait for a publish confirmation, in milliseconds. */
 export const DEFAULT_BROKER_CONFIRM_TIMEOUT_MS = 5000;
+/** Time a connected device has to ack a command before it is stored (and the broker delivery acked), ms. */
+export const DEFAULT_BROKER_DEVICE_ACK_TIMEOUT_MS = 5000;
 
 // ---- [store] ----
 
@@ -137,6 +139,8 @@ export const DEFAULT_WORKERS_RESTART_PERIOD_S = 10;
 export const DEFAULT_WORKERS_HEARTBEAT_MS = 1000;
 /** Silence after which a worker is considered hung, in milliseconds. */
 export const DEFAULT_WORKERS_HANG_TIMEOUT_MS = 5000;
+/** Silence allowed to a worker whose CPU time keeps growing (busy) before it is killed as hung, s. */
+export const DEFAULT_WORKERS_BUSY_TIMEOUT_S = 60;
 /** Time a graceful stop may take before workers are killed, in seconds. */
 export const DEFAULT_WORKERS_SHUTDOWN_DEADLINE_S = 30;
 

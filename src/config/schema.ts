@@ -226,6 +226,11 @@ export const SCHEMA = [
     doc: "Time to wait for a publish confirmation, in milliseconds.",
   }),
 
+  def("broker", "device_ack_timeout_ms", {
+    type: "int", default: D.DEFAULT_BROKER_DEVICE_ACK_TIMEOUT_MS, min: 10, max: MS_MAX,
+    doc: "Time a connected device has to ack a command before the worker stores it and acks the broker delivery, in milliseconds.",
+  }),
+
   def("store", "dir", {
     type: "string", default: D.DEFAULT_STORE_DIR, alias: "data", pattern: /^.+$/, expect: "a non-empty path",
     doc: "Data directory.",
@@ -272,6 +277,10 @@ export const SCHEMA = [
   def("workers", "hang_timeout_ms", {
     type: "int", default: D.DEFAULT_WORKERS_HANG_TIMEOUT_MS, min: 20, max: 600_000,
     doc: "Silence after which a worker is considered hung, in milliseconds.",
+  }),
+  def("workers", "busy_timeout_s", {
+    type: "int", default: D.DEFAULT_WORKERS_BUSY_TIMEOUT_S, min: 1, max: 3600,
+    doc: "Silence allowed to a worker that keeps using CPU (busy, not hung) before it is killed, in seconds.",
   }),
   def("workers", "shutdown_deadline_s", {
     type: "int", default: D.DEFAULT_WORKERS_SHUTDOWN_DEADLINE_S, min: 1, max: 3600,

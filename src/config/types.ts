@@ -91,6 +91,8 @@ export interface BrokerConfig {
   command_ttl_s: number;
   /** Publish confirmation timeout, ms. Default 5000. */
   confirm_timeout_ms: number;
+  /** Time a connected device has to ack a command before the worker stores it and acks the broker, ms. Default 5000. */
+  device_ack_timeout_ms: number;
 }
 
 /** `[store]`: local persistence. */
@@ -125,6 +127,8 @@ export interface WorkersConfig {
   heartbeat_ms: number;
   /** Silence before a worker counts as hung, ms. Default 5000. */
   hang_timeout_ms: number;
+  /** Silence allowed to a worker that keeps using CPU (busy, not hung) before it is killed, s. Default 60. */
+  busy_timeout_s: number;
   /** Graceful stop deadline, s. Default 30. */
   shutdown_deadline_s: number;
 }

@@ -2,11 +2,11 @@
  * The control plane: implements what the control API needs ({@link ApiDeps}) in the
  * supervisor process, from the shared database and by asking workers over IPC.
  */
-import { Waiters } from "./waiters.ts";
+import { Waiters } from "../supervisor/waiters.ts";
 import type { ApiDeps, CommandRequest, DevicePage, DeviceView, OutboxSummary, Stats, WorkerView } from "../api/deps.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 import type { DeviceRow, DeviceStore } from "../store/devices.ts";
-import type { Inbox } from "../store/inbox.ts";
+import { homeOf } from "../registry/home.ts";
 import type { Metrics, MetricsSnapshot } from "../metrics/metrics.ts";
 import type { Logger } from "../log/logger.ts";
 import { deviceUuid, messageId } from "../identity/identity.ts";
@@ -18,7 +18,8 @@ export interface ControlPlaneOptions {
   sup: Supervisor;
   client: ControlClient;
   devices: DeviceStore;
-  inbox: Inbox;
+  /** Commands stored for a device, summed over the workers' databases. */
+  storedCommands(deviceId?: string): number;
   secret: Uint8Array;
   siteNamespace: string;
   gatewayId: string;
@@ -148,7 +149,7 @@ export class ControlPlane implements ApiDeps {
 
   getDevice(id: string): DeviceView | null {
     const r = this.o.devices.get(id);
-    return r ? view(r, this.o.inbox.count(id)) : null;
+    return r ? view(r, this.o.storedCommands(id)) : null;
   }
 
   registerDevice(hardwareId: string, meta: Record<string, unknown>) {
@@ -187,10 +188,16 @@ export class ControlPlane implements ApiDeps {
       corr: req.corr ?? null,
       expiresAt: Date.now() + (req.ttl_s ?? this.o.commandTtlS) * 1000,
     };
-    await this.o.inbox.add(cmd);
-    this.o.metrics.inc("owsla_api_commands_total");
+    // The device's home worker stores it (one writer per file) and sends it on when connected.
+    const home = homeOf(id, this.o.sup.workers().length);
     const acked = waitAckMs === null ? null : this.ackWaiters.wait(`${id}/${cmd.id}`, waitAckMs);
-    await this.all("command", { cmd, watchAck: waitAckMs !== null });
+    try {
+      await this.o.client.call(home, "command", { cmd, watchAckMs: waitAckMs === null ? null : waitAckMs + 1000 }, WORKER_ANSWER_MS * 2);
+    } catch (e) {
+      this.ackWaiters.signal(`${id}/${cmd.id}`);
+      throw new Error(`Cannot store the command: worker ${home} (the device's home) did not take it (${(e as Error).message}); retry in a moment`);
+    }
+    this.o.metrics.inc("owsla_api_commands_total");
     if (!acked) return { id: cmd.id };
     return { id: cmd.id, acked: await acked };
   }
@@ -216,7 +223,7 @@ export class ControlPlane implements ApiDeps {
       messages_up_total: sum(snaps, "counters", "owsla_messages_up_total"),
       messages_down_total: sum(snaps, "counters", "owsla_messages_down_total"),
       outbox_depth: sum(snaps, "gauges", "owsla_outbox_depth"),
-      inbox_depth: this.o.inbox.count(),
+      inbox_depth: this.o.storedCommands(),
       broker: { up: sum(snaps, "gauges", "owsla_broker_up"), total: ws.length, reconnects: sum(snaps, "gauges", "owsla_broker_reconnects") },
       workers: { up: ws.filter((w) => w.up).length, total: ws.length, restarts: ws.reduce((n, w) => n + w.restarts, 0) },
     };

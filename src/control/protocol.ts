@@ -3,7 +3,7 @@
  * the supervisor's IPC channels. Requests carry an id; the worker answers with the same id.
  */
 import type { MetricsSnapshot } from "../metrics/metrics.ts";
-import type { Command } from "../store/inbox.ts";
+import type { Command } from "../protocol/gateway-messages.ts";
 
 /** Requests a worker understands, with their arguments and results. */
 export interface ControlOps {
@@ -13,8 +13,8 @@ export interface ControlOps {
   kick: { args: { deviceId: string; reason: "kicked" | "revoked" }; result: boolean };
   /** Raise a device's token floor and disconnect it (revocation). */
   revoke: { args: { deviceId: string; generation: number }; result: boolean };
-  /** Write a stored command to the device if held here; optionally report its ack. */
-  command: { args: { cmd: Command; watchAck: boolean }; result: boolean };
+  /** Store a command (this worker is the device's home) and send it to the device if connected; optionally report its ack. */
+  command: { args: { cmd: Command; watchAckMs: number | null }; result: boolean };
 }
 
 /** Name of a control operation. */

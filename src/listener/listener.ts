@@ -70,14 +70,14 @@ export interface DeviceListener {
   close(): void;
 }
 
-type Sock = Socket<{ conn: DeviceConnection | null }>;
+type Sock = Socket<DeviceConnection | null>;
 
 /** Binds the device port and serves the line protocol. */
-export function startListener(opts: ListenerOptions, ctx: SessionContext): DeviceListener {
+export function startListener(opts: ListenerOptions, ctx: SessionContext, held: { readonly size: number }): DeviceListener {
   const connections = new Set<DeviceConnection>();
   const { metrics, log } = ctx;
   metrics.gauge("owsla_connections", () => connections.size);
-  metrics.gauge("owsla_devices_held", () => ctx.registry.size);
+  metrics.gauge("owsla_devices_held", () => held.size);
   metrics.gauge("owsla_auth_bans_active", () => ctx.auth.bans.activeBans());
   const limiter = new AcceptLimiter(opts.acceptRatePerIp, opts.acceptRateTotal);
   const junk = new JunkCollector(() => {
@@ -87,16 +87,18 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext): Devic
   const guard = floodGuard(opts, () => server, ctx);
   const refuse = (socket: Sock, reason: string, code: "server_busy" | "rate_limited", message: string) => {
     metrics.inc("owsla_accepts_rejected_total", { reason });
-    socket.data = { conn: null };
+    socket.data = null;
     socket.write(encodeFrame(errorFrame(code, message, RETRY_AFTER_MS)));
     socket.end();
   };
 
-  const listen = (port: number): TCPSocketListener<{ conn: DeviceConnection | null }> => Bun.listen<{ conn: DeviceConnection | null }>({
+  const listen = (port: number): TCPSocketListener<DeviceConnection | null> => Bun.listen<DeviceConnection | null>({
     hostname: opts.host,
     port,
     // Missing from Bun's public types, supported on Linux.
     ...({ reusePort: true } as object),
+    // A device that half-closes (`nc -q1`) still reads: it gets the answers to what it sent.
+    allowHalfOpen: true,
     ...(opts.tls ? { tls: bunTlsOptions(opts.tls) } : {}),
     socket: {
       open(socket: Sock) {
@@ -106,7 +108,7 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext): Devic
         const banned = ctx.auth.bans.remaining(`ip:${socket.remoteAddress}`);
         if (banned > 0) {
           metrics.inc("owsla_accepts_rejected_total", { reason: "banned_address" });
-          socket.data = { conn: null };
+          socket.data = null;
           socket.write(encodeFrame(errorFrame("rate_limited", `Too many failed logins from this address; retry in ${Math.ceil(banned / 1000)} s`, banned)));
           socket.end();
           return;
@@ -118,18 +120,18 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext): Devic
         }
         const conn = new DeviceConnection(socket, ctx);
         conn.handshaken = !opts.tls;
-        socket.data = { conn };
+        socket.data = conn;
         connections.add(conn);
         metrics.inc("owsla_accepts_total");
       },
       data(socket: Sock, data: Buffer) {
-        const conn = socket.data?.conn;
+        const conn = socket.data;
         if (!conn) return;
         conn.onData(data);
         if (conn.done) junk.add(data.length);
       },
       handshake(socket: Sock, success: boolean) {
-        const conn = socket.data?.conn;
+        const conn = socket.data;
         if (!conn) return;
         // With a CRL, a revoked certificate reports success but not `authorized` (Bun 1.4.5).
         if (success && opts.tls?.clientCa && !(socket as unknown as { authorized?: boolean }).authorized) success = false;
@@ -144,23 +146,28 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext): Devic
           socket.terminate();
         }
       },
+      end(socket: Sock) {
+        const conn = socket.data;
+        if (conn) conn.onEnd();
+        else socket.end();
+      },
       drain(socket: Sock) {
-        socket.data?.conn?.onDrain();
+        socket.data?.onDrain();
       },
       close(socket: Sock) {
-        const conn = socket.data?.conn;
+        const conn = socket.data;
         if (!conn) return;
         connections.delete(conn);
         conn.onClosed();
       },
       error(socket: Sock, err: Error) {
-        const conn = socket.data?.conn;
+        const conn = socket.data;
         if (conn) conn.closeReason ??= "socket_error";
         log.debug("Device socket error", { err });
       },
     },
   });
-  let server: TCPSocketListener<{ conn: DeviceConnection | null }> | null;
+  let server: TCPSocketListener<DeviceConnection | null> | null;
   try {
     server = listen(opts.port);
   } catch (e) {

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { GatewayWatch } from "./gateway-watch.ts";
 import type { ClientSpec, FromBackend, FromClient, ToBackend, ToClient } from "./ipc.ts";
 import { DEVICES_PER_ADDRESS, hostFor, LoadUsageError, type LoadOptions } from "./options.ts";
-import { kernelMemory, totalRss } from "./procfs.ts";
+import { kernelMemory, totalRss, totalCpuSeconds } from "./procfs.ts";
 import { progressLine } from "./report.ts";
 import { spawnChild } from "./spawn.ts";
 import { sumClientCounters, zeroBackendCounters, zeroClientCounters, type BackendCounters, type BackendFinal, type ClientCounters, type ClientFinal } from "./stats.ts";
@@ -152,7 +152,14 @@ export async function runCoordinator(opts: LoadOptions, err: (line: string) => v
 
     const snapshot = (): Snapshot => {
       const pids = watch ? watch.pids() : [];
-      return { at: wall(), connected: sumClientCounters(clients.map((c) => c.last)).connected, gatewayRss: watch ? totalRss(pids) : null, gatewayProcesses: pids.length, kernel: kernelMemory() };
+      return {
+        at: wall(),
+        connected: sumClientCounters(clients.map((c) => c.last)).connected,
+        gatewayRss: watch ? totalRss(pids) : null,
+        gatewayCpuS: watch ? totalCpuSeconds(pids) : null,
+        gatewayProcesses: pids.length,
+        kernel: kernelMemory(),
+      };
     };
     const before = snapshot();
     const goAt = wall();

@@ -4,6 +4,7 @@
  * (slab, TCP socket buffers). Linux only; every reader returns null or [] when /proc is
  * unreadable instead of throwing.
  */
+import { CLOCK_TICKS, cpuTicks } from "../supervisor/cpu-time.ts";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { resolve } from "node:path";
 
@@ -116,4 +117,14 @@ export function kernelMemory(): KernelMemory | null {
   } catch {
     return null;
   }
+}
+
+/** User + system CPU time of `pids` together, in seconds (processes that are gone count 0). */
+export function totalCpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const p of pids) {
+    const t = cpuTicks(p);
+    if (Number.isFinite(t)) ticks += t;
+  }
+  return ticks / CLOCK_TICKS;
 }

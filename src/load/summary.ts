@@ -14,6 +14,8 @@ export interface Snapshot {
   at: number;
   connected: number;
   gatewayRss: number | null;
+  /** User + system CPU time of the gateway's processes so far, in s. */
+  gatewayCpuS: number | null;
   /** Gateway processes found (supervisor and workers). */
   gatewayProcesses: number;
   kernel: KernelMemory | null;
@@ -58,6 +60,10 @@ export function buildSummary(f: RunFacts) {
   // Only meaningful while the gateway was alive at the snapshot (RSS 0: its processes were gone).
   const userPerConn =
     held && held.gatewayRss && f.before.gatewayRss && held.connected > 0 ? Math.round((held.gatewayRss - f.before.gatewayRss) / held.connected) : null;
+  const cpuUs = (from: Snapshot | null | undefined, to: Snapshot | null | undefined, events: number) =>
+    from?.gatewayCpuS != null && to?.gatewayCpuS != null && events > 0 ? r1(((to.gatewayCpuS - from.gatewayCpuS) * 1e6) / events) : null;
+  const welcomesAtHeld = m0 ? m0.welcomes : total.welcomes;
+  const phaseMessages = m0 ? total.pubs - m0.pubs + (total.cmds - m0.cmds) : 0;
   const kernelPerConn = held?.kernel && f.before.kernel && held.connected > 0 ? Math.round((held.kernel.slabBytes - f.before.kernel.slabBytes) / held.connected) : null;
   return {
     tool: "owsla load",
@@ -114,6 +120,11 @@ export function buildSummary(f: RunFacts) {
             processes: f.gatewayPids,
             rss_bytes: { before: f.before.gatewayRss, held: held?.gatewayRss ?? null, end: f.end.gatewayRss, peak: f.gatewayRssPeak },
             user_bytes_per_connection: userPerConn,
+            cpu_s: { before: f.before.gatewayCpuS, held: held?.gatewayCpuS ?? null, end: f.end.gatewayCpuS },
+            /** Gateway CPU (all its processes) from the start to the held snapshot ÷ welcomes in that time. */
+            cpu_us_per_welcome: cpuUs(f.before, held, welcomesAtHeld),
+            /** Gateway CPU during the message phase ÷ (device pubs + commands the devices received). */
+            cpu_us_per_message: cpuUs(held, f.end, phaseMessages),
           },
     kernel:
       f.before.kernel === null

@@ -142,3 +142,22 @@ export function errorFrame(code: ErrorCode, message: string, retryAfterMs?: numb
     ? { op: "error", code, message }
     : { op: "error", code, message, retry_after: retryAfterMs };
 }
+
+/**
+ * Encodes a `cmd` frame around a body that is already JSON text (as the back-end sent it),
+ * without parsing and re-encoding it: numbers such as `1e999999` or large integers reach the
+ * device exactly, and a deeply nested body cannot overflow the encoder's stack. `bodyJson`
+ * must be valid JSON with no raw line breaks (see {@link compactJsonText}).
+ */
+export function encodeCommandFrame(id: string, topic: string, bodyJson: string, corr: string | null): Uint8Array {
+  return utf8.encode(`{"op":"cmd","id":${JSON.stringify(id)},"topic":${JSON.stringify(topic)},"body":${bodyJson},"corr":${JSON.stringify(corr)}}\n`);
+}
+
+/**
+ * Makes valid JSON text safe to embed in one NDJSON line: raw CR/LF can only be insignificant
+ * whitespace in JSON (inside strings they must be escaped), so they become spaces. Everything
+ * else is kept byte for byte.
+ */
+export function compactJsonText(json: string): string {
+  return json.includes("\n") || json.includes("\r") ? json.replace(/[\r\n]/g, " ") : json;
+}

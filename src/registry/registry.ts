@@ -36,6 +36,11 @@ export class Registry<T extends Holder> {
     return true;
   }
 
+  /** Every held device with its connection. */
+  entries(): IterableIterator<[string, T]> {
+    return this.byDevice.entries();
+  }
+
   /** All held connections. */
   values(): IterableIterator<T> {
     return this.byDevice.values();

@@ -1,17 +1,22 @@
 /**
  * One device connection: the line-protocol state machine from accept to close.
- * hello -> open -> closing -> closed. All socket I/O goes through a bounded {@link Outbound}.
+ * hello -> open -> closing -> closed. All socket I/O goes through a bounded {@link Outbound};
+ * authentication and identity are decided by `hello.ts`.
+ *
+ * Kept small on purpose (there are hundreds of thousands): the command map is created on the
+ * first command, and the connection is the socket's `data`.
  */
 import { LineDecoder } from "../protocol/line-decoder.ts";
-import { encodeFrame, errorFrame, parseFrame, type DeviceFrame, type GatewayFrame, type HelloFrame, type PubFrame } from "../protocol/frames.ts";
-import { connectionId, deviceUuid, freshDeviceUuid } from "../identity/identity.ts";
-import { authenticateHello } from "../auth/hello-auth.ts";
-import type { Command } from "../store/inbox.ts";
+import { encodeCommandFrame, encodeFrame, errorFrame, parseFrame, type DeviceFrame, type GatewayFrame, type HelloFrame, type PubFrame } from "../protocol/frames.ts";
+import { connectionId } from "../identity/identity.ts";
+import { UnpublishableError, type AckRoute, type Command } from "../protocol/gateway-messages.ts";
 import { Outbound } from "./outbound.ts";
 import type { SessionContext } from "./context.ts";
 import type { CloseReason } from "./close-reasons.ts";
 import { presenceMessage, upMessage, type Sender } from "./messages.ts";
-import { UnpublishableError } from "../bridge/publisher.ts";
+import { authenticate, RETRY_AFTER_MS } from "./hello.ts";
+
+export { RETRY_AFTER_MS };
 
 /** The part of a Bun socket a session uses. */
 export interface SocketLike {
@@ -27,13 +32,13 @@ export type ConnState = "hello" | "open" | "closing" | "closed";
 /** Time a closing connection gets to flush its last frame before it is cut, in ms. */
 export const CLOSE_FLUSH_MS = 2000;
 
-/** Retry hint sent with `server_busy`/`rate_limited`, in ms. */
-export const RETRY_AFTER_MS = 1000;
-
 /** Milliseconds since the epoch with sub-millisecond resolution; comparable across processes. */
 export function wallClock(): number {
   return performance.timeOrigin + performance.now();
 }
+
+/** Frames a device may send behind its hello before the welcome. */
+export const HELD_LINES_MAX = 64;
 
 /** Text of the error frame sent to a connection replaced by a newer one of the same device. */
 export const TAKEN_OVER_MESSAGE = "Another connection presented the same device identity; this one is closed";
@@ -45,7 +50,7 @@ export class DeviceConnection {
   deviceId: string | null = null;
   hardwareId: string | null = null;
   readonly acceptedAt = Date.now();
-  lastActivity = Date.now();
+  lastActivity = this.acceptedAt;
   closeReason: CloseReason | null = null;
   closingSince = 0;
   /** False until a TLS handshake completes (always true on plain TCP). */
@@ -54,10 +59,14 @@ export class DeviceConnection {
   certNames: string[] | null = null;
   /** When `welcome` was sent (high-resolution wall clock, comparable across workers). */
   welcomedAt = 0;
-  /** Command ids written on this connection and not yet acked (to avoid re-sending them). */
-  readonly sentCommands = new Set<string>();
+  /** Commands written on this connection and not yet acked -> where their ack goes (created on first use). */
+  private sent: Map<string, AckRoute> | null = null;
   private pendingPubs = 0;
   private helloInProgress = false;
+  /** The peer half-closed: finish what it sent, then close. */
+  private inputEnded = false;
+  /** Lines that arrived while the hello was being decided; handled right after it. */
+  private held: string[] | null = null;
   private readonly decoder: LineDecoder;
   private readonly out: Outbound;
 
@@ -79,6 +88,11 @@ export class DeviceConnection {
     return this.out.queued;
   }
 
+  /** Whether command `id` was written on this connection and not acked yet. */
+  hasSent(id: string): boolean {
+    return this.sent?.has(id) ?? false;
+  }
+
   /** Feeds bytes read from the socket. */
   onData(chunk: Uint8Array): void {
     if (this.state === "closing" && (this.closeReason === "frame_too_large" || this.closeReason === "bad_frame")) {
@@ -95,20 +109,46 @@ export class DeviceConnection {
         this.fail(r.code, r.message);
         return;
       }
-      const parsed = parseFrame(r.text);
+      if (this.helloInProgress) {
+        // Frames sent right behind the hello (one packet from `nc`) wait for its outcome.
+        if ((this.held ??= []).length >= HELD_LINES_MAX) return this.fail("bad_frame", `More than ${HELD_LINES_MAX} frames before the welcome: wait for it`);
+        this.held.push(r.text);
+        continue;
+      }
+      this.line(r.text);
+    }
+  }
+
+  private line(text: string): void {
+    {
+      const parsed = parseFrame(text);
       if (!parsed.ok) {
         if (parsed.close) this.fail(parsed.code as "bad_frame", parsed.message);
         else this.send({ op: "error", code: parsed.code, message: parsed.message, ...(parsed.ref ? { ref: parsed.ref } : {}) } as GatewayFrame);
-        continue;
+        return;
       }
       try {
-        this.handle(parsed.frame);
+        this.handle(parsed.frame, text);
       } catch (e) {
-        // Hostile input must never take the worker down (e.g. a body too deep to serialise).
+        // Hostile input must never take the worker down.
         this.ctx.metrics.inc("owsla_frame_errors_total");
         this.send(errorFrame("bad_frame", `Cannot process ${parsed.frame.op} frame: ${(e as Error).message}`));
       }
     }
+  }
+
+  /**
+   * The peer half-closed its side (`nc -q1`, `shutdown(SHUT_WR)`): it still reads. Answer
+   * the frames it already sent (acks wait for the broker or the outbox), then close.
+   */
+  onEnd(): void {
+    if (this.done) return;
+    this.inputEnded = true;
+    this.closeIfFinished();
+  }
+
+  private closeIfFinished(): void {
+    if (this.inputEnded && this.pendingPubs === 0 && !this.helloInProgress && !this.done) this.close("peer_closed");
   }
 
   /** The socket can take more output. */
@@ -118,8 +158,12 @@ export class DeviceConnection {
 
   /** Sends a frame; closes the connection as a slow consumer when its queue is full. */
   send(frame: GatewayFrame): boolean {
+    return this.write(encodeFrame(frame));
+  }
+
+  private write(bytes: Uint8Array): boolean {
     if (this.state === "closed") return false;
-    if (this.out.write(encodeFrame(frame))) return true;
+    if (this.out.write(bytes)) return true;
     this.ctx.metrics.inc("owsla_slow_consumers_total");
     this.closeReason ??= "slow_consumer";
     this.state = "closing";
@@ -127,24 +171,26 @@ export class DeviceConnection {
     return false;
   }
 
-  /** Writes a command to the device (it stays in the inbox until the device acks it). */
-  sendCommand(c: Command): boolean {
+  /**
+   * Writes a command to the device; its ack goes back along `route`. A command already
+   * written on this connection is not written again (only its route is updated).
+   */
+  deliver(c: Command, route: AckRoute): boolean {
     if (this.state !== "open") return false;
-    // A command can reach a connection twice (live forward and the welcome's inbox lookup):
-    // write it once per connection; it is sent again only on a new connection.
-    if (this.sentCommands.has(c.id)) return true;
-    let body: unknown;
-    try {
-      body = JSON.parse(c.body);
-    } catch {
-      body = c.body;
+    const sent = (this.sent ??= new Map());
+    if (sent.has(c.id)) {
+      sent.set(c.id, route);
+      return true;
     }
-    const ok = this.send({ op: "cmd", id: c.id, topic: c.topic, body, corr: c.corr });
-    if (ok) {
-      this.sentCommands.add(c.id);
-      this.ctx.metrics.inc("owsla_messages_down_total");
-    }
-    return ok;
+    if (!this.write(encodeCommandFrame(c.id, c.topic, c.body, c.corr))) return false;
+    sent.set(c.id, route);
+    this.ctx.metrics.inc("owsla_messages_down_total");
+    return true;
+  }
+
+  /** A newer connection of the same device was welcomed: this one closes with `taken_over`. */
+  takeOver(): void {
+    this.close("taken_over", "taken_over", TAKEN_OVER_MESSAGE);
   }
 
   /** Sends an error frame, then closes gracefully (after flushing) with `reason`. */
@@ -178,10 +224,8 @@ export class DeviceConnection {
     ctx.metrics.inc("owsla_closes_total", { reason });
     if (!wasOpen || !this.deviceId) return;
     const id = this.deviceId;
-    ctx.registry.release(id, this);
-    ctx.devices.disconnected(id, this.connId, reason).catch((err: Error) =>
-      ctx.log.warn("Cannot record disconnect in the device table", { device: id, err }),
-    );
+    ctx.directory.released(this, id, reason, this.lastActivity, this.sent?.values() ?? []);
+    this.sent = null;
     ctx.publisher.publish(presenceMessage(this.sender(), "disconnected", reason)).catch(() => {});
     if (ctx.log.enabled("debug")) ctx.log.debug("Device disconnected", { device: id, conn: this.connId, reason });
   }
@@ -196,27 +240,27 @@ export class DeviceConnection {
     };
   }
 
-  private handle(f: DeviceFrame): void {
+  private handle(f: DeviceFrame, text: string): void {
     switch (f.op) {
       case "hello":
         this.hello(f).catch((err: Error) => {
           // Never leave a device hanging (or a rejection unhandled) on unexpected input.
+          this.helloInProgress = false;
           this.ctx.log.warn("Hello failed unexpectedly; closing the connection", { err, remote: this.socket.remoteAddress });
           this.close("bad_frame", "bad_frame", `Cannot process hello: ${err.message}`);
         });
         return;
       case "pub":
-        return this.pub(f);
-      case "ack":
+        return this.pub(f, text);
+      case "ack": {
         if (this.state !== "open") return this.notReady("ack");
-        if (this.ctx.ackWatch.delete(`${this.deviceId}/${f.ref}`)) this.ctx.notify({ t: "acked", deviceId: this.deviceId, cmdId: f.ref });
-        this.ctx.inbox.remove(this.deviceId!, f.ref).then(
-          // Forget the id only once its row is gone, so the catch-up sweep does not re-send it.
-          () => this.sentCommands.delete(f.ref),
-          (err: Error) => this.ctx.log.warn("Cannot remove acked command; it may be sent again", { device: this.deviceId, err }),
-        );
         this.ctx.metrics.inc("owsla_device_acks_total");
+        const route = this.sent?.get(f.ref);
+        if (route === undefined) return;
+        this.sent!.delete(f.ref);
+        this.ctx.directory.acked(this.deviceId!, f.ref, route);
         return;
+      }
       case "ping":
         this.send({ op: "pong" });
         return;
@@ -224,23 +268,6 @@ export class DeviceConnection {
         this.close("bye");
         return;
     }
-  }
-
-  /**
-   * Counts a failed hello against the source address (bans brute force; never against the
-   * hardware id, so nobody can lock a device out without its credentials).
-   * Resolves once the other workers have been told, so the device's next attempt is counted
-   * with this one wherever it lands.
-   */
-  private async recordAuthFailure(hardwareId: string | undefined): Promise<void> {
-    const { bans } = this.ctx.auth;
-    const before = bans.bansTotal;
-    const keys = [`ip:${this.socket.remoteAddress}`];
-    for (const k of keys) bans.fail(k);
-    const relay = this.ctx.cluster.announceAuthFailure(keys);
-    const banned = bans.bansTotal - before;
-    if (banned > 0) this.ctx.log.warn("Banned after repeated failed logins", { remote: this.socket.remoteAddress, hardware_id: hardwareId });
-    if (!(await relay) && banned > 0) this.ctx.metrics.inc("owsla_auth_bans_total", undefined, banned);
   }
 
   private notReady(op: string): void {
@@ -254,63 +281,29 @@ export class DeviceConnection {
       return;
     }
     this.helloInProgress = true;
-    let id: string;
-    let mustPersist = false;
-    const verdict = authenticateHello(ctx.auth, ctx.siteNamespace, f, this.certNames);
-    if (!verdict.ok) {
-      ctx.metrics.inc("owsla_auth_failures_total");
-      ctx.log.debug("Device refused", { hardware_id: f.device, remote: this.socket.remoteAddress, why: verdict.message });
-      await this.recordAuthFailure(f.device);
-      this.close("unauthorized", "unauthorized", verdict.message);
+    const outcome = await authenticate(f, this.socket.remoteAddress, ctx, this.certNames);
+    this.helloInProgress = false;
+    const held = this.held;
+    this.held = null;
+    if (!outcome.ok) {
+      this.close(outcome.reason, outcome.code, outcome.message, outcome.retryAfterMs);
       return;
     }
-    if (f.device) {
-      this.hardwareId = f.device;
-      id = deviceUuid(ctx.siteNamespace, f.device);
-    } else if (f.resume) {
-      // Anonymous identities are random (v4); any other UUID is a hardware device's (v5) and
-      // must be claimed with `device`, whether or not this gateway has committed it yet.
-      const row = f.resume[14] === "4" ? ctx.devices.get(f.resume) : null;
-      if (f.resume[14] !== "4" || row?.hardware_id) {
-        ctx.metrics.inc("owsla_auth_failures_total");
-        await this.recordAuthFailure(undefined);
-        this.close("unauthorized", "unauthorized", `Unauthorized: ${f.resume} belongs to a device with a hardware id; send hello with \`device\` instead of \`resume\``);
-        return;
-      }
-      id = f.resume;
-      mustPersist = !row;
-    } else {
-      id = freshDeviceUuid();
-      mustPersist = true;
-    }
-    this.deviceId = id;
-    const stored = ctx.devices.connected(id, this.hardwareId, ctx.workerId, this.connId);
-    if (mustPersist) {
-      // An anonymous identity must survive a crash before the device learns it.
-      try {
-        await stored;
-      } catch (err) {
-        ctx.log.error("Cannot store new device identity; refusing the device. Check store.dir", { err: err as Error });
-        this.close("server_busy", "server_busy", "Gateway cannot store device identity; retry later", RETRY_AFTER_MS);
-        return;
-      }
-      if (this.state !== "hello") return;
-    } else {
-      stored.catch((err: Error) => ctx.log.warn("Cannot record device connection in the device table", { device: id, err }));
-    }
-    const old = ctx.registry.claim(id, this);
-    if (old) old.close("taken_over", "taken_over", TAKEN_OVER_MESSAGE);
+    if (this.state !== "hello") return; // closed meanwhile
+    this.deviceId = outcome.deviceId;
+    this.hardwareId = outcome.hardwareId;
     this.state = "open";
     this.welcomedAt = wallClock();
-    ctx.cluster.announceClaim(id, this.connId, this.welcomedAt);
-    this.send({ op: "welcome", id, conn: this.connId, gateway: ctx.gatewayId, keepalive: ctx.limits.keepaliveS });
+    this.send({ op: "welcome", id: outcome.deviceId, conn: this.connId, gateway: ctx.gatewayId, keepalive: ctx.limits.keepaliveS });
     ctx.metrics.inc("owsla_welcomes_total");
+    ctx.directory.welcomed(this, outcome.deviceId, outcome.hardwareId);
     ctx.publisher.publish(presenceMessage(this.sender(), "connected", null)).catch(() => {});
-    if (ctx.log.enabled("debug")) ctx.log.debug("Device connected", { device: id, conn: this.connId, hardware_id: this.hardwareId });
-    ctx.pending.request(this);
+    if (ctx.log.enabled("debug")) ctx.log.debug("Device connected", { device: outcome.deviceId, conn: this.connId, hardware_id: this.hardwareId });
+    if (held) for (const text of held) if (!this.done) this.line(text);
+    this.closeIfFinished();
   }
 
-  private pub(f: PubFrame): void {
+  private pub(f: PubFrame, text: string): void {
     if (this.state !== "open") return this.notReady("pub");
     const { ctx } = this;
     if (this.pendingPubs >= ctx.limits.maxPendingPubs) {
@@ -327,24 +320,28 @@ export class DeviceConnection {
     this.pendingPubs++;
     ctx.metrics.inc("owsla_pubs_received_total");
     const ref = f.ref;
-    ctx.publisher.publish(upMessage(this.sender(), f.topic, f.body, ref)).then(
+    const settled = () => {
+      this.pendingPubs--;
+      this.closeIfFinished();
+    };
+    ctx.publisher.publish(upMessage(this.sender(), f.topic, f.body, ref, text)).then(
       () => {
-        this.pendingPubs--;
         if (ref !== undefined) this.send({ op: "ack", ref });
+        settled();
       },
       (err: Error) => {
-        this.pendingPubs--;
         if (err instanceof UnpublishableError) {
           this.send({ op: "error", code: "bad_frame", message: err.message, ...(ref ? { ref } : {}) } as GatewayFrame);
-          return;
+        } else {
+          this.send({
+            op: "error",
+            code: "server_busy",
+            message: "Gateway could not store this message (broker unreachable and outbox unavailable); send it again later",
+            retry_after: RETRY_AFTER_MS,
+            ...(ref ? { ref } : {}),
+          } as GatewayFrame);
         }
-        this.send({
-          op: "error",
-          code: "server_busy",
-          message: "Gateway could not store this message (broker unreachable and outbox unavailable); send it again later",
-          retry_after: RETRY_AFTER_MS,
-          ...(ref ? { ref } : {}),
-        } as GatewayFrame);
+        settled();
       },
     );
   }

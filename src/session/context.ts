@@ -1,14 +1,9 @@
-/** Everything a device session depends on, passed in by `main.ts` (no globals). */
+/** Everything a device session depends on, passed in by the worker's wiring (no globals). */
 import type { Logger } from "../log/logger.ts";
 import type { Metrics } from "../metrics/metrics.ts";
-import type { Publisher } from "../bridge/publisher.ts";
-import type { DeviceStore } from "../store/devices.ts";
-import type { Inbox } from "../store/inbox.ts";
-import type { Registry } from "../registry/registry.ts";
-import type { DeviceConnection } from "./connection.ts";
-import type { Cluster } from "../registry/cluster.ts";
-import type { PendingLoader } from "./pending-loader.ts";
+import type { UpMessage } from "../protocol/gateway-messages.ts";
 import type { BanList } from "../auth/bans.ts";
+import type { AckRoute } from "../protocol/gateway-messages.ts";
 
 /** Protocol limits applied to every connection. */
 export interface SessionLimits {
@@ -35,6 +30,37 @@ export interface AuthSettings {
   bans: BanList;
 }
 
+/** Publishes upstream messages (confirm or outbox); rejects with a reason when neither worked. */
+export interface UpstreamSink {
+  publish(m: UpMessage): Promise<void>;
+}
+
+/** Where a session reports its device: the router (live location, commands) and the site records. */
+export interface DeviceDirectory {
+  /** The connection was welcomed as `deviceId`. */
+  welcomed(conn: SessionHolder, deviceId: string, hardwareId: string | null): void;
+  /** The connection of `deviceId` closed; `unacked` are routes of commands it did not ack. */
+  released(conn: SessionHolder, deviceId: string, reason: string, lastSeen: number, unacked: Iterable<AckRoute>): void;
+  /** The device acked a command written on its connection with `route`. */
+  acked(deviceId: string, cmdId: string, route: AckRoute): void;
+  /** Whether `deviceId` is an anonymous identity this gateway issued (for `resume`). */
+  anonymousKnown(deviceId: string): "anonymous" | "hardware" | "unknown";
+  /** Durably records a new anonymous identity before its device learns it. */
+  createAnonymous(deviceId: string): Promise<void>;
+  /**
+   * Counts a failed hello against these ban keys on every worker; resolves once the others
+   * were told (so the next attempt, wherever it lands, sees the count).
+   */
+  authFailed(keys: string[]): Promise<boolean>;
+}
+
+/** What the directory keeps of a session (see {@link DeviceDirectory}). */
+export interface SessionHolder {
+  readonly connId: string;
+  readonly state: string;
+  readonly welcomedAt: number;
+}
+
 /** Shared dependencies of all sessions of one worker. */
 export interface SessionContext {
   gatewayId: string;
@@ -44,21 +70,8 @@ export interface SessionContext {
   replyTo: string;
   auth: AuthSettings;
   limits: SessionLimits;
-  devices: DeviceStore;
-  inbox: Inbox;
-  /** Sends stored commands to newly welcomed devices (batched lookups). */
-  pending: PendingLoader;
-  publisher: Publisher;
-  registry: Registry<DeviceConnection>;
-  /** Tells other workers about welcomed devices (takeover across workers). */
-  cluster: Cluster;
+  publisher: UpstreamSink;
+  directory: DeviceDirectory;
   metrics: Metrics;
   log: Logger;
-  /**
-   * `<device>/<command id>` -> expiry (ms): commands whose ack the supervisor waits for (API
-   * `?wait=ack`). Kept per worker, since the device may ack on whichever worker it reaches.
-   */
-  ackWatch: Map<string, number>;
-  /** Sends a notice to the supervisor (e.g. a watched command was acked). */
-  notify: (m: unknown) => void;
 }

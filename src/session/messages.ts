@@ -1,6 +1,7 @@
 /** Builds the AMQP messages a device session sends upstream (per the AMQP contract). */
 import { messageId } from "../identity/identity.ts";
-import type { UpMessage } from "../store/outbox.ts";
+import type { UpMessage } from "../protocol/gateway-messages.ts";
+import { rawJsonField } from "../protocol/raw-field.ts";
 
 /** Who sends an upstream message. */
 export interface Sender {
@@ -11,8 +12,12 @@ export interface Sender {
   replyTo: string;
 }
 
-/** An upstream message for `topic` with JSON `body`; `ref` feeds the correlation id. */
-export function upMessage(s: Sender, topic: string, body: unknown, ref?: string): UpMessage {
+/**
+ * An upstream message for `topic` with JSON `body`; `ref` feeds the correlation id. With
+ * `frameText` (the device's `pub` line), the body goes to the broker exactly as the device
+ * wrote it.
+ */
+export function upMessage(s: Sender, topic: string, body: unknown, ref?: string, frameText?: string): UpMessage {
   const id = messageId();
   const headers: Record<string, string> = {
     device_id: s.deviceId,
@@ -31,7 +36,7 @@ export function upMessage(s: Sender, topic: string, body: unknown, ref?: string)
       correlationId: `${s.deviceId}:${ref ?? id}`,
       headers,
     },
-    body: Buffer.from(JSON.stringify(body ?? null)),
+    body: Buffer.from((frameText !== undefined ? rawJsonField(frameText, "body") : undefined) ?? JSON.stringify(body ?? null)),
   };
 }
 

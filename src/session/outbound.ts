@@ -11,7 +11,8 @@ export interface WritableLike {
 
 /** Ordered, bounded output buffer for one socket. */
 export class Outbound {
-  private chunks: Uint8Array[] = [];
+  /** Bytes not yet taken by the socket, in order; null while empty (most connections, most of the time). */
+  private chunks: Uint8Array[] | null = null;
   private queuedBytes = 0;
 
   constructor(
@@ -29,7 +30,7 @@ export class Outbound {
    * (nothing is queued then; the caller should close the connection).
    */
   write(data: Uint8Array): boolean {
-    if (this.chunks.length > 0) return this.enqueue(data);
+    if (this.chunks !== null) return this.enqueue(data);
     const n = this.socket.write(data);
     if (n >= data.length) return true;
     return this.enqueue(n > 0 ? data.subarray(n) : data);
@@ -37,23 +38,25 @@ export class Outbound {
 
   /** Writes as much of the queue as the socket takes; returns true when it is empty. */
   flush(): boolean {
-    while (this.chunks.length > 0) {
-      const head = this.chunks[0]!;
+    const chunks = this.chunks;
+    while (chunks !== null && chunks.length > 0) {
+      const head = chunks[0]!;
       const n = this.socket.write(head);
       if (n <= 0) return false;
       this.queuedBytes -= Math.min(n, head.length);
       if (n < head.length) {
-        this.chunks[0] = head.subarray(n);
+        chunks[0] = head.subarray(n);
         return false;
       }
-      this.chunks.shift();
+      chunks.shift();
     }
+    this.chunks = null;
     return true;
   }
 
   private enqueue(data: Uint8Array): boolean {
     if (this.queuedBytes + data.length > this.maxBytes) return false;
-    this.chunks.push(data);
+    (this.chunks ??= []).push(data);
     this.queuedBytes += data.length;
     return true;
   }

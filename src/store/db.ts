@@ -1,24 +1,32 @@
 /**
- * Opens the gateway's SQLite database (WAL) and creates its schema.
+ * Opens the gateway's SQLite databases (WAL) and creates their schemas. One writer per file:
+ * the site database (`owsla.db`: device identity, credentials, sightings) is written only by
+ * the supervisor; each worker writes only its own `worker-<id>.db` (its outbox and the
+ * commands it stores). Other processes may read a file (WAL readers never wait for the writer).
  *
- * Several worker processes open the same file, so `busy_timeout` is set before switching
- * to WAL (otherwise concurrent openers fail with SQLITE_BUSY on the journal-mode switch).
- * WAL with `synchronous=NORMAL` survives process crashes (not power loss).
+ * `busy_timeout` is set before switching to WAL (a reader opening a file at the same moment
+ * would otherwise fail with SQLITE_BUSY on the journal-mode switch).
  */
 import { Database } from "bun:sqlite";
 import { makePrivateDbFile, makePrivateDir } from "./private-files.ts";
 import { join } from "node:path";
 
-/** File name of the database inside the data directory. */
+/** File name of the site database (device identity, credentials, sightings) inside the data directory. */
 export const DB_FILE = "owsla.db";
 
+/** File name of worker `id`'s own database (its outbox and the commands it stores). */
+export function workerDbFile(id: number): string {
+  return `worker-${id}.db`;
+}
+
 /**
- * How long a writer waits for another process's write lock before failing, in ms. The wait
- * blocks the event loop, so it stays well under the supervisor's hang timeout.
+ * How long a writer waits for the write lock before failing, in ms. Every file has one writer
+ * process, so this only covers readers checkpointing and start-up races.
  */
 export const BUSY_TIMEOUT_MS = 1000;
 
-const SCHEMA = `
+/** The site database: written only by the supervisor; workers read it. */
+const SITE_SCHEMA = `
 CREATE TABLE IF NOT EXISTS devices (
   id           TEXT PRIMARY KEY,
   hardware_id  TEXT UNIQUE,
@@ -32,6 +40,11 @@ CREATE TABLE IF NOT EXISTS devices (
   revoked      INTEGER NOT NULL DEFAULT 0,
   token_gen    INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS probe (worker INTEGER PRIMARY KEY, at INTEGER NOT NULL);
+`;
+
+/** A worker's database: written only by that worker. */
+export const WORKER_SCHEMA = `
 CREATE TABLE IF NOT EXISTS outbox (
   seq         INTEGER PRIMARY KEY AUTOINCREMENT,
   owner       INTEGER NOT NULL,
@@ -57,19 +70,26 @@ CREATE INDEX IF NOT EXISTS inbox_expiry ON inbox(expires_at);
 CREATE TABLE IF NOT EXISTS probe (worker INTEGER PRIMARY KEY, at INTEGER NOT NULL);
 `;
 
+/** Opens the site database in `dir` (see {@link SITE_SCHEMA}). */
+export function openSiteDatabase(dir: string): Database {
+  return openFile(dir, DB_FILE, SITE_SCHEMA, "NORMAL");
+}
+
 /**
- * Opens (creating if needed) the database in `dir`, ready for use by several processes.
- * `synchronous` NORMAL (default) survives process crashes; FULL also fsyncs every commit, for
- * what the gateway has acknowledged to someone (outbox rows acked to devices, inbox rows acked
- * to the broker), so a power cut or a failing filesystem cannot take them back.
+ * Opens worker `id`'s database in `dir`. Its rows were acknowledged to someone (outbox rows to
+ * devices, stored commands to the broker): FULL sync, so a power cut cannot take them back.
  */
-export function openDatabase(dir: string, opts: { synchronous?: "NORMAL" | "FULL" } = {}): Database {
+export function openWorkerDatabase(dir: string, id: number): Database {
+  return openFile(dir, workerDbFile(id), WORKER_SCHEMA, "FULL");
+}
+
+function openFile(dir: string, file: string, schema: string, synchronous: "NORMAL" | "FULL"): Database {
   try {
     makePrivateDir(dir);
   } catch (e) {
     throw new Error(`Cannot create data directory ${dir}: ${(e as Error).message}; check the path and its permissions (store.dir)`);
   }
-  const path = join(dir, DB_FILE);
+  const path = join(dir, file);
   let db: Database;
   try {
     makePrivateDbFile(path);
@@ -79,11 +99,10 @@ export function openDatabase(dir: string, opts: { synchronous?: "NORMAL" | "FULL
   }
   db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
   db.exec("PRAGMA journal_mode = WAL");
-  db.exec(`PRAGMA synchronous = ${opts.synchronous ?? "NORMAL"}`);
+  db.exec(`PRAGMA synchronous = ${synchronous}`);
   db.exec("PRAGMA foreign_keys = OFF");
-  // Schema creation from several processes at once: take the write lock first.
   db.transaction(() => {
-    db.exec(SCHEMA);
+    db.exec(schema);
     migrate(db);
   }).immediate();
   return db;
@@ -94,6 +113,7 @@ const ADDED_COLUMNS: [table: string, column: string, decl: string][] = [["device
 
 function migrate(db: Database): void {
   for (const [table, column, decl] of ADDED_COLUMNS) {
+    if (!db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table)) continue;
     const cols = db.query<{ name: string }, []>(`PRAGMA table_info(${table})`).all();
     if (!cols.some((c) => c.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${decl}`);
   }

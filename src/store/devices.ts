@@ -1,6 +1,15 @@
-/** The device table: identity, first/last seen, connection state and last close reason. */
+/**
+ * The device table in the site database: identity, credentials (token generation, revoked),
+ * first/last seen, connection state and last close reason. One writer: the supervisor, which
+ * applies the workers' sightings in batches; workers only read it.
+ */
 import type { Database } from "bun:sqlite";
-import type { Batcher } from "./batcher.ts";
+
+/**
+ * What a worker saw: `[deviceId, hardwareId, connId, workerId, at, reason]`. A connect has
+ * `reason` null; a disconnect has the close reason and `at` = the last traffic on the connection.
+ */
+export type Sighting = [deviceId: string, hardwareId: string | null, connId: string, worker: number, at: number, reason: string | null];
 
 /** One row of the device table. */
 export interface DeviceRow {
@@ -28,7 +37,7 @@ export interface DeviceQuery {
   search?: string;
 }
 
-/** Reads and writes device rows; writes go through the shared {@link Batcher}. */
+/** Reads and writes device rows. */
 export class DeviceStore {
   private readonly getStmt;
   private readonly knownStmt;
@@ -36,10 +45,7 @@ export class DeviceStore {
   private readonly closeStmt;
   private readonly resetStmt;
 
-  constructor(
-    private readonly db: Database,
-    private readonly batcher: Batcher,
-  ) {
+  constructor(private readonly db: Database) {
     this.getStmt = db.query<DeviceRow, [string]>("SELECT * FROM devices WHERE id = ?");
     this.knownStmt = db.query<{ one: number }, [string]>("SELECT 1 AS one FROM devices WHERE id = ?");
     this.upsertStmt = db.query(
@@ -67,20 +73,14 @@ export class DeviceStore {
     return this.knownStmt.get(id) !== null;
   }
 
-  /** Records a welcomed connection; resolves once committed. */
-  connected(id: string, hardwareId: string | null, worker: number, connId: string): Promise<void> {
-    const now = Date.now();
-    return this.batcher.run(() => {
-      this.upsertStmt.run({ id, hw: hardwareId, now, worker, conn: connId });
-    });
-  }
-
-  /** Records that connection `connId` of device `id` closed (ignored if a newer connection took over). */
-  disconnected(id: string, connId: string, reason: string): Promise<void> {
-    const now = Date.now();
-    return this.batcher.run(() => {
-      this.closeStmt.run({ id, conn: connId, reason, now });
-    });
+  /** Applies workers' sightings in one transaction (connects upsert, disconnects close the row's connection). */
+  applySightings(items: Sighting[]): void {
+    this.db.transaction(() => {
+      for (const [id, hw, conn, worker, at, reason] of items) {
+        if (reason === null) this.upsertStmt.run({ id, hw, now: at, worker, conn });
+        else this.closeStmt.run({ id, conn, reason, now: at });
+      }
+    }).immediate();
   }
 
   /** A page of devices ordered by id. */
@@ -162,8 +162,19 @@ export class DeviceStore {
     return new Map(rows.map((r) => [r.id, r.token_gen]));
   }
 
-  /** Marks every device of `worker` disconnected (at worker start: the previous incarnation's rows are stale). */
-  resetWorker(worker: number, reason: string): void {
-    this.db.transaction(() => this.resetStmt.run({ worker, reason })).immediate();
+  /** Marks every device of `worker` disconnected (its process exited). */
+  resetWorker(worker: number, reason: string): number {
+    return this.db.transaction(() => this.resetStmt.run({ worker, reason }).changes).immediate();
+  }
+
+  /** Marks every device disconnected (at gateway start, nothing is connected). */
+  resetAll(reason: string): number {
+    return this.db.transaction(() => this.db.query("UPDATE devices SET connected = 0, close_reason = ? WHERE connected = 1").run(reason).changes).immediate();
+  }
+
+  /** Creates the row of a device identity that must exist before its device is welcomed (anonymous devices). */
+  createIdentity(id: string): void {
+    const now = Date.now();
+    this.db.query("INSERT OR IGNORE INTO devices (id, hardware_id, first_seen, last_seen, connected) VALUES (?, NULL, ?, ?, 0)").run(id, now, now);
   }
 }

@@ -1,21 +1,14 @@
 /**
- * The inbox: commands for devices, kept until the device acks them or they expire.
- * A command is stored before its broker delivery is acknowledged, so a gateway crash
- * loses nothing; un-acked commands are sent again when the device reconnects.
+ * A worker's stored commands (table `inbox` of its own database): commands for devices that
+ * were offline, or did not ack in time, kept until the device acks them or they expire. A
+ * command is stored before its broker delivery is acknowledged, so a crash loses nothing.
  */
 import type { Database } from "bun:sqlite";
 import type { Batcher } from "./batcher.ts";
+import type { Command } from "../protocol/gateway-messages.ts";
+import type { CommandStore } from "./interfaces.ts";
 
-/** A command for a device. */
-export interface Command {
-  id: string;
-  deviceId: string;
-  topic: string;
-  /** The body as JSON text. */
-  body: string;
-  corr: string | null;
-  expiresAt: number;
-}
+export type { Command };
 
 interface RawRow {
   device_id: string;
@@ -30,8 +23,8 @@ function toCommand(r: RawRow): Command {
   return { id: r.id, deviceId: r.device_id, topic: r.topic, body: r.body, corr: r.corr, expiresAt: r.expires_at };
 }
 
-/** Durable per-device command store. */
-export class Inbox {
+/** Durable per-device command store in SQLite. */
+export class Inbox implements CommandStore {
   private readonly insertStmt;
   private readonly pendingStmt;
   private readonly deleteStmt;
@@ -39,6 +32,7 @@ export class Inbox {
   private readonly countStmt;
   private readonly countDeviceStmt;
   private readonly pendingForStmt;
+  private readonly devicesStmt;
 
   constructor(
     private readonly db: Database,
@@ -57,6 +51,7 @@ export class Inbox {
     this.pendingForStmt = db.query<RawRow, [string, number]>(
       "SELECT * FROM inbox WHERE device_id IN (SELECT value FROM json_each(?)) AND expires_at > ? ORDER BY created, id",
     );
+    this.devicesStmt = db.query<{ device_id: string }, []>("SELECT DISTINCT device_id FROM inbox");
     this.countDeviceStmt = db.query<{ n: number }, [string]>("SELECT COUNT(*) AS n FROM inbox WHERE device_id = ?");
   }
 
@@ -78,22 +73,18 @@ export class Inbox {
     return this.pendingStmt.all(deviceId, Date.now()).map(toCommand);
   }
 
-  /**
-   * Removes a command the device acked; resolves with whether a row was deleted. The row may
-   * not be committed yet when another worker consumed the command (it forwards before its
-   * commit), so a miss is retried a few times before giving up.
-   */
-  async remove(deviceId: string, id: string, retryDelaysMs: number[] = [20, 100, 500, 2000]): Promise<boolean> {
-    for (let attempt = 0; ; attempt++) {
-      let deleted = 0;
-      await this.batcher.run(() => {
-        deleted = this.deleteStmt.run(deviceId, id).changes;
-      });
-      if (deleted > 0) return true;
-      const wait = retryDelaysMs[attempt];
-      if (wait === undefined) return false;
-      await Bun.sleep(wait);
-    }
+  /** Removes a command the device acked; resolves with whether a row was deleted. */
+  async remove(deviceId: string, id: string): Promise<boolean> {
+    let deleted = 0;
+    await this.batcher.run(() => {
+      deleted = this.deleteStmt.run(deviceId, id).changes;
+    });
+    return deleted > 0;
+  }
+
+  /** Devices with stored commands. */
+  devices(): string[] {
+    return this.devicesStmt.all().map((r) => r.device_id);
   }
 
   /** Deletes expired commands; returns how many. */

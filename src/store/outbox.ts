@@ -1,33 +1,14 @@
 /**
  * The outbox: upstream messages durably held while the broker is unreachable or has not
- * confirmed them. Rows are owned by a worker id and drained in `seq` order, which keeps
- * per-device order.
+ * confirmed them, in the worker's own database. Rows are drained in `seq` order, which keeps
+ * per-device order. (The `owner` column dates from the single shared file; it is the worker id.)
  */
 import type { Database } from "bun:sqlite";
 import type { Batcher } from "./batcher.ts";
 
-/** An upstream message ready to publish (also the outbox row's content). */
-export interface UpMessage {
-  deviceId: string;
-  messageId: string;
-  routingKey: string;
-  /** AMQP properties as JSON-safe values (timestamp in ms). */
-  props: UpProps;
-  body: Uint8Array;
-}
+import type { OutboxRow, OutboxStore, UpMessage, UpProps } from "./interfaces.ts";
 
-/** JSON-safe subset of AMQP properties stored with an outbox row. */
-export interface UpProps {
-  timestamp: number;
-  replyTo: string;
-  correlationId: string;
-  headers: Record<string, string>;
-}
-
-/** An outbox row: a message plus its sequence number. */
-export interface OutboxRow extends UpMessage {
-  seq: number;
-}
+export type { OutboxRow, UpMessage, UpProps };
 
 interface RawRow {
   seq: number;
@@ -39,7 +20,7 @@ interface RawRow {
 }
 
 /** Durable queue of upstream messages per worker. */
-export class Outbox {
+export class Outbox implements OutboxStore {
   private readonly insertStmt;
   private readonly peekStmt;
   private readonly deleteStmt;

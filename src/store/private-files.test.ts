@@ -2,7 +2,7 @@ import { expect, test } from "bun:test";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openDatabase } from "./db.ts";
+import { openSiteDatabase, openWorkerDatabase } from "./db.ts";
 import { loadOrCreateApiToken, loadOrCreateSecret } from "../auth/token.ts";
 
 const mode = (p: string) => (statSync(p).mode & 0o777).toString(8);
@@ -24,12 +24,14 @@ test("a new data directory is 0700 and the database, its WAL, the secret and the
       const dir = join(root, "a", "data");
       loadOrCreateSecret(join(dir, "site.secret"));
       loadOrCreateApiToken(join(dir, "api.token"));
-      const db = openDatabase(dir);
-      db.exec("INSERT INTO probe (worker, at) VALUES (1, 1)");
+      const dbs = [openSiteDatabase(dir), openWorkerDatabase(dir, 0)];
+      for (const db of dbs) db.exec("INSERT INTO probe (worker, at) VALUES (1, 1)");
       expect(mode(dir)).toBe("700");
       for (const f of readdirSync(dir)) expect([f, mode(join(dir, f))]).toEqual([f, "600"]);
-      expect(readdirSync(dir).sort()).toEqual(["api.token", "owsla.db", "owsla.db-shm", "owsla.db-wal", "site.secret"]);
-      db.close();
+      expect(readdirSync(dir).sort()).toEqual(
+        ["api.token", "owsla.db", "owsla.db-shm", "owsla.db-wal", "site.secret", "worker-0.db", "worker-0.db-shm", "worker-0.db-wal"],
+      );
+      for (const db of dbs) db.close();
     });
   } finally {
     rmSync(root, { recursive: true, force: true });
@@ -44,7 +46,7 @@ test("a data directory and database made looser by an older version are tightene
     chmodSync(dir, 0o755);
     writeFileSync(join(dir, "owsla.db"), "");
     chmodSync(join(dir, "owsla.db"), 0o644);
-    openDatabase(dir).close();
+    openSiteDatabase(dir).close();
     expect(mode(dir)).toBe("700");
     expect(mode(join(dir, "owsla.db"))).toBe("600");
   } finally {

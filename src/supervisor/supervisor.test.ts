@@ -127,6 +127,42 @@ describe("supervisor", () => {
     expect(hung).toMatchObject({ level: "error", worker: 0, pid: before[0]! });
   });
 
+  test("a busy worker (late pongs, CPU time growing) is not killed within busyTimeoutMs", async () => {
+    const { sup, log } = start({
+      count: 1,
+      heartbeatMs: 50,
+      hangTimeoutMs: 300,
+      busyTimeoutMs: 10_000,
+      command: (id) => fixture(id, "busy", 50),
+    });
+    await sup.whenAllReady();
+    const pid = sup.workers()[0]!.pid;
+    await Bun.sleep(2500);
+    expect(sup.workers()[0]!.restarts).toBe(0);
+    expect(sup.workers()[0]!.pid).toBe(pid);
+    expect(alive(pid)).toBe(true);
+    expect(log.lines.some((l) => String(l.msg).startsWith("Worker busy") && l.worker === 0)).toBe(true);
+    expect(log.lines.some((l) => String(l.msg).startsWith("Worker hung"))).toBe(false);
+  });
+
+  test("a worker spinning forever is killed as hung once silent for busyTimeoutMs", async () => {
+    const spawns = [0];
+    const { sup, log } = start({
+      count: 1,
+      heartbeatMs: 50,
+      hangTimeoutMs: 300,
+      busyTimeoutMs: 1000,
+      command: (id) => fixture(id, spawns[id]!++ === 0 ? "hang" : "normal", 150),
+    });
+    await sup.whenAllReady();
+    const before = sup.workers()[0]!.pid;
+    await until("worker 0 restarted", () => sup.workers()[0]!.restarts === 1 && sup.workers()[0]!.ready, 5000);
+    expect(alive(before)).toBe(false);
+    const hung = log.lines.find((l) => String(l.msg).startsWith("Worker hung"));
+    expect(hung).toMatchObject({ level: "error", worker: 0, pid: before });
+    expect(Number(hung!.silentMs)).toBeGreaterThanOrEqual(1000);
+  });
+
   test("a crash loop beyond restart intensity stops everything and done resolves with code 1", async () => {
     const pids = new Set<number>();
     const { sup, log } = start({

@@ -33,7 +33,11 @@
  *   not touched.
  * - Hangs: every `heartbeatMs` the supervisor sends `{t:"ping",n}`; a worker that has not answered
  *   with a pong for `hangTimeoutMs` (counted from its start until the first pong) is SIGKILLed,
- *   which is then an exit like any other and so a restart.
+ *   which is then an exit like any other and so a restart — unless it is busy: a silent worker
+ *   whose CPU time grew since the last heartbeat is making progress under load and gets up to
+ *   `busyTimeoutMs` of silence. A blocked or stopped worker uses no CPU and is killed at
+ *   `hangTimeoutMs`; a worker spinning forever is killed at `busyTimeoutMs`. So load alone does
+ *   not kill workers or trip the restart intensity.
  * - Restart intensity: restarts of all workers are counted in a sliding window of `periodMs`.
  *   The restart that would be number `maxRestarts + 1` in the window is not made; instead the
  *   supervisor stops every worker and `done` resolves with code 1, with a log line naming the
@@ -49,6 +53,7 @@ import type { Subprocess } from "bun";
 import type { Logger } from "../log/logger.ts";
 import { protocolTag, type Ping, type Shutdown } from "./protocol.ts";
 import { createRestartIntensity } from "./restart-intensity.ts";
+import { cpuTicks } from "./cpu-time.ts";
 
 /** How long to wait before retrying a spawn that threw (e.g. out of descriptors). */
 const SPAWN_RETRY_MS = 100;
@@ -73,6 +78,8 @@ export interface SupervisorOptions {
   heartbeatMs: number;
   /** A worker silent (no pong) for this long is SIGKILLed and restarted, in ms. Must exceed `heartbeatMs`. */
   hangTimeoutMs: number;
+  /** Silence allowed to a worker whose CPU time keeps growing (busy), in ms. Default: `hangTimeoutMs` (no grace). */
+  busyTimeoutMs?: number;
   /** On stop, time between shutdown + SIGTERM and SIGKILL, in ms. */
   shutdownDeadlineMs: number;
   /** Logger; lines about one worker carry a `worker` field. */
@@ -131,6 +138,9 @@ interface Child {
   lastPongAt: number;
   pingN: number;
   killedForHang: boolean;
+  /** CPU ticks at the previous heartbeat, and whether the worker was reported busy in this silence. */
+  cpuTicks: number;
+  busyLogged: boolean;
   retry: ReturnType<typeof setTimeout> | null;
 }
 
@@ -152,6 +162,7 @@ function validate(o: SupervisorOptions): void {
 export function startSupervisor(opts: SupervisorOptions): Supervisor {
   validate(opts);
   const log = opts.log;
+  const busyTimeoutMs = Math.max(opts.hangTimeoutMs, opts.busyTimeoutMs ?? opts.hangTimeoutMs);
   const env = { ...process.env, ...opts.env };
   const intensity = createRestartIntensity(opts.periodMs);
   let state: "running" | "stopping" | "stopped" = "running";
@@ -185,6 +196,8 @@ export function startSupervisor(opts: SupervisorOptions): Supervisor {
     lastPongAt: 0,
     pingN: 0,
     killedForHang: false,
+    cpuTicks: Number.NaN,
+    busyLogged: false,
     retry: null,
   }));
 
@@ -211,6 +224,8 @@ export function startSupervisor(opts: SupervisorOptions): Supervisor {
     c.ready = false;
     c.lastPongAt = 0;
     c.killedForHang = false;
+    c.busyLogged = false;
+    c.cpuTicks = Number.NaN;
     c.startedAt = Date.now();
     let proc: Subprocess;
     try {
@@ -244,6 +259,9 @@ export function startSupervisor(opts: SupervisorOptions): Supervisor {
     switch (protocolTag(msg)) {
       case "pong":
         c.lastPongAt = Date.now();
+        c.cpuTicks = Number.NaN;
+        if (c.busyLogged) c.log.info("Worker answers again after a busy spell", { pid: c.pid });
+        c.busyLogged = false;
         return;
       case "ready":
         c.ready = true;
@@ -289,15 +307,30 @@ export function startSupervisor(opts: SupervisorOptions): Supervisor {
       guard("the heartbeat", () => {
         if (!c.up || !c.proc || c.killedForHang) return;
         const silentMs = now - Math.max(c.startedAt, c.lastPongAt);
+        const ticks = silentMs > opts.hangTimeoutMs || silentMs > opts.heartbeatMs ? cpuTicks(c.pid) : Number.NaN;
+        const progressing = ticks > c.cpuTicks;
+        c.cpuTicks = ticks;
         if (silentMs > opts.hangTimeoutMs) {
-          c.killedForHang = true;
-          c.log.error("Worker hung: no pong within hangTimeoutMs; killing it with SIGKILL", {
-            pid: c.pid,
-            silentMs,
-            hangTimeoutMs: opts.hangTimeoutMs,
-          });
-          trySignal(c, "SIGKILL");
-          return;
+          if (progressing && silentMs <= busyTimeoutMs) {
+            if (!c.busyLogged) {
+              c.busyLogged = true;
+              c.log.warn("Worker busy: no pong within hangTimeoutMs but its CPU time grows; not killing it unless silent for busyTimeoutMs", {
+                pid: c.pid,
+                silentMs,
+                busyTimeoutMs,
+              });
+            }
+          } else {
+            c.killedForHang = true;
+            c.log.error(progressing ? "Worker hung: busy without answering for busyTimeoutMs; killing it with SIGKILL" : "Worker hung: no pong within hangTimeoutMs and no CPU used; killing it with SIGKILL", {
+              pid: c.pid,
+              silentMs,
+              hangTimeoutMs: opts.hangTimeoutMs,
+              busyTimeoutMs,
+            });
+            trySignal(c, "SIGKILL");
+            return;
+          }
         }
         trySend(c, { t: "ping", n: ++c.pingN } satisfies Ping);
       }, c.log);

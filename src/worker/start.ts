@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import type { Config } from "../config/types.ts";
 import type { Logger } from "../log/logger.ts";
-import { openDatabase } from "../store/db.ts";
+import { openSiteDatabase, openWorkerDatabase } from "../store/db.ts";
 import { Batcher } from "../store/batcher.ts";
 import { DeviceStore } from "../store/devices.ts";
 import { Inbox } from "../store/inbox.ts";
@@ -17,25 +17,22 @@ import { BrokerLink } from "../bridge/link.ts";
 import { Publisher } from "../bridge/publisher.ts";
 import { CommandConsumer } from "../bridge/consumer.ts";
 import { Registry } from "../registry/registry.ts";
-import { LocalRouter } from "../registry/local-router.ts";
+import { CommandRouter, type HolderConn } from "../registry/router.ts";
+import { SiteLink } from "../registry/site-link.ts";
+import { Mesh, meshDir } from "../mesh/mesh.ts";
 import { Metrics } from "../metrics/metrics.ts";
 import { loadOrCreateSecret } from "../auth/token.ts";
 import { startListener } from "../listener/listener.ts";
 import { readTlsFiles } from "../listener/tls-config.ts";
 import { maxConnections } from "../listener/fd-limit.ts";
-import { TAKEN_OVER_MESSAGE, type DeviceConnection } from "../session/connection.ts";
-import type { SessionContext } from "../session/context.ts";
+import type { DeviceConnection } from "../session/connection.ts";
+import type { DeviceDirectory, SessionContext } from "../session/context.ts";
 import { drainConnections } from "../session/drain.ts";
-import { PendingLoader } from "../session/pending-loader.ts";
 import { BanList } from "../auth/bans.ts";
-import { Cluster } from "../registry/cluster.ts";
 import { answerControl, isControlRequest } from "../control/protocol.ts";
 import { secretPath } from "../cli/commands.ts";
 
 export { readTlsFiles } from "../listener/tls-config.ts";
-
-/** How long a worker remembers that the API waits for a command's ack (longer than the longest wait), in ms. */
-const ACK_WATCH_MS = 65_000;
 
 /** A running gateway worker: listener, sessions, store and broker link of one process. */
 export interface RunningWorker {
@@ -43,15 +40,22 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
+/** How the worker reaches its supervisor (absent when it runs alone). */
+export interface SupervisorPort {
+  send: (m: unknown) => void;
+  /** Whether a supervisor is there. */
+  enabled: boolean;
+}
+
 /** Wires and starts one worker process's part of the gateway. */
 export async function startWorker(
   config: Config,
   workerId: number,
   log: Logger,
-  peers: { send: (m: unknown) => void; enabled: boolean; peers: boolean } = { send: () => {}, enabled: false, peers: false },
+  sup: SupervisorPort = { send: () => {}, enabled: false },
 ): Promise<RunningWorker & { onSupervisorMessage: (m: unknown) => void }> {
   const metrics = new Metrics();
-  const workersTotal = Math.max(1, Number(process.env.OWSLA_WORKERS_TOTAL ?? "1"));
+  const workersTotal = sup.enabled ? Math.max(1, Number(process.env.OWSLA_WORKERS_TOTAL ?? "1")) : 1;
   metrics.declare(
     "owsla_accepts_total",
     "owsla_welcomes_total",
@@ -62,33 +66,30 @@ export async function startWorker(
     "owsla_auth_failures_total",
     "owsla_auth_bans_total",
     "owsla_commands_received_total",
+    "owsla_commands_stored_total",
     "owsla_outbox_writes_total",
     "owsla_outbox_drained_total",
     "owsla_slow_consumers_total",
   );
   let lastStoreErrorLog = 0;
-  const cluster = new Cluster(peers.send, peers.enabled && peers.peers);
-  const batchOptions = {
+  // This worker's own database: its outbox and the commands it stores. One writer (us).
+  const db = openWorkerDatabase(config.store.dir, workerId);
+  const batcher = new Batcher(db, {
     delayMs: config.store.batch_delay_ms,
     maxOps: config.store.batch_max,
     onError: (err: Error) => {
       // One line per 30 s at most: a full disk fails every batch.
       if (Date.now() - lastStoreErrorLog < 30_000) return;
       lastStoreErrorLog = Date.now();
-      log.error("Store write failed; devices get no ack for messages that need the outbox, commands wait at the broker. Check free disk space and that store.dir is writable", { err, dir: config.store.dir });
+      log.error("Store write failed; devices get no ack for messages that need the outbox, commands for offline devices wait at the broker. Check free disk space and that store.dir is writable", { err, dir: config.store.dir });
     },
-  };
-  // Device rows: NORMAL sync (survives process crashes). Outbox and inbox hold what was
-  // acknowledged to a device or to the broker: FULL sync, on their own connection.
-  const db = openDatabase(config.store.dir);
-  const batcher = new Batcher(db, batchOptions);
-  const durableDb = openDatabase(config.store.dir, { synchronous: "FULL" });
-  const durable = new Batcher(durableDb, batchOptions);
-  const storeError = () => batcher.lastError ?? durable.lastError;
-  const devices = new DeviceStore(db, batcher);
-  devices.resetWorker(workerId, "gateway_restart");
-  const inbox = new Inbox(durableDb, durable);
-  const outbox = new Outbox(durableDb, durable, workerId);
+  });
+  const storeError = () => batcher.lastError;
+  // The site database is the supervisor's; a worker only reads it (alone, it writes it too).
+  const siteDb = openSiteDatabase(config.store.dir);
+  const site = new DeviceStore(siteDb);
+  const inbox = new Inbox(db, batcher);
+  const outbox = new Outbox(db, batcher, workerId);
   const topo = topology(config.broker.prefix, config.gateway.id);
   const link = new BrokerLink({
     url: config.broker.url,
@@ -108,7 +109,51 @@ export async function startWorker(
     log,
   );
   const registry = new Registry<DeviceConnection>();
-  const pending = new PendingLoader(inbox, log);
+  const siteLink = new SiteLink(workerId, (m) => sup.send(m), sup.enabled ? null : { apply: (items) => site.applySightings(items), createIdentity: (id) => site.createIdentity(id) });
+  let mesh: Mesh | null = null;
+  const router = new CommandRouter({
+    self: workerId,
+    count: workersTotal,
+    send: (peer, msg) => mesh?.send(peer, msg) ?? false,
+    registry: registry as unknown as Registry<HolderConn>,
+    store: inbox,
+    known: (id) => registry.get(id) !== undefined || site.known(id),
+    ackTimeoutMs: config.broker.device_ack_timeout_ms,
+    metrics,
+    log,
+    onWatchedAck: (deviceId, cmdId) => sup.send({ t: "acked", deviceId, cmdId }),
+  });
+  router.resyncSelf();
+  if (workersTotal > 1) {
+    mesh = new Mesh({
+      self: workerId,
+      count: workersTotal,
+      dir: meshDir(config.store.dir, config.gateway.id),
+      log,
+      onMessage: (from, msg) => router.onMessage(from, msg),
+      onPeerUp: (peer) => router.peerUp(peer),
+      onPeerDown: (peer) => router.peerDown(peer),
+    });
+    mesh.start();
+  }
+  const directory: DeviceDirectory = {
+    welcomed(conn, deviceId, hardwareId) {
+      router.welcomed(deviceId, conn as DeviceConnection);
+      siteLink.connected(deviceId, hardwareId, conn.connId, Date.now());
+    },
+    released(conn, deviceId, reason, lastSeen, unacked) {
+      router.released(deviceId, conn as DeviceConnection, unacked);
+      siteLink.disconnected(deviceId, conn.connId, reason, lastSeen);
+    },
+    acked: (deviceId, cmdId, route) => router.deviceAck(deviceId, cmdId, route),
+    anonymousKnown(deviceId) {
+      if (registry.get(deviceId)) return "anonymous";
+      const row = site.get(deviceId);
+      return !row ? "unknown" : row.hardware_id ? "hardware" : "anonymous";
+    },
+    createAnonymous: (id) => siteLink.createAnonymous(id),
+    authFailed: (keys) => siteLink.announceAuthFailure(keys),
+  };
   const ctx: SessionContext = {
     gatewayId: config.gateway.id,
     workerId,
@@ -117,7 +162,7 @@ export async function startWorker(
     auth: {
       mode: config.auth.mode,
       secret: loadOrCreateSecret(secretPath(config)),
-      tokenFloors: devices.tokenFloors(),
+      tokenFloors: site.tokenFloors(),
       bans: new BanList({ failures: config.auth.ban_failures, windowMs: config.auth.ban_window_s * 1000, durationMs: config.auth.ban_duration_s * 1000 }),
     },
     limits: {
@@ -127,19 +172,12 @@ export async function startWorker(
       maxOutboundBytes: config.device.max_outbound_bytes,
       maxPendingPubs: 1024,
     },
-    devices,
-    inbox,
-    pending,
     publisher,
-    registry,
-    cluster,
+    directory,
     metrics,
     log,
-    notify: peers.send,
-    ackWatch: new Map(),
   };
-  const router = new LocalRouter(inbox, devices, registry, metrics, cluster, workerId);
-  new CommandConsumer(link, topo.queue, config.broker.command_ttl_s * 1000, router, metrics, log);
+  new CommandConsumer(link, topo.queue, config.broker.command_ttl_s * 1000, config.device.max_frame_bytes, router, metrics, log);
   const listener = startListener(
     {
       host: config.device.host,
@@ -154,24 +192,23 @@ export async function startWorker(
       tls: readTlsFiles(config),
     },
     ctx,
+    registry,
   );
   link.start();
   metrics.gauge("owsla_broker_up", () => (link.up ? 1 : 0));
   metrics.gauge("owsla_broker_reconnects", () => link.reconnects);
   metrics.gauge("owsla_outbox_depth", () => publisher.outboxDepth);
+  metrics.gauge("owsla_commands_awaiting_ack", () => router.inflightCount);
+  metrics.gauge("owsla_home_devices", () => router.home.size);
   // While writes fail (disk full, read-only), probe every few seconds so recovery is noticed
   // (and reported by /readyz) even when no device is writing.
   const probeStmt = db.query("INSERT OR REPLACE INTO probe (worker, at) VALUES (?, ?)");
   const storeProbe = setInterval(() => {
-    const now = Date.now();
-    for (const [k, until] of ctx.ackWatch) if (until < now) ctx.ackWatch.delete(k);
     if (!storeError()) return;
-    for (const b of [batcher, durable]) {
-      if (b.lastError) b.run(() => probeStmt.run(workerId, Date.now())).then(() => log.info("Store writable again"), () => {});
-    }
+    batcher.run(() => probeStmt.run(workerId, Date.now())).then(() => log.info("Store writable again"), () => {});
   }, 5000);
-  metrics.gauge("owsla_commands_caught_up_total", () => pending.caughtUp);
   metrics.gauge("owsla_store_ok", () => (storeError() ? 0 : 1));
+  metrics.gauge("owsla_inbox_depth", () => inbox.count());
   const expiry = setInterval(() => {
     try {
       const n = inbox.expire();
@@ -212,31 +249,19 @@ export async function startWorker(
               conn?.close("revoked", "unauthorized", "Device credentials were revoked; ask the installer for a re-issued token");
               return conn !== undefined;
             },
-            command: ({ cmd, watchAck }) => {
-              if (watchAck) ctx.ackWatch.set(`${cmd.deviceId}/${cmd.id}`, Date.now() + ACK_WATCH_MS);
-              const conn = registry.get(cmd.deviceId);
-              if (!conn || conn.state !== "open" || conn.sentCommands.has(cmd.id)) return false;
-              return conn.sendCommand(cmd);
+            command: async ({ cmd, watchAckMs }) => {
+              await router.acceptStored(cmd, watchAckMs);
+              return true;
             },
           },
-          (r) => peers.send(r),
+          (r) => sup.send(r),
         );
         return;
       }
-      Cluster.dispatch(m, {
-        command: (cmd, sentAt) => router.deliverForwarded(cmd, sentAt),
-        claimed: (deviceId, connId, welcomedAt) => {
-          // Only an older local connection yields; a late announcement of an older claim is ignored.
-          const local = registry.get(deviceId);
-          if (local && local.connId !== connId && local.welcomedAt <= welcomedAt) {
-            local.close("taken_over", "taken_over", TAKEN_OVER_MESSAGE);
-          }
-        },
-        authFailed: (keys) => {
-          for (const k of keys) ctx.auth.bans.fail(k);
-        },
-        relayed: (seq) => cluster.relayed(seq),
-      });
+      const msg = m as { t?: string; seq?: number; ok?: boolean; keys?: string[] };
+      if (msg.t === "authfail" && Array.isArray(msg.keys)) for (const k of msg.keys) ctx.auth.bans.fail(k);
+      else if (msg.t === "relayed" && typeof msg.seq === "number") siteLink.relayed(msg.seq);
+      else if (msg.t === "anon-ok" && typeof msg.seq === "number") siteLink.anonDone(msg.seq, msg.ok === true);
     },
     async stop() {
       clearInterval(expiry);
@@ -246,16 +271,16 @@ export async function startWorker(
       await drainConnections(listener.connections, config.device.drain_rate / workersTotal);
       const deadline = Date.now() + 5000;
       while (publisher.inflight > 0 && Date.now() < deadline) await Bun.sleep(20);
+      siteLink.flush();
       batcher.flush();
-      durable.flush();
       publisher.stop();
+      router.stop();
       await link.close();
       listener.close();
+      mesh?.close();
       batcher.flush();
-      durable.flush();
       db.close();
-      durableDb.close();
+      siteDb.close();
     },
   };
 }
-

@@ -625,28 +625,7 @@ export function rssMiB(gw: GatewayProcess): number {
   return Math.round(kb / 1024);
 }
 
-/** `PRAGMA integrity_check` of the gateway's database (first line; "ok" when healthy). */
-export function integrity(dir: string): string {
-  const db = new Database(join(dir, "owsla.db"));
-  try {
-    db.exec("PRAGMA busy_timeout = 5000");
-    const r = db.query("PRAGMA integrity_check").get() as Record<string, string>;
-    return Object.values(r)[0] ?? "unknown";
-  } finally {
-    db.close();
-  }
-}
-
-/** Rows in the gateway's outbox (read-only look at the database). */
-export function outboxRows(dir: string): number {
-  const db = new Database(join(dir, "owsla.db"), { readonly: true });
-  try {
-    db.exec("PRAGMA busy_timeout = 5000");
-    return (db.query("SELECT COUNT(*) AS n FROM outbox").get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
-}
+export { integrity, outboxRows } from "./store-files.ts";
 
 /** Samples `fn` every `everyMs` until stopped; returns the max. */
 export function sampler(fn: () => number | null | Promise<number | null>, everyMs = 250): { stop(): Promise<number>; max: number; last: number } {

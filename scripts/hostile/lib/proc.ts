@@ -3,9 +3,7 @@
  * Every reader returns NaN for a process that is gone instead of throwing.
  */
 import { readdirSync, readFileSync } from "node:fs";
-
-/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ; 100 on Linux x86-64 and arm64). */
-export const CLOCK_TICKS = 100;
+import { CLOCK_TICKS, cpuTicks } from "../../../src/supervisor/cpu-time.ts";
 
 /** A KiB field of /proc/<pid>/status (VmRSS, RssAnon, ...), NaN when the process is gone. */
 function statusKb(pid: number, field: string): number {
@@ -42,14 +40,7 @@ export function fdCount(pid: number): number {
 
 /** User + system CPU time of `pid`, in seconds. */
 export function cpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Fields after the command name (which may contain spaces) start after the last ')'.
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
-  } catch {
-    return Number.NaN;
-  }
+  return cpuTicks(pid) / CLOCK_TICKS;
 }
 
 /** Whether process `pid` exists (and is not a zombie). */

@@ -1,0 +1,105 @@
+/** One contract for each storage interface, run against every implementation. */
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openWorkerDatabase } from "./db.ts";
+import { Batcher } from "./batcher.ts";
+import { Inbox } from "./inbox.ts";
+import { Outbox } from "./outbox.ts";
+import { MemoryCommandStore, MemoryOutbox } from "./memory.ts";
+import type { CommandStore, OutboxStore, UpMessage } from "./interfaces.ts";
+import type { Command } from "../protocol/gateway-messages.ts";
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function sqlite<T>(make: (db: ReturnType<typeof openWorkerDatabase>, b: Batcher) => T): () => T {
+  return () => {
+    const dir = mkdtempSync(join(tmpdir(), "owsla-contract-"));
+    dirs.push(dir);
+    const db = openWorkerDatabase(dir, 0);
+    return make(db, new Batcher(db, { delayMs: 1 }));
+  };
+}
+
+const commandStores: [string, () => CommandStore][] = [
+  ["sqlite", sqlite((db, b) => new Inbox(db, b))],
+  ["memory", () => new MemoryCommandStore()],
+];
+const outboxes: [string, () => OutboxStore][] = [
+  ["sqlite", sqlite((db, b) => new Outbox(db, b, 0))],
+  ["memory", () => new MemoryOutbox()],
+];
+
+const cmd = (deviceId: string, id: string, ttlMs = 60_000, body = '{"n":1}'): Command => ({ id, deviceId, topic: "cmd", body, corr: null, expiresAt: Date.now() + ttlMs });
+
+for (const [name, make] of commandStores) {
+  describe(`CommandStore (${name})`, () => {
+    test("keeps commands per device in the order they were added, once per id", async () => {
+      const s = make();
+      await s.add(cmd("d1", "a"));
+      await Bun.sleep(2);
+      await s.add(cmd("d1", "b"));
+      await s.add(cmd("d1", "a")); // duplicate id: ignored
+      await s.add(cmd("d2", "c"));
+      expect(s.pendingFor(["d1"]).map((c) => c.id)).toEqual(["a", "b"]);
+      expect(s.pendingFor(["d1", "d2"]).length).toBe(3);
+      expect(s.count()).toBe(3);
+      expect(s.count("d1")).toBe(2);
+      expect(s.devices().sort()).toEqual(["d1", "d2"]);
+    });
+
+    test("keeps the body text exactly", async () => {
+      const s = make();
+      const body = '{"big":12345678901234567890123,"e":1e999999,"deep":[[[[]]]]}';
+      await s.add(cmd("d1", "x", 60_000, body));
+      expect(s.pendingFor(["d1"])[0]!.body).toBe(body);
+    });
+
+    test("remove says whether a row was deleted", async () => {
+      const s = make();
+      await s.add(cmd("d1", "a"));
+      expect(await s.remove("d1", "a")).toBe(true);
+      expect(await s.remove("d1", "a")).toBe(false);
+      expect(s.count()).toBe(0);
+      expect(s.devices()).toEqual([]);
+    });
+
+    test("expired commands are not pending and expire() deletes them", async () => {
+      const s = make();
+      await s.add(cmd("d1", "old", -1));
+      await s.add(cmd("d1", "new"));
+      expect(s.pendingFor(["d1"]).map((c) => c.id)).toEqual(["new"]);
+      expect(s.expire()).toBe(1);
+      expect(s.count()).toBe(1);
+    });
+  });
+}
+
+const up = (deviceId: string, n: number): UpMessage => ({
+  deviceId,
+  messageId: `m-${n}`,
+  routingKey: `gw.${deviceId}.t`,
+  props: { timestamp: n, replyTo: "q", correlationId: `${deviceId}:${n}`, headers: { device_id: deviceId } },
+  body: new TextEncoder().encode(`{"n":${n}}`),
+});
+
+for (const [name, make] of outboxes) {
+  describe(`OutboxStore (${name})`, () => {
+    test("returns rows in the order added, pages after a seq, and removes by seq", async () => {
+      const o = make();
+      for (let i = 0; i < 5; i++) await o.add(up(i % 2 ? "b" : "a", i));
+      const rows = o.peek(3);
+      expect(rows.map((r) => r.messageId)).toEqual(["m-0", "m-1", "m-2"]);
+      expect(o.peek(10, rows[2]!.seq).map((r) => r.messageId)).toEqual(["m-3", "m-4"]);
+      expect(Object.fromEntries(o.countsByDevice())).toEqual({ a: 3, b: 2 });
+      await o.remove([rows[0]!.seq, rows[1]!.seq]);
+      expect(o.count()).toBe(3);
+      const first = o.peek(1)[0]!;
+      expect(first.messageId).toBe("m-2");
+      expect(first.props).toEqual(up("a", 2).props);
+      expect(new TextDecoder().decode(first.body)).toBe('{"n":2}');
+    });
+  });
+}
