@@ -108,10 +108,10 @@ describe("outbox", () => {
     const down = await startGateway({ gatewayId: "cli-outbox", waitBroker: false, args: ["--workers", "1", "--broker", "amqp://guest:guest@127.0.0.1:9"] });
     extra.push(down);
     const port = apiPortOf(down);
-    const { dev } = await down.device("daily-therm-1");
+    const { dev, welcome } = await down.device("daily-therm-1");
+    const id = welcome.id as string;
     for (let i = 0; i < 3; i++) dev.send({ op: "pub", topic: "temp", body: { c: 20 + i }, ref: `r${i}` });
     for (let i = 0; i < 3; i++) await dev.next((f) => f.op === "ack" && f.ref === `r${i}`);
-    const id = (await api("GET", "/api/v1/devices?hardware_id=daily-therm-1", undefined, port, readFileSync(join(down.dir, "api.token"), "utf8").trim())).json.devices[0].id;
 
     const live = await run(["outbox", "--data", down.dir, "--api-port", String(port), "--json"]);
     expect([live.code, live.stderr]).toEqual([0, ""]);
@@ -151,12 +151,13 @@ describe("backup", () => {
     writing = false;
     await writer;
     expect([b.code, b.stderr]).toEqual([0, ""]);
-    expect(b.stdout).toMatch(/owsla\.db\s+\d+ bytes\s+sha256 [0-9a-f]{64}\s+integrity ok/);
-    expect(readdirSync(target).sort()).toEqual(["MANIFEST.json", "api.token", "owsla.db", "site.secret"]);
+    // The site database and each worker's own file (2 workers), each snapshot checked.
+    for (const f of ["owsla.db", "worker-0.db", "worker-1.db"]) expect(b.stdout).toMatch(new RegExp(`${f.replace(".", "\\.")}\\s+\\d+ bytes\\s+sha256 [0-9a-f]{64}\\s+integrity ok`));
+    expect(readdirSync(target).sort()).toEqual(["MANIFEST.json", "api.token", "owsla.db", "site.secret", "worker-0.db", "worker-1.db"]);
     expect((statSync(target).mode & 0o777).toString(8)).toBe("700");
     for (const f of readdirSync(target)) expect([f, (statSync(join(target, f)).mode & 0o777).toString(8)]).toEqual([f, "600"]);
     const manifest = JSON.parse(readFileSync(join(target, "MANIFEST.json"), "utf8"));
-    expect(manifest.files.find((f: any) => f.name === "owsla.db")).toMatchObject({ integrity: "ok" });
+    for (const f of ["owsla.db", "worker-0.db", "worker-1.db"]) expect(manifest.files.find((x: any) => x.name === f)).toMatchObject({ integrity: "ok" });
     const secretCopy = manifest.files.find((f: any) => f.name === "site.secret");
     expect(secretCopy.sha256).toBe(new Bun.CryptoHasher("sha256").update(readFileSync(join(gw.dir, "site.secret"))).digest("hex"));
 
@@ -170,7 +171,7 @@ describe("backup", () => {
 
     // Restore: the files (not the manifest) into an empty data directory, and start a gateway on it.
     const restoredDir = mkdtempSync(join(tmpdir(), "owsla-restored-"));
-    for (const f of ["owsla.db", "site.secret", "api.token"]) cpSync(join(target, f), join(restoredDir, f));
+    for (const f of readdirSync(target)) if (f !== "MANIFEST.json") cpSync(join(target, f), join(restoredDir, f));
     const restored = await startGateway({ gatewayId: "cli-restored", dir: restoredDir, args: ["--workers", "1"] });
     extra.push(restored);
     const rPort = apiPortOf(restored);
