@@ -4,49 +4,27 @@
  * `device.tls_min_version` is refused. Certificates are made by `openssl` here.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { TestDevice } from "./helpers/device.ts";
 import { removeDir, startGateway, type GatewayProcess } from "./helpers/gateway.ts";
+import { HAVE_OPENSSL, TestPki } from "./helpers/pki.ts";
 
-const pki = mkdtempSync(join(tmpdir(), "owsla-cert-id-"));
-const sh = (cmd: string) => {
-  const r = Bun.spawnSync(["bash", "-c", cmd], { cwd: pki, stderr: "pipe" });
-  if (!r.success) throw new Error(`${cmd}: ${r.stderr}`);
-};
-const haveOpenssl = Bun.which("openssl") !== null;
-const EC = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
-
-/** Issues `<name>.pem`/`<name>.key` with subject CN `cn`, signed by the test CA, with optional SANs. */
-function issue(name: string, cn: string, san?: string): void {
-  sh(`openssl req ${EC} -subj "/CN=${cn}" -keyout ${name}.key -out ${name}.csr`);
-  const ext = san ? `-extfile ${name}.ext` : "";
-  if (san) sh(`printf 'subjectAltName=${san}' > ${name}.ext`);
-  sh(`openssl x509 -req -in ${name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 ${ext} -out ${name}.pem`);
-}
+const pki = new TestPki();
 
 beforeAll(() => {
-  if (!haveOpenssl) return;
-  sh(`openssl req -x509 ${EC} -days 2 -subj /CN=owsla-cert-test-ca -keyout ca.key -out ca.pem`);
-  issue("server", "localhost", "IP:127.0.0.1,DNS:localhost");
-  issue("cn-dev", "cert-dev-1");
-  issue("san-dev", "label-not-an-id", "DNS:cert-dev-2,URI:urn:owsla:cert-dev-2b");
-  issue("revoked-dev", "cert-dev-3");
-  // A CRL listing revoked-dev, signed by the CA.
-  sh(
-    "mkdir -p db && touch db/index.txt && echo 01 > db/crlnumber && " +
-      "printf '[ca]\\ndefault_ca=d\\n[d]\\ndatabase=db/index.txt\\ncrlnumber=db/crlnumber\\ndefault_md=sha256\\ndefault_crl_days=2\\n' > ca.cnf && " +
-      "openssl ca -config ca.cnf -keyfile ca.key -cert ca.pem -revoke revoked-dev.pem && " +
-      "openssl ca -config ca.cnf -keyfile ca.key -cert ca.pem -gencrl -out crl.pem",
-  );
+  if (!HAVE_OPENSSL) return;
+  pki.makeCa("owsla-cert-test-ca");
+  pki.issue("server", "localhost", "IP:127.0.0.1,DNS:localhost");
+  pki.issue("cn-dev", "cert-dev-1");
+  pki.issue("san-dev", "label-not-an-id", "DNS:cert-dev-2,URI:urn:owsla:cert-dev-2b");
+  pki.issue("revoked-dev", "cert-dev-3");
+  pki.revoke("revoked-dev");
 });
 
-afterAll(() => rmSync(pki, { recursive: true, force: true }));
+afterAll(() => pki.remove());
 
-const file = (n: string) => readFileSync(join(pki, n), "utf8");
+const file = (n: string) => pki.file(n);
 
-describe.skipIf(!haveOpenssl)("certificate identity (auth.mode cert)", () => {
+describe.skipIf(!HAVE_OPENSSL)("certificate identity (auth.mode cert)", () => {
   let gw: GatewayProcess;
   beforeAll(async () => {
     gw = await startGateway({
@@ -54,8 +32,8 @@ describe.skipIf(!haveOpenssl)("certificate identity (auth.mode cert)", () => {
       waitBroker: false,
       args: [
         "--workers", "1", "--auth-mode", "cert", "--auth-ban-failures", "0",
-        "--device-tls-cert", join(pki, "server.pem"), "--device-tls-key", join(pki, "server.key"),
-        "--device-tls-client-ca", join(pki, "ca.pem"), "--device-tls-crl", join(pki, "crl.pem"),
+        "--device-tls-cert", pki.path("server.pem"), "--device-tls-key", pki.path("server.key"),
+        "--device-tls-client-ca", pki.path("ca.pem"), "--device-tls-crl", pki.path("crl.pem"),
         "--device-tls-min-version", "1.3",
       ],
     });
@@ -107,7 +85,7 @@ describe.skipIf(!haveOpenssl)("certificate identity (auth.mode cert)", () => {
     const hello = JSON.stringify({ op: "hello", v: 1, device: "cert-dev-1" }) + "\n" + JSON.stringify({ op: "bye" }) + "\n";
     const run = async (version: string) => {
       const p = Bun.spawn(
-        ["openssl", "s_client", "-connect", `127.0.0.1:${gw.port}`, version, "-CAfile", join(pki, "ca.pem"), "-cert", join(pki, "cn-dev.pem"), "-key", join(pki, "cn-dev.key"), "-quiet"],
+        ["openssl", "s_client", "-connect", `127.0.0.1:${gw.port}`, version, "-CAfile", pki.path("ca.pem"), "-cert", pki.path("cn-dev.pem"), "-key", pki.path("cn-dev.key"), "-quiet"],
         { stdin: "pipe", stdout: "pipe", stderr: "pipe" },
       );
       p.stdin.write(hello);

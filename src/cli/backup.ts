@@ -14,7 +14,7 @@ import { Database } from "bun:sqlite";
 import { createHash } from "node:crypto";
 import { chmodSync, copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { ConfigError, loadConfig } from "../config/load.ts";
+import { PROCESS_IO, loadCommandConfig, type CommandIo } from "./command-config.ts";
 import type { Config } from "../config/types.ts";
 import { BUSY_TIMEOUT_MS, integrityCheck } from "../store/db.ts";
 import { databaseFiles } from "../store/db-files.ts";
@@ -97,24 +97,10 @@ export function backup(config: Config, target: string): BackupManifest {
 }
 
 /** Runs `owsla backup` with its arguments; returns the exit code. */
-export function backupMain(argv: string[], out = (s: string) => void process.stdout.write(s), err = (s: string) => void process.stderr.write(s)): number {
-  let loaded;
-  try {
-    loaded = loadConfig(argv, process.env);
-  } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
-    err(`${e.message}\n${BACKUP_USAGE}\n`);
-    return 2;
-  }
-  if (loaded.help) {
-    out(BACKUP_USAGE + "\n");
-    return 0;
-  }
-  const [target, extra] = loaded.positionals;
-  if (!target || extra !== undefined) {
-    err(BACKUP_USAGE + "\n");
-    return 2;
-  }
+export function backupMain(argv: string[], { out, err }: CommandIo = PROCESS_IO): number {
+  const loaded = loadCommandConfig(argv, BACKUP_USAGE, 1, { out, err });
+  if (typeof loaded === "number") return loaded;
+  const target = loaded.positionals[0]!;
   try {
     const m = backup(loaded.config, target);
     for (const f of m.files) out(`${f.name}  ${f.bytes} bytes  sha256 ${f.sha256}${f.integrity ? `  integrity ${f.integrity}` : ""}\n`);

@@ -4,7 +4,7 @@
  * client CA, CRL), and prints the effective configuration as TOML with each value's source and
  * the secrets hidden.
  */
-import { ConfigError, loadConfig } from "../config/load.ts";
+import { PROCESS_IO, loadCommandConfig, type CommandIo } from "./command-config.ts";
 import { redactValue } from "../config/redact.ts";
 import { SCHEMA, SECTIONS } from "../config/schema.ts";
 import type { Config } from "../config/types.ts";
@@ -33,7 +33,7 @@ export function renderConfig(config: Config, sources: Record<string, string>): s
 }
 
 /** Runs `owsla config <sub-command>`; returns the exit code. */
-export function configMain(argv: string[], out = (s: string) => void process.stdout.write(s), err = (s: string) => void process.stderr.write(s)): number {
+export function configMain(argv: string[], { out, err }: CommandIo = PROCESS_IO): number {
   const [sub, ...rest] = argv;
   if (sub === "--help" || sub === "-h") {
     out(CONFIG_CHECK_USAGE + "\n");
@@ -43,22 +43,8 @@ export function configMain(argv: string[], out = (s: string) => void process.std
     err(`${sub === undefined ? "Missing the sub-command" : `Unknown sub-command "${sub}"`} of owsla config.\n${CONFIG_CHECK_USAGE}\n`);
     return 2;
   }
-  let loaded;
-  try {
-    loaded = loadConfig(rest, process.env);
-  } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
-    err(e.message + "\n");
-    return 2;
-  }
-  if (loaded.help) {
-    out(CONFIG_CHECK_USAGE + "\n");
-    return 0;
-  }
-  if (loaded.positionals.length) {
-    err(`Unexpected argument "${loaded.positionals[0]}".\n${CONFIG_CHECK_USAGE}\n`);
-    return 2;
-  }
+  const loaded = loadCommandConfig(rest, CONFIG_CHECK_USAGE, 0, { out, err });
+  if (typeof loaded === "number") return loaded;
   try {
     readTlsFiles(loaded.config);
   } catch (e) {

@@ -7,7 +7,7 @@
 import { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { ConfigError, loadConfig } from "../config/load.ts";
+import { PROCESS_IO, loadCommandConfig, type CommandIo } from "./command-config.ts";
 import type { Config } from "../config/types.ts";
 import { DB_FILE } from "../store/db.ts";
 import { deviceUuid } from "../identity/identity.ts";
@@ -40,25 +40,11 @@ export function tokenState(dir: string, id: string): { generation: number; revok
 }
 
 /** Runs `owsla token` with its arguments; returns the exit code. */
-export function tokenMain(argv: string[], out = (s: string) => void process.stdout.write(s), err = (s: string) => void process.stderr.write(s)): number {
+export function tokenMain(argv: string[], { out, err }: CommandIo = PROCESS_IO): number {
   const createSecret = argv.includes("--create-secret");
-  let loaded;
-  try {
-    loaded = loadConfig(argv.filter((a) => a !== "--create-secret"), process.env);
-  } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
-    err(`${e.message}\n${TOKEN_USAGE}\n`);
-    return 2;
-  }
-  if (loaded.help) {
-    out(TOKEN_USAGE + "\n");
-    return 0;
-  }
-  const hw = loaded.positionals[0];
-  if (!hw || loaded.positionals.length > 1) {
-    err(TOKEN_USAGE + "\n");
-    return 2;
-  }
+  const loaded = loadCommandConfig(argv.filter((a) => a !== "--create-secret"), TOKEN_USAGE, 1, { out, err });
+  if (typeof loaded === "number") return loaded;
+  const hw = loaded.positionals[0]!;
   if (!isHardwareId(hw)) {
     err(`Invalid hardware id ${JSON.stringify(hw)}: it must be ${HARDWARE_ID_RULE}.\n`);
     return 2;
