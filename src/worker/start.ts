@@ -4,7 +4,6 @@
  * `worker` command (and tests call it in-process); the supervisor runs one such process per
  * worker.
  */
-import { readFileSync } from "node:fs";
 import type { Config } from "../config/types.ts";
 import type { Logger } from "../log/logger.ts";
 import { openSiteDatabase, openWorkerDatabase } from "../store/db.ts";
