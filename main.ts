@@ -7,12 +7,14 @@ import { join } from "node:path";
 import { VERSION, buildInfo } from "./src/version.ts";
 import { loadConfig, ConfigError, helpText, describeConfig } from "./src/config/load.ts";
 import type { Config } from "./src/config/types.ts";
-import { createLogger, type Logger } from "./src/log/logger.ts";
+import { createLogger, type Logger, type RootLogger } from "./src/log/logger.ts";
+import { stderrLine } from "./src/log/journal.ts";
 import { openSiteDatabase } from "./src/store/db.ts";
 import { DeviceStore } from "./src/store/devices.ts";
 import { upgradeLayout } from "./src/store/layout.ts";
 import { WorkerFiles } from "./src/store/worker-files.ts";
 import { Metrics } from "./src/metrics/metrics.ts";
+import { registerProcessMetrics } from "./src/metrics/process.ts";
 import { loadOrCreateApiToken, loadOrCreateSecret } from "./src/auth/token.ts";
 import { isAuthFailure, type SiteMessage } from "./src/registry/site-link.ts";
 import { meshDir } from "./src/mesh/mesh.ts";
@@ -30,7 +32,10 @@ import { startSupervisor } from "./src/supervisor/supervisor.ts";
 import { connectToSupervisor } from "./src/supervisor/worker-link.ts";
 import { runLoadCommand } from "./src/load/command.ts";
 import { availableParallelism } from "node:os";
-import { startWorker } from "./src/worker/start.ts";
+import { readTlsFiles, startWorker } from "./src/worker/start.ts";
+import { EXIT, unavailablePorts } from "./src/supervisor/preflight.ts";
+import { ServiceManager, SYSTEMD_ENV, silentWorkers, statusLine } from "./src/supervisor/systemd.ts";
+import { isReload, reloadConfig } from "./src/supervisor/reload.ts";
 
 const USAGE = `Usage: owsla [command] [options]
 
@@ -53,7 +58,7 @@ Commands:
 Run "owsla <command> --help" for the options of a command.`;
 
 
-function makeLogger(config: Config, base: Record<string, unknown>): Logger {
+function makeLogger(config: Config, base: Record<string, unknown>): RootLogger {
   const fmt = config.log.format;
   return createLogger({ level: config.log.level, pretty: fmt === "auto" ? undefined : fmt === "pretty", base });
 }
@@ -86,6 +91,36 @@ async function serve(config: Config, args: string[]): Promise<number> {
   guardProcess(log);
   const count = config.workers.count || availableParallelism();
   log.info("Starting Owsla gateway", { version: VERSION, workers: count, config: describeConfig(config) });
+  // Both ports are checked before anything starts: a port that is taken is one line and exit 3.
+  const problems = unavailablePorts({ device: config.device, api: config.api });
+  try {
+    readTlsFiles(config); // each worker reads them again; a missing file is said once, here
+  } catch (err) {
+    problems.push(`Cannot start: ${(err as Error).message}`);
+  }
+  for (const line of problems) log.error(line);
+  if (problems.length > 0) return EXIT.unavailable;
+  // The API listens before the workers start (answering 503 until the control plane exists),
+  // so a failure here stops nothing but this process.
+  let app: ReturnType<typeof createApi> | null = null;
+  let api: ReturnType<typeof Bun.serve>;
+  try {
+    // idleTimeout above the longest ?wait=ack (60 s) so those requests are not cut.
+    api = Bun.serve({
+      hostname: config.api.host,
+      port: config.api.port,
+      fetch: (req, server) => (app ? app.fetch(req, server) : Response.json({ error: "starting", message: "The gateway is starting; retry in a moment" }, { status: 503 })),
+      idleTimeout: 75,
+    });
+  } catch (err) {
+    log.error(`Cannot start: the control API cannot listen on ${config.api.host}:${config.api.port} (${(err as Error).message}); set api.host/api.port to a free address`);
+    return EXIT.unavailable;
+  }
+  log.info("Control API listening", { url: `http://${config.api.host}:${api.port}/` });
+  // systemd: read NOTIFY_SOCKET and the watchdog, and keep them from the workers (only the main
+  // process talks to systemd).
+  const systemdEnv = Object.fromEntries(SYSTEMD_ENV.map((k) => [k, process.env[k]]));
+  for (const k of SYSTEMD_ENV) delete process.env[k];
   // Create shared files once, before workers race for them.
   const secret = loadOrCreateSecret(secretPath(config));
   const apiToken = resolveApiToken(config);
@@ -98,6 +133,7 @@ async function serve(config: Config, args: string[]): Promise<number> {
   devices.resetAll("gateway_restart");
   const workerFiles = new WorkerFiles(config.store.dir, count);
   const metrics = new Metrics();
+  registerProcessMetrics(metrics);
   // Every worker announces its failed hellos through here: counting bans in this one place
   // counts each once (the workers' own lists, fed in different orders, ban on their own).
   const bans = new BanList({ failures: config.auth.ban_failures, windowMs: config.auth.ban_window_s * 1000, durationMs: config.auth.ban_duration_s * 1000 });
@@ -108,6 +144,8 @@ async function serve(config: Config, args: string[]): Promise<number> {
   };
 
   let plane: ControlPlane | null = null;
+  let gatewayReady = false;
+  let startupFailed = false;
   const sup = startSupervisor({
     count,
     command: () => workerCommand(args),
@@ -129,7 +167,11 @@ async function serve(config: Config, args: string[]): Promise<number> {
       else if (isAckNotice(msg)) plane?.onAck(msg);
       else siteMessage(from, msg as SiteMessage);
     },
-    onWorkerExit: (id) => {
+    onWorkerExit: (id, code) => {
+      if (code === EXIT.unavailable && !gatewayReady && !startupFailed) {
+        startupFailed = true;
+        void sup.stop(`worker ${id} could not start`);
+      }
       try {
         devices.resetWorker(id, "worker_exit");
       } catch (err) {
@@ -174,36 +216,54 @@ async function serve(config: Config, args: string[]): Promise<number> {
     metrics,
     log,
   });
-  let api: ReturnType<typeof Bun.serve> | null = null;
-  try {
-    const app = createApi(plane);
-    // idleTimeout above the longest ?wait=ack (60 s) so those requests are not cut.
-    api = Bun.serve({ hostname: config.api.host, port: config.api.port, fetch: (req, server) => app.fetch(req, server), idleTimeout: 75 });
-    log.info("Control API listening", { url: `http://${config.api.host}:${api.port}/` });
-  } catch (err) {
-    log.error("Cannot start the control API; set api.host/api.port to a free address", { err: err as Error });
-    await sup.stop("control API failed");
-    return 1;
-  }
+  app = createApi(plane);
+  const systemd = new ServiceManager({
+    env: systemdEnv,
+    pid: process.pid,
+    log,
+    unhealthy: () => silentWorkers(sup.workers(), Date.now(), Math.min(config.workers.hang_timeout_ms, 3 * config.workers.heartbeat_ms)),
+    status: async () => statusLine(await plane!.workers()),
+    supervisorGraceMs: Math.max(config.workers.hang_timeout_ms, config.workers.busy_timeout_s * 1000),
+  });
 
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info("Stopping gracefully: draining devices, then stopping workers", { signal });
+    systemd.stopping(signal);
     void sup.stop(signal);
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  let reloading = Promise.resolve();
+  process.on("SIGHUP", () => {
+    reloading = reloading.then(async () => {
+      if (stopping) return;
+      systemd.reloading();
+      config = reloadConfig(config, { load: () => loadConfig(args, process.env).config, readTls: readTlsFiles, log, broadcast: (m) => sup.broadcast(m) });
+      await systemd.reloaded();
+    });
+  });
   sup.whenAllReady().then(
-    () => log.info("Gateway ready: all workers listening", { workers: count, port: config.device.port, api_port: api?.port }),
+    () => {
+      gatewayReady = true;
+      log.info("Gateway ready: all workers listening", { workers: count, port: config.device.port, api_port: api.port });
+      void systemd.ready();
+    },
     () => {},
   );
   const { code, reason } = await sup.done;
-  api?.stop(true);
+  systemd.stopping(reason);
+  systemd.dispose();
+  api.stop(true);
   workerFiles.close();
   db.close();
   rmSync(meshDir(config.store.dir, config.gateway.id), { recursive: true, force: true });
+  if (startupFailed) {
+    log.info("Gateway stopped: a worker could not start (see its error line above)", { code: EXIT.unavailable });
+    return EXIT.unavailable;
+  }
   if (code !== 0) log.error("Gateway stopped", { reason, code });
   else log.info("Gateway stopped", { reason });
   return code;
@@ -214,7 +274,7 @@ function resolveApiToken(config: Config): string {
   if (config.api.token) return config.api.token;
   const path = join(config.store.dir, "api.token");
   const { token, created } = loadOrCreateApiToken(path);
-  if (created) process.stderr.write(`Owsla: generated the control API token (shown once; kept in ${path}):\n  ${token}\n`);
+  if (created) process.stderr.write(stderrLine(`Owsla: generated the control API token (shown once; kept in ${path}):\n  ${token}`, "info") + "\n");
   return token;
 }
 
@@ -242,11 +302,26 @@ async function worker(config: Config): Promise<number> {
       resolveExit(code);
     });
   };
-  const link = connectToSupervisor({ onShutdown: stop, onMessage: (m) => running?.onSupervisorMessage(m), log });
-  running = await startWorker(config, workerId, log, { send: (m) => link.send(m), enabled: link.connected });
+  const onMessage = (m: unknown) => {
+    if (isReload(m)) log.setLevel(m.level);
+    running?.onSupervisorMessage(m);
+  };
+  const link = connectToSupervisor({ onShutdown: stop, onMessage, log });
+  try {
+    running = await startWorker(config, workerId, log, { send: (m) => link.send(m), enabled: link.connected });
+  } catch (err) {
+    // A worker that cannot start (device port, TLS files, database) says why once and exits 3;
+    // before the gateway was ready, the supervisor then stops instead of restarting it.
+    log.error(`Cannot start: ${(err as Error).message}`);
+    link.close();
+    return EXIT.unavailable;
+  }
   if (!link.connected) {
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);
+  } else {
+    // A reload is the supervisor's to handle; a hang-up reaching the process group must not end workers.
+    process.on("SIGHUP", () => log.debug("Ignoring SIGHUP: the supervisor handles reloads"));
   }
   link.ready();
   return await exited;
@@ -266,7 +341,7 @@ export async function main(argv: string[]): Promise<number> {
   if (command === "backup") return backupMain(args);
   if (command === "config") return configMain(args);
   if (!["serve", "worker", "version", "help"].includes(command)) {
-    process.stderr.write(`Unknown command "${command}".\n${USAGE}\n`);
+    process.stderr.write(stderrLine(`Unknown command "${command}".`) + `\n${USAGE}\n`);
     return 2;
   }
   if (command === "version" && (args.includes("--help") || args.includes("-h"))) {
@@ -287,8 +362,8 @@ export async function main(argv: string[]): Promise<number> {
     loaded = loadConfig(args, process.env);
   } catch (e) {
     if (e instanceof ConfigError) {
-      process.stderr.write(`${e.message}\n`);
-      return 2;
+      process.stderr.write(stderrLine(e.message) + "\n");
+      return EXIT.usage;
     }
     throw e;
   }
@@ -308,7 +383,7 @@ if (import.meta.main) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: Error) => {
-      process.stderr.write(`Owsla failed to start: ${err.message}\n`);
+      process.stderr.write(stderrLine(`Owsla failed to start: ${err.message}`) + "\n");
       process.exit(1);
     },
   );

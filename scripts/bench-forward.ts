@@ -7,7 +7,7 @@
  * no clock sync. Each command is classed by which worker consumed it from the broker:
  *
  * - local: the consumer holds the device and writes it to the socket;
- * - cross: the other worker consumed it and forwarded it over the supervisor's IPC relay.
+ * - cross: the other worker consumed it and forwarded it over the worker mesh.
  *
  * Which worker consumed a command is not visible from outside, so the benchmark pins it down:
  * the broker hands a classic queue's messages to its two consumers strictly in turn when one
@@ -202,7 +202,7 @@ try {
   const c = summary(cross);
   const result = {
     bench: "forward",
-    what: "publish -> device receipt of one command at a time; cross = consumed by the worker not holding the device, forwarded over the supervisor IPC relay",
+    what: "publish -> device receipt of one command at a time; cross = consumed by the worker not holding the device, forwarded over the worker mesh (unix sockets, via the device home worker)",
     workers: 2,
     cpus: navigator.hardwareConcurrency,
     bun: Bun.version,

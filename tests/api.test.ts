@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { TestDevice, type Frame } from "./helpers/device.ts";
 import { removeDir, startGateway, type GatewayProcess } from "./helpers/gateway.ts";
 import { waitFor, autoAck, cleanBroker } from "./helpers/util.ts";
+import { parseExposition, sumOverWorkers } from "../src/api/prometheus-parse.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const UNKNOWN_ID = "0b9e7c1e-3f4a-4c1d-9a7b-2e5f6a7b8c9d";
@@ -118,17 +119,6 @@ async function allPages(query: string, limit: number): Promise<any[][]> {
   return pages;
 }
 
-/** Parses Prometheus text into series -> value (e.g. `owsla_connections{worker="0"}` -> 1). */
-function parseProm(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
-    if (!m) throw new Error(`Malformed exposition line: ${line}`);
-    out.set(m[1]!, Number(m[2]));
-  }
-  return out;
-}
 
 beforeAll(async () => {
   // Refused hellos of revoked tokens are expected here: no address bans (tested elsewhere).
@@ -606,13 +596,14 @@ describe("stats and metrics", () => {
     expect(r.status).toBe(200);
     expect(r.headers.get("content-type")).toContain("text/plain");
     expect(r.headers.get("content-type")).toContain("version=0.0.4");
-    const m = parseProm(r.text);
+    const samples = parseExposition(r.text);
+    const m = sumOverWorkers(samples);
     const s = await get("/api/v1/stats");
 
-    // Connections: total and per worker.
-    expect(m.has(`owsla_connections{worker="0"}`)).toBe(true);
-    expect(m.has(`owsla_connections{worker="1"}`)).toBe(true);
-    expect(m.get(`owsla_connections{worker="0"}`)! + m.get(`owsla_connections{worker="1"}`)!).toBe(m.get("owsla_connections")!);
+    // One family per metric, a worker label on every series: sum() counts each connection once.
+    expect(samples.has(`owsla_connections{worker="0"}`)).toBe(true);
+    expect(samples.has(`owsla_connections{worker="1"}`)).toBe(true);
+    expect(samples.has("owsla_connections")).toBe(false);
     expect(m.get("owsla_connections")).toBe(s.connections);
 
     expect(m.get("owsla_accepts_total")).toBe(s.accepts_total);
@@ -622,22 +613,35 @@ describe("stats and metrics", () => {
     expect(m.get("owsla_device_acks_total")).toBeGreaterThanOrEqual(2);
     expect(m.get(`owsla_closes_total{reason="bye"}`)).toBeGreaterThanOrEqual(1);
     expect(m.get(`owsla_closes_total{reason="kicked"}`)).toBeGreaterThanOrEqual(1);
-    expect(m.get("owsla_worker_restarts_total")).toBe(0);
+    expect(samples.get(`owsla_worker_restarts_total{worker="supervisor"}`)).toBe(0);
     expect(r.text).toContain("# TYPE owsla_worker_restarts_total counter");
     expect(m.get("owsla_outbox_depth")).toBe(0);
     expect(m.get("owsla_inbox_depth")).toBe(s.inbox_depth);
-    expect(m.get(`owsla_broker_up{worker="0"}`)).toBe(1);
-    expect(m.get(`owsla_broker_up{worker="1"}`)).toBe(1);
-    expect(m.get("owsla_broker_reconnects")).toBe(0);
+    expect(samples.get(`owsla_broker_up{worker="0"}`)).toBe(1);
+    expect(samples.get(`owsla_broker_up{worker="1"}`)).toBe(1);
+    expect(m.get("owsla_broker_reconnects_total")).toBe(0);
+    expect(r.text).toContain("# TYPE owsla_broker_reconnects_total counter");
 
-    // Publish-confirm latency histogram: cumulative buckets ending in +Inf == _count.
-    expect(r.text).toContain("# TYPE owsla_publish_confirm_ms histogram");
-    const inf = m.get(`owsla_publish_confirm_ms_bucket{le="+Inf"}`)!;
+    // Build and process metrics, for every process.
+    expect([...samples.keys()].filter((k) => k.startsWith("owsla_build_info{"))).toEqual([expect.stringMatching(/^owsla_build_info\{version="[^"]+",commit="[^"]+",target="[^"]+"\}$/)]);
+    for (const w of ["0", "1", "supervisor"]) {
+      expect(samples.get(`process_resident_memory_bytes{worker="${w}"}`)).toBeGreaterThan(1 << 20);
+      expect(samples.get(`process_open_fds{worker="${w}"}`)).toBeGreaterThan(3);
+      expect(samples.get(`process_cpu_seconds_total{worker="${w}"}`)).toBeGreaterThan(0);
+    }
+
+    // Latency histograms in seconds: cumulative buckets ending in +Inf == _count.
+    expect(r.text).toContain("# TYPE owsla_publish_confirm_seconds histogram");
+    expect(r.text).not.toMatch(/^owsla_\w+_ms/m);
+    const inf = m.get(`owsla_publish_confirm_seconds_bucket{le="+Inf"}`)!;
     expect(inf).toBeGreaterThanOrEqual(s.messages_up_total);
-    expect(m.get("owsla_publish_confirm_ms_count")).toBe(inf);
-    const buckets = [...m].filter(([k]) => k.startsWith("owsla_publish_confirm_ms_bucket")).map(([, v]) => v);
+    expect(m.get("owsla_publish_confirm_seconds_count")).toBe(inf);
+    const buckets = [...m].filter(([k]) => k.startsWith("owsla_publish_confirm_seconds_bucket")).map(([, v]) => v);
     expect(buckets.length).toBeGreaterThan(2);
     for (let i = 1; i < buckets.length; i++) expect(buckets[i]!).toBeGreaterThanOrEqual(buckets[i - 1]!);
+    // Welcome latency: one observation per welcome.
+    expect(r.text).toContain("# TYPE owsla_welcome_seconds histogram");
+    expect(m.get("owsla_welcome_seconds_count")).toBe(s.welcomes_total);
   });
 });
 
@@ -659,8 +663,8 @@ describe("worker restarts", () => {
     expect(after.find((w: any) => w.id === 0)).toMatchObject({ pid: before.find((w: any) => w.id === 0).pid, restarts: 0 });
     const s = await get("/api/v1/stats");
     expect(s.workers).toEqual({ up: 2, total: 2, restarts: 1 });
-    const m = parseProm((await api("GET", "/metrics")).text);
-    expect(m.get("owsla_worker_restarts_total")).toBe(1);
+    const m = parseExposition((await api("GET", "/metrics")).text);
+    expect(m.get(`owsla_worker_restarts_total{worker="supervisor"}`)).toBe(1);
     expect(m.has(`owsla_connections{worker="1"}`)).toBe(true);
     const ready = await api("GET", "/readyz");
     expect(ready.status).toBe(200);
@@ -719,7 +723,7 @@ describe("revocation", () => {
       expect(frame).toMatchObject({ op: "error", code: "unauthorized" });
       await again.waitClosed();
     }
-    const m = parseProm((await api("GET", "/metrics")).text);
+    const m = sumOverWorkers(parseExposition((await api("GET", "/metrics")).text));
     expect(m.get(`owsla_closes_total{reason="revoked"}`)).toBeGreaterThanOrEqual(1);
     expect(m.get("owsla_auth_failures_total")).toBeGreaterThanOrEqual(6);
 

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TestDevice } from "./helpers/device.ts";
 import { removeDir, startGateway, type GatewayProcess } from "./helpers/gateway.ts";
 import { HAVE_OPENSSL, TestPki } from "./helpers/pki.ts";
+import { waitFor } from "./helpers/util.ts";
 
 const pki = new TestPki();
 
@@ -81,11 +82,27 @@ describe.skipIf(!HAVE_OPENSSL)("certificate identity (auth.mode cert)", () => {
     expect(await helloAs("revoked-dev", "cert-dev-3")).toBeNull();
   });
 
+  test("a CRL renewed at the same path applies on reload (SIGHUP): the newly revoked certificate is refused, connected devices stay", async () => {
+    const d = await TestDevice.connect(gw.port, "127.0.0.1", { ca: file("ca.pem"), serverName: "localhost", cert: file("san-dev.pem"), key: file("san-dev.key") });
+    d.send({ op: "hello", v: 1, device: "cert-dev-2" });
+    await d.op("welcome");
+    expect(await helloAs("cn-dev", "cert-dev-1")).toMatchObject({ op: "welcome" });
+    pki.revoke("cn-dev");
+    const before = gw.json().filter((l) => l.msg === "Reloaded settings applied").length;
+    gw.proc.kill("SIGHUP");
+    await waitFor("the worker applied the reload", () => gw.json().filter((l) => l.msg === "Reloaded settings applied").length > before);
+    expect(await helloAs("cn-dev", "cert-dev-1")).toBeNull();
+    expect(await helloAs("revoked-dev", "cert-dev-3")).toBeNull();
+    d.send({ op: "ping" });
+    expect((await d.op("pong")).op).toBe("pong");
+    d.close();
+  });
+
   test("TLS 1.2 is refused when device.tls_min_version is 1.3; TLS 1.3 is served", async () => {
-    const hello = JSON.stringify({ op: "hello", v: 1, device: "cert-dev-1" }) + "\n" + JSON.stringify({ op: "bye" }) + "\n";
+    const hello = JSON.stringify({ op: "hello", v: 1, device: "cert-dev-2" }) + "\n" + JSON.stringify({ op: "bye" }) + "\n";
     const run = async (version: string) => {
       const p = Bun.spawn(
-        ["openssl", "s_client", "-connect", `127.0.0.1:${gw.port}`, version, "-CAfile", pki.path("ca.pem"), "-cert", pki.path("cn-dev.pem"), "-key", pki.path("cn-dev.key"), "-quiet"],
+        ["openssl", "s_client", "-connect", `127.0.0.1:${gw.port}`, version, "-CAfile", pki.path("ca.pem"), "-cert", pki.path("san-dev.pem"), "-key", pki.path("san-dev.key"), "-quiet"],
         { stdin: "pipe", stdout: "pipe", stderr: "pipe" },
       );
       p.stdin.write(hello);

@@ -221,14 +221,30 @@ describe("downstream", () => {
 });
 
 describe("store", () => {
-  test("the device table records identity, connection state and last close reason", async () => {
+  test("the device table records identity, connection state, last close reason, and last seen = last traffic", async () => {
     const { dev, welcome } = await gw.device("thermo-table");
+    await Bun.sleep(400);
+    const pingAt = Date.now();
+    dev.send({ op: "ping" });
+    await dev.op("pong");
     dev.send({ op: "bye" });
     await dev.waitClosed();
-    await Bun.sleep(100);
-    const db = new Database(join(gw.dir, "owsla.db"), { readonly: true });
-    const row = db.query("SELECT * FROM devices WHERE id = ?").get(welcome.id) as Record<string, any>;
-    db.close();
+    const read = () => {
+      const db = new Database(join(gw.dir, "owsla.db"), { readonly: true });
+      try {
+        return db.query("SELECT * FROM devices WHERE id = ?").get(welcome.id) as Record<string, any>;
+      } finally {
+        db.close();
+      }
+    };
+    let row = read();
+    for (let i = 0; i < 50 && row.close_reason !== "bye"; i++) {
+      await Bun.sleep(20);
+      row = read();
+    }
+    // The bye itself is traffic too: last seen is at least the ping, well after the connect.
+    expect(row.last_seen).toBeGreaterThanOrEqual(pingAt - 5);
+    expect(row.last_seen - row.first_seen).toBeGreaterThanOrEqual(350);
     expect(row.hardware_id).toBe("thermo-table");
     expect(row.connected).toBe(0);
     expect(row.close_reason).toBe("bye");

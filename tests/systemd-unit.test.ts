@@ -8,10 +8,16 @@ import { ROOT } from "./helpers/gateway.ts";
 const unit = readFileSync(join(ROOT, "config/owsla.service"), "utf8");
 
 test("the unit restarts on failure, raises the descriptor limit, runs as a dedicated user with state in /var/lib/owsla", () => {
-  for (const line of ["Restart=on-failure", "LimitNOFILE=1048576", "User=owsla", "StateDirectory=owsla", "NoNewPrivileges=yes", "ProtectSystem=strict"]) {
+  for (const line of ["Restart=on-failure", "RestartPreventExitStatus=2", "LimitNOFILE=1048576", "User=owsla", "StateDirectory=owsla", "NoNewPrivileges=yes", "ProtectSystem=strict"]) {
     expect(unit.split("\n")).toContain(line);
   }
   expect(unit).toMatch(/^ExecStart=\/usr\/local\/bin\/owsla serve --config \/etc\/owsla\/owsla\.toml$/m);
+});
+
+test("the unit is Type=notify with a watchdog and a reload by SIGHUP to the main process", () => {
+  for (const line of ["Type=notify", "NotifyAccess=main", "WatchdogSec=90s", "ExecReload=/bin/kill -HUP $MAINPID", "Environment=OWSLA_LOG_FORMAT=json"]) {
+    expect(unit.split("\n")).toContain(line);
+  }
 });
 
 const analyze = Bun.which("systemd-analyze");

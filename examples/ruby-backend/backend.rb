@@ -2,7 +2,7 @@
 # frozen_string_literal: true
 #
 # A minimal Owsla back-end in Ruby (bunny), following the AMQP contract v1
-# (see docs / spec "AMQP contract"). It shows the three things a back-end does:
+# (docs/amqp-contract.md). It shows the three things a back-end does:
 #
 #   1. consume device messages from the `owsla.up` topic exchange;
 #   2. answer device RPC requests (topic `rpc.*`) the standard RabbitMQ way:

@@ -74,6 +74,7 @@ if (mode === "rtt") {
     h.recordMs(now() - t0);
   });
   let seq = 0;
+  const cpu0 = process.cpuUsage();
   const start = now();
   const warmupEnd = start + 2000;
   await new Promise<void>((resolve) => {
@@ -93,7 +94,10 @@ if (mode === "rtt") {
     }, 10);
   });
   await Bun.sleep(1000);
-  console.log(JSON.stringify({ mode, rate, duration_s: durationMs / 1000, warmup_s: 2, sent: seq, replies: h.count, unanswered: sentAt.size, publish_failures: failed, latency_ms: h.summary() }));
+  const cpu = process.cpuUsage(cpu0);
+  // The client's own CPU per round trip (publish with confirm + consume the reply): the AMQP floor.
+  const cpuUsPerRoundTrip = seq > 0 ? Math.round(((cpu.user + cpu.system) / seq) * 10) / 10 : null;
+  console.log(JSON.stringify({ mode, rate, duration_s: durationMs / 1000, warmup_s: 2, sent: seq, replies: h.count, unanswered: sentAt.size, publish_failures: failed, latency_ms: h.summary(), cpu_us_per_round_trip: cpuUsPerRoundTrip }));
 } else {
   let inflight = 0;
   let confirmed = 0;

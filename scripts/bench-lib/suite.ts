@@ -7,10 +7,11 @@
  *                      [--results DIR] [--render DIR]
  *   --quick    a few thousand devices, small runs (about 3 minutes); writes to /tmp unless --out
  *   --big 0    skips the 400k attempt
+ *   --huge N   also tries N devices (e.g. 1000000) on ceil(N / 16,700) workers (default 0: skipped)
  *   --render   re-renders the report from a results directory without running anything
  *   --small N  devices of the gateway_small phase (default 20000; 0 skips it)
  * Phases: machine, startup, forward, welcomes, broker_rtt, throughput, gateway_small, bare, gateway,
- * bare_big, gateway_big.
+ * bare_big, gateway_big, bare_huge, gateway_huge.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -39,6 +40,9 @@ const DEVICES = int("devices", QUICK ? 3000 : 200_000);
 const WORKERS = int("workers", QUICK ? 2 : Math.max(2, Math.ceil(DEVICES / 16_700)));
 const BIG = int("big", QUICK ? 0 : 400_000);
 const BIG_WORKERS = int("big-workers", Math.max(2, Math.ceil(BIG / 16_700)));
+/** The largest attempt (e.g. 1,000,000; 0 skips it): where it breaks. */
+const HUGE = int("huge", 0);
+const HUGE_WORKERS = int("huge-workers", Math.max(2, Math.ceil(HUGE / 16_700)));
 /** Device messages per second during the round-trip benchmark. */
 const MSG_RATE = int("msg-rate", QUICK ? 500 : 5000);
 /** Back-end-initiated commands per second (door unlocks). */
@@ -105,7 +109,8 @@ async function load(tag: string, args: string[], timeoutS: number) {
 /** Bare baseline: bare Bun servers holding `devices` connections, same clients. */
 async function bareRun(tag: string, devices: number, processes: number) {
   const bare = await startBareServers(processes);
-  const run = await load(tag, ["--devices", String(devices), "--auth", "none", "--port", String(bare.port), "--gateway-pid", String(bare.pid), "--duration", String(connectBudgetS(devices) + (QUICK ? 5 : 15)), "--quiet"], connectBudgetS(devices) + 120);
+  // The same stampede, then the same device messages (pub -> ack; no broker behind a bare server).
+  const run = await load(tag, ["--devices", String(devices), "--auth", "none", "--port", String(bare.port), "--gateway-pid", String(bare.pid), "--duration", String(connectBudgetS(devices) + MSG_PHASE_S), "--msg-rate", String(MSG_RATE), "--quiet"], connectBudgetS(devices) + MSG_PHASE_S + 120);
   await bare.stop();
   return { servers_command: show(bare.argv), server_processes: processes, ...run };
 }
@@ -147,7 +152,7 @@ const onSignal = async () => {
 process.on("SIGINT", onSignal);
 process.on("SIGTERM", onSignal);
 
-if (!results.params || !only.length) save("params", { quick: QUICK, devices: DEVICES, small: int("small", QUICK ? 1000 : 20_000), workers: WORKERS, big: BIG, big_workers: BIG_WORKERS, msg_rate: MSG_RATE, cmd_rate: CMD_RATE, msg_phase_s: MSG_PHASE_S, started_at: new Date().toISOString(), command: `scripts/bench ${argv.join(" ")}`.trim() });
+if (!results.params || !only.length) save("params", { quick: QUICK, devices: DEVICES, small: int("small", QUICK ? 1000 : 20_000), workers: WORKERS, big: BIG, big_workers: BIG_WORKERS, huge: HUGE, huge_workers: HUGE_WORKERS, msg_rate: MSG_RATE, cmd_rate: CMD_RATE, msg_phase_s: MSG_PHASE_S, started_at: new Date().toISOString(), command: `scripts/bench ${argv.join(" ")}`.trim() });
 await phase("machine", false, async () => machineInfo());
 
 await phase("startup", false, async () => {
@@ -217,6 +222,10 @@ await phase("gateway", true, async () => gatewayRun("gateway", DEVICES, WORKERS)
 if (BIG > 0) {
   await phase("bare_big", true, async () => bareRun("bare_big", BIG, BIG_WORKERS));
   await phase("gateway_big", true, async () => gatewayRun("gateway_big", BIG, BIG_WORKERS));
+}
+if (HUGE > 0) {
+  await phase("bare_huge", true, async () => bareRun("bare_huge", HUGE, HUGE_WORKERS));
+  await phase("gateway_huge", true, async () => gatewayRun("gateway_huge", HUGE, HUGE_WORKERS));
 }
 
 if (!only.length) save("params", { ...(results.params as object), finished_at: new Date().toISOString() });

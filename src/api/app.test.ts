@@ -138,10 +138,11 @@ describe("monitoring", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toStartWith("text/plain; version=0.0.4");
     const text = await res.text();
-    expect(text).toContain("\nowsla_connections 7\n");
+    expect(text).not.toContain("\nowsla_connections ");
     expect(text).toContain('owsla_connections{worker="1"} 5\n');
-    expect(text).toContain("\nowsla_accepts_total 7\n");
-    expect(text).toContain("# TYPE owsla_worker_restarts_total counter\nowsla_worker_restarts_total 1\n");
+    expect(text).toContain('owsla_accepts_total{worker="0"} ');
+    expect(text).toContain('# TYPE owsla_worker_restarts_total counter\nowsla_worker_restarts_total{worker="supervisor"} 1\n');
+    expect(text).toMatch(/^owsla_build_info\{version="[^"]+",commit="[^"]+",target="[^"]+"\} 1$/m);
   });
 });
 

@@ -13,10 +13,12 @@
 import { Hono } from "hono";
 import type { ApiDeps } from "./deps.ts";
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "./prometheus.ts";
+import { buildInfo } from "../version.ts";
 
 /** The monitoring sub-app. */
 export function monitoringRoutes(deps: ApiDeps): Hono {
   const app = new Hono();
+  const build = buildInfo();
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 
@@ -26,7 +28,7 @@ export function monitoringRoutes(deps: ApiDeps): Hono {
   });
 
   app.get("/metrics", async (c) => {
-    const text = renderPrometheus(await deps.metrics());
+    const text = renderPrometheus({ ...(await deps.metrics()), build });
     return c.body(text, 200, { "Content-Type": PROMETHEUS_CONTENT_TYPE });
   });
 

@@ -1,61 +1,40 @@
 /**
  * Renders metrics snapshots as Prometheus text exposition (format 0.0.4). Pure: snapshots
- * in, text out.
+ * in, text out. Follows the Prometheus naming conventions:
  *
- * - Counters and gauges are summed over all workers and the supervisor, per key
- *   (`name{labels}`), and emitted without a worker label.
- * - Gauges are also emitted per worker with a `worker="<id>"` label added.
- * - Histograms are summed into cumulative `_bucket{le=...}` series ending with `+Inf`,
- *   plus `_sum` and `_count`.
- * - `# TYPE` is `counter` for names ending in `_total`, `gauge` for other counters and
- *   gauges, `histogram` for histograms. A name used by a histogram and a counter or gauge
- *   is emitted as the histogram only. Keys that are not valid metric names are skipped.
+ * - One family per metric, one series per process: every series carries a `worker` label,
+ *   `"0"`, `"1"`, … for workers and `"supervisor"` for the supervisor. Nothing is pre-summed, so
+ *   `sum(owsla_connections)` counts each connection once; aggregate with `sum by (...)`.
+ * - Base units: a name ending in `_ms` (how the code measures) is exposed in seconds, as
+ *   `_seconds`, with its values (histogram bounds and sums too) divided by 1000.
+ * - Counters end in `_total`: a counter registered without the suffix gets it; a few
+ *   cumulative values kept as gauges are renamed ({@link RENAMED}) and typed `counter`.
+ * - `# TYPE` is `histogram` for histograms, `counter` for names ending in `_total`, `gauge`
+ *   otherwise. A name used by a histogram and a scalar is emitted as the histogram only.
+ * - `owsla_build_info{version,commit,target} 1` when build information is given.
+ * Keys that are not valid metric names are skipped.
  *
  * @module
  */
 import { LATENCY_BUCKETS_MS, type HistogramData, type MetricsSnapshot } from "../metrics/metrics.ts";
+import { METRIC_HELP } from "./metric-help.ts";
+
+export { METRIC_HELP };
 
 /** Content type of the exposition. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
-/** What {@link renderPrometheus} renders: the shape `ApiDeps.metrics()` resolves to. */
+/** What {@link renderPrometheus} renders: the shape `ApiDeps.metrics()` resolves to, plus build information. */
 export interface PrometheusInput {
   workers: { id: number; snapshot: MetricsSnapshot }[];
   supervisor: MetricsSnapshot;
+  /** Rendered as `owsla_build_info`. Optional. */
+  build?: { version: string; commit: string; target: string };
 }
 
-/** `# HELP` text of the gateway's known metrics; others get a generic line. */
-export const METRIC_HELP: Readonly<Record<string, string>> = {
-  owsla_connections: "Open device connections.",
-  owsla_devices_held: "Devices in the registry of the worker (or, summed, of the gateway).",
-  owsla_publish_inflight: "Publishes awaiting broker confirmation.",
-  owsla_accepts_total: "TCP connections accepted.",
-  owsla_accepts_rejected_total: "TCP connections refused, by reason.",
-  owsla_welcomes_total: "Devices welcomed after a valid hello.",
-  owsla_auth_failures_total: "Hello frames refused for a bad or revoked token.",
-  owsla_frame_errors_total: "Invalid frames received from devices.",
-  owsla_flood_drops_total: "Flooding source addresses whose new connections the kernel was told to drop (each time).",
-  owsla_flood_dropped_addresses: "Source addresses whose new connections the kernel drops now.",
-  owsla_dropped_bytes_gc_total: "Full garbage collections forced after failing connections made a worker read and drop a megabyte.",
-  owsla_rate_limited_total: "pub frames refused because the device had too many unacknowledged pubs.",
-  owsla_slow_consumers_total: "Connections closed because the device stopped reading.",
-  owsla_closes_total: "Device connections closed, by reason.",
-  owsla_pubs_received_total: "pub frames received from devices.",
-  owsla_messages_up_total: "Device messages confirmed by the broker.",
-  owsla_messages_down_total: "Command frames written to devices.",
-  owsla_device_acks_total: "Command acks received from devices.",
-  owsla_publish_fallbacks_total: "Publishes that went to the outbox instead, by reason.",
-  owsla_outbox_writes_total: "Messages written to the outbox.",
-  owsla_outbox_failures_total: "Outbox writes that failed.",
-  owsla_outbox_drained_total: "Outbox messages published after a backlog.",
-  owsla_commands_received_total: "Commands consumed from the broker.",
-  owsla_commands_rejected_total: "Commands rejected to the dead-letter exchange, by reason.",
-  owsla_command_store_failures_total: "Commands that could not be stored in the inbox.",
-  owsla_commands_delivered_live_total: "Commands written to a connected device on arrival.",
-  owsla_commands_caught_up_total: "Pending commands sent to a device when it connected.",
-  owsla_worker_restarts_total: "Worker processes restarted by the supervisor.",
-  owsla_publish_confirm_ms: "Time from publish to broker confirmation, in milliseconds.",
-  owsla_command_delivery_ms: "Time from the broker handing a command over to writing it to the device (including forwarding between workers), in milliseconds.",
+/** Cumulative values the code keeps as gauges, and the counter names they are exposed as. */
+export const RENAMED: Readonly<Record<string, string>> = {
+  owsla_broker_reconnects: "owsla_broker_reconnects_total",
 };
 
 const KEY = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?$/;
@@ -72,12 +51,32 @@ function parseKey(key: string): Key | null {
   return m ? { name: m[1]!, labels: m[2] ?? "" } : null;
 }
 
+/** The exposed name of a metric and the factor its values are multiplied by. */
+export function exposedName(name: string, kind: "counter" | "gauge" | "histogram"): { name: string; scale: number } {
+  if (RENAMED[name]) return { name: RENAMED[name]!, scale: 1 };
+  let out = name;
+  let scale = 1;
+  const total = out.endsWith("_total");
+  if (total) out = out.slice(0, -"_total".length);
+  if (out.endsWith("_ms")) {
+    out = out.slice(0, -"_ms".length) + "_seconds";
+    scale = 1 / 1000;
+  }
+  if (total || kind === "counter") out += "_total";
+  return { name: out, scale };
+}
+
 function braces(labels: string): string {
   return labels === "" ? "" : `{${labels}}`;
 }
 
 function withLabel(labels: string, extra: string): string {
   return labels === "" ? extra : `${labels},${extra}`;
+}
+
+/** The series' labels with the process's `worker` label (kept when the series already names one). */
+function processLabels(labels: string, worker: string): string {
+  return /(^|,)worker="/.test(labels) ? labels : withLabel(labels, `worker="${worker}"`);
 }
 
 /** A sample value as Prometheus writes it. */
@@ -92,41 +91,20 @@ function escapeHelp(s: string): string {
   return s.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
 }
 
+function escapeLabel(s: string): string {
+  return s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+}
+
 /** Series of one scalar family: label list → value, in insertion order. */
 type Family = Map<string, number>;
 
-function add(families: Map<string, Family>, key: Key, labels: string, value: number): void {
-  let family = families.get(key.name);
-  if (!family) families.set(key.name, (family = new Map()));
-  family.set(labels, (family.get(labels) ?? 0) + value);
-}
-
-function addSummed(families: Map<string, Family>, series: Record<string, number>): void {
-  for (const [k, v] of Object.entries(series)) {
-    const key = parseKey(k);
-    if (key) add(families, key, key.labels, v);
-  }
-}
-
-/** Summed histogram of one key. */
+/** One process's histogram series. */
 interface Histogram {
-  key: Key;
+  labels: string;
   buckets: number[];
   sum: number;
   count: number;
-}
-
-function addHistograms(into: Map<string, Histogram>, histograms: Record<string, HistogramData>): void {
-  const last = LATENCY_BUCKETS_MS.length; // index of the +Inf slot
-  for (const [k, h] of Object.entries(histograms)) {
-    const key = parseKey(k);
-    if (!key) continue;
-    let acc = into.get(k);
-    if (!acc) into.set(k, (acc = { key, buckets: new Array<number>(last + 1).fill(0), sum: 0, count: 0 }));
-    h.buckets.forEach((n, i) => (acc.buckets[Math.min(i, last)]! += n));
-    acc.sum += h.sum;
-    acc.count += h.count;
-  }
+  scale: number;
 }
 
 function header(lines: string[], name: string, type: string): void {
@@ -136,45 +114,67 @@ function header(lines: string[], name: string, type: string): void {
 
 /** The exposition text of all workers' and the supervisor's metrics. */
 export function renderPrometheus(input: PrometheusInput): string {
-  const workers = [...input.workers].sort((a, b) => a.id - b.id);
-  const snapshots = [...workers.map((w) => w.snapshot), input.supervisor];
+  const processes = [...input.workers].sort((a, b) => a.id - b.id).map((w) => ({ worker: String(w.id), snapshot: w.snapshot }));
+  processes.push({ worker: "supervisor", snapshot: input.supervisor });
 
   const scalars = new Map<string, Family>();
-  const histograms = new Map<string, Histogram>();
-  for (const s of snapshots) {
-    addSummed(scalars, s.counters);
-    addSummed(scalars, s.gauges);
-    addHistograms(histograms, s.histograms);
-  }
-  for (const w of workers) {
-    for (const [k, v] of Object.entries(w.snapshot.gauges)) {
+  const histograms = new Map<string, Histogram[]>();
+  const addScalar = (series: Record<string, number>, kind: "counter" | "gauge", worker: string) => {
+    for (const [k, v] of Object.entries(series)) {
       const key = parseKey(k);
-      // A series that already names its worker is complete as summed above.
-      if (key && !/(^|,)worker="/.test(key.labels)) add(scalars, key, withLabel(key.labels, `worker="${w.id}"`), v);
+      if (!key) continue;
+      const { name, scale } = exposedName(key.name, kind);
+      let family = scalars.get(name);
+      if (!family) scalars.set(name, (family = new Map()));
+      const labels = processLabels(key.labels, worker);
+      family.set(labels, (family.get(labels) ?? 0) + v * scale);
     }
+  };
+  const addHistograms = (series: Record<string, HistogramData>, worker: string) => {
+    for (const [k, h] of Object.entries(series)) {
+      const key = parseKey(k);
+      if (!key) continue;
+      const { name, scale } = exposedName(key.name, "histogram");
+      let family = histograms.get(name);
+      if (!family) histograms.set(name, (family = []));
+      family.push({ labels: processLabels(key.labels, worker), buckets: h.buckets, sum: h.sum, count: h.count, scale });
+    }
+  };
+  for (const p of processes) {
+    addScalar(p.snapshot.counters, "counter", p.worker);
+    addScalar(p.snapshot.gauges, "gauge", p.worker);
+    addHistograms(p.snapshot.histograms, p.worker);
   }
 
-  const histogramNames = new Set([...histograms.values()].map((h) => h.key.name));
-  const names = [...new Set([...scalars.keys(), ...histogramNames])].sort();
   const lines: string[] = [];
+  if (input.build) {
+    const b = input.build;
+    header(lines, "owsla_build_info", "gauge");
+    lines.push(`owsla_build_info{version="${escapeLabel(b.version)}",commit="${escapeLabel(b.commit)}",target="${escapeLabel(b.target)}"} 1`);
+  }
+  const names = [...new Set([...scalars.keys(), ...histograms.keys()])].sort();
   for (const name of names) {
-    if (histogramNames.has(name)) {
+    const family = histograms.get(name);
+    if (family) {
       header(lines, name, "histogram");
-      const family = [...histograms.values()].filter((h) => h.key.name === name);
-      for (const h of family.sort((a, b) => a.key.labels.localeCompare(b.key.labels))) {
-        let cumulative = 0;
-        h.buckets.forEach((n, i) => {
-          cumulative += n;
-          const le = i < LATENCY_BUCKETS_MS.length ? String(LATENCY_BUCKETS_MS[i]) : "+Inf";
-          lines.push(`${name}_bucket{${withLabel(h.key.labels, `le="${le}"`)}} ${formatValue(cumulative)}`);
-        });
-        lines.push(`${name}_sum${braces(h.key.labels)} ${formatValue(h.sum)}`);
-        lines.push(`${name}_count${braces(h.key.labels)} ${formatValue(h.count)}`);
-      }
+      for (const h of family) renderHistogram(lines, name, h);
       continue;
     }
     header(lines, name, name.endsWith("_total") ? "counter" : "gauge");
     for (const [labels, value] of scalars.get(name)!) lines.push(`${name}${braces(labels)} ${formatValue(value)}`);
   }
   return lines.length ? lines.join("\n") + "\n" : "";
+}
+
+function renderHistogram(lines: string[], name: string, h: Histogram): void {
+  const last = LATENCY_BUCKETS_MS.length; // index of the +Inf slot
+  let cumulative = 0;
+  for (let i = 0; i <= last; i++) {
+    // Counts past the known bounds (an older snapshot shape) land in +Inf.
+    cumulative += i < last ? (h.buckets[i] ?? 0) : h.buckets.slice(last).reduce((a, b) => a + b, 0);
+    const le = i < last ? formatValue(LATENCY_BUCKETS_MS[i]! * h.scale) : "+Inf";
+    lines.push(`${name}_bucket{${withLabel(h.labels, `le="${le}"`)}} ${formatValue(cumulative)}`);
+  }
+  lines.push(`${name}_sum${braces(h.labels)} ${formatValue(h.sum * h.scale)}`);
+  lines.push(`${name}_count${braces(h.labels)} ${formatValue(h.count)}`);
 }

@@ -68,7 +68,10 @@ export function parseDelivery(
   const exp = p.expiration !== undefined ? Number(p.expiration) : Number.NaN;
   const ttl = Number.isFinite(exp) && exp >= 0 ? exp : defaultTtlMs;
   const cmd: Command = { id: p.messageId || messageId(), deviceId, topic, body, corr, expiresAt: now + ttl };
-  if (Number.isFinite(maxFrameBytes)) {
+  // UTF-8 needs at most 3 bytes per UTF-16 unit (6 for a JSON-escaped control character in the
+  // id, topic or corr); only a command that might not fit is measured.
+  const bound = 3 * cmd.body.length + 6 * (cmd.id.length + cmd.topic.length + (cmd.corr?.length ?? 0)) + 64;
+  if (Number.isFinite(maxFrameBytes) && bound > maxFrameBytes) {
     const size = encodeCommandFrame(cmd.id, cmd.topic, cmd.body, cmd.corr).length;
     if (size > maxFrameBytes) {
       return { ok: false, reason: "too_large", message: `Command ${cmd.id} would be a ${size}-byte frame, over the device frame limit of ${maxFrameBytes} bytes (device.max_frame_bytes); send a smaller body` };

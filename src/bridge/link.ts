@@ -46,15 +46,18 @@ export function linkUrl(url: string, heartbeatS: number, name: string): string {
 const corkedSockets = new WeakSet<object>();
 
 /**
- * Corks an amqp-client connection's socket until the next tick, so the publishes of this tick
- * leave in one write (measured here: +20-40% publish throughput with confirms).
+ * Corks an amqp-client connection's socket until the end of this turn of the event loop
+ * (`setImmediate` runs after the pending I/O callbacks), so the publishes of every device
+ * event handled in this turn leave in one write: during a stampede, many welcomes' presence
+ * events share one syscall instead of one each (measured here: +20-40% publish throughput
+ * with confirms already with per-tick corking).
  */
 export function corkClientForTick(client: unknown): void {
   const sock = (client as { socket?: { cork(): void; uncork(): void } } | null)?.socket;
   if (!sock || typeof sock.cork !== "function" || corkedSockets.has(sock)) return;
   corkedSockets.add(sock);
   sock.cork();
-  process.nextTick(() => {
+  setImmediate(() => {
     corkedSockets.delete(sock);
     try {
       sock.uncork();
@@ -128,10 +131,7 @@ export class BrokerLink {
     await this.loop;
   }
 
-  /**
-   * Coalesces this tick's publishes into one socket write: corks the AMQP socket and uncorks
-   * it on the next tick (measured here: +20-40% publish throughput with confirms).
-   */
+  /** Coalesces this event-loop turn's publishes into one socket write (see {@link corkClientForTick}). */
   corkTick(): void {
     corkClientForTick(this.client);
   }

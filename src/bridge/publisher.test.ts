@@ -51,13 +51,13 @@ afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
 
-function setup(window = 100, confirmTimeoutMs = 60_000) {
+function setup(window = 100, confirmTimeoutMs = 60_000, drainRatePerS = 0) {
   const dir = mkdtempSync(join(tmpdir(), "owsla-pub-"));
   const db = openWorkerDatabase(dir, 0);
   const batcher = new Batcher(db, { delayMs: 1 });
   const outbox = new Outbox(db, batcher, 0);
   const { link, sent } = fakeLink();
-  const publisher = new Publisher(link as unknown as BrokerLink, outbox, { exchange: "owsla.up", window, confirmTimeoutMs }, new Metrics(), createLogger({ level: "error" }));
+  const publisher = new Publisher(link as unknown as BrokerLink, outbox, { exchange: "owsla.up", window, confirmTimeoutMs, drainRatePerS }, new Metrics(), createLogger({ level: "error" }));
   cleanups.push(() => {
     publisher.stop();
     db.close();
@@ -123,4 +123,35 @@ test("link down: unconfirmed publishes reach the outbox before the messages that
   const ids = outboxIds();
   expect(ids.filter((i) => i.startsWith("f"))).toEqual(["f#1", "f#2", "f#3"]);
   expect(ids).toContain("g#1");
+});
+
+/** Puts `n` messages of device `dev` in the outbox while the link is down, then brings it up. */
+async function backlog(p: ReturnType<typeof setup>, dev: string, n: number): Promise<void> {
+  p.link.up = false;
+  await Promise.all(Array.from({ length: n }, (_, i) => p.publisher.publish(msg(dev, i))));
+  p.link.up = true;
+}
+
+test("a paced drain sends the backlog in batches of a tenth of drain_rate, waiting between them", async () => {
+  const p = setup(100, 60_000, 100);
+  await backlog(p, "h", 50);
+  expect(p.outboxIds().length).toBe(50);
+  void p.publisher.drain();
+  await Bun.sleep(1);
+  expect(p.sent.length).toBe(10); // one batch of rate / 10
+  for (const s of p.sent) s.confirm();
+  await Bun.sleep(5);
+  // The batch is confirmed and removed, but the next one waits for its share of the second.
+  expect(p.outboxIds().length).toBe(40);
+  expect(p.sent.length).toBe(10);
+  for (let i = 0; i < 200 && p.sent.length < 20; i++) await Bun.sleep(5);
+  expect(p.sent.map((s) => s.id).slice(10, 20)).toEqual(Array.from({ length: 10 }, (_, i) => `h#${i + 10}`));
+});
+
+test("an unpaced drain sends the whole backlog at once", async () => {
+  const p = setup(100, 60_000, 0);
+  await backlog(p, "k", 50);
+  void p.publisher.drain();
+  await Bun.sleep(1);
+  expect(p.sent.length).toBe(50);
 });

@@ -24,7 +24,12 @@ export interface PublisherOptions {
   confirmTimeoutMs: number;
   /** Rows published per drain round. */
   drainBatch?: number;
+  /** Outbox rows sent per second at most while draining; 0 = as fast as the broker confirms. Default 0. */
+  drainRatePerS?: number;
 }
+
+/** Seconds between drain progress lines in the log. */
+export const DRAIN_PROGRESS_EVERY_S = 10;
 
 /** Converts the stored properties of an upstream message into AMQP properties. */
 export function amqpProps(m: UpMessage): AMQPProperties {
@@ -192,9 +197,17 @@ export class Publisher {
   async drain(): Promise<void> {
     if (this.draining || !this.link.up || this.link.blocked) return;
     this.draining = true;
-    const batch = this.opts.drainBatch ?? 500;
+    const rate = this.opts.drainRatePerS ?? 0;
+    // Paced: about ten batches a second, each waiting for its share of the second.
+    const batch = rate > 0 ? Math.max(1, Math.min(this.opts.drainBatch ?? 500, Math.ceil(rate / 10))) : (this.opts.drainBatch ?? 500);
+    const started = performance.now();
+    const startDepth = this.outboxDepth;
+    let sent = 0;
+    let nextProgress = started + DRAIN_PROGRESS_EVERY_S * 1000;
+    if (startDepth >= batch) this.log.info("Draining the outbox to the broker", { messages: startDepth, rate_per_s: rate || "unlimited" });
     try {
       while (this.link.up && !this.link.blocked && this.link.pub) {
+        const batchStart = performance.now();
         let rows: OutboxRow[];
         try {
           rows = this.outbox.peek(batch);
@@ -202,7 +215,10 @@ export class Publisher {
           this.log.error("Cannot read the outbox; retrying in 1 s", { err: e as Error });
           return;
         }
-        if (rows.length === 0) return;
+        if (rows.length === 0) {
+          if (sent >= batch) this.log.info("Outbox drained", { messages: sent, seconds: Math.round((performance.now() - started) / 100) / 10 });
+          return;
+        }
         // A row that can never be published (written by an older version) must not block the
         // rows behind it: drop it, loudly.
         const poison = rows.filter((r) => unpublishable(r) !== null);
@@ -236,8 +252,18 @@ export class Publisher {
           for (const r of done) this.release(r.deviceId, 1);
           this.metrics.inc("owsla_messages_up_total", undefined, done.length);
           this.metrics.inc("owsla_outbox_drained_total", undefined, done.length);
+          sent += done.length;
         }
         if (prefix < rows.length) return;
+        const now = performance.now();
+        if (now >= nextProgress) {
+          nextProgress = now + DRAIN_PROGRESS_EVERY_S * 1000;
+          this.log.info("Outbox drain progress", { sent, left: this.outboxDepth, rate_per_s: Math.round(sent / ((now - started) / 1000)) });
+        }
+        if (rate > 0) {
+          const wait = (done.length / rate) * 1000 - (now - batchStart);
+          if (wait > 0) await Bun.sleep(wait);
+        }
       }
     } catch (e) {
       this.log.warn("Outbox drain interrupted; it resumes when the broker link is back", { err: e as Error });

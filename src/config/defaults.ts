@@ -106,6 +106,8 @@ export const DEFAULT_BROKER_PREFETCH = 500;
 export const DEFAULT_BROKER_COMMAND_TTL_S = 3600;
 /** Time to wait for a publish confirmation, in milliseconds. */
 export const DEFAULT_BROKER_CONFIRM_TIMEOUT_MS = 5000;
+/** Outbox messages per second while draining after an outage, whole gateway; 0 = unlimited. */
+export const DEFAULT_BROKER_DRAIN_RATE = 0;
 /** Time a connected device has to ack a command before it is stored (and the broker delivery acked), ms. */
 export const DEFAULT_BROKER_DEVICE_ACK_TIMEOUT_MS = 5000;
 

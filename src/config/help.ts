@@ -1,6 +1,7 @@
 /** The `--help` text, generated from the schema so it lists every key. */
 
 import { SCHEMA, SECTIONS, expectation, type KeySpec } from "./schema.ts";
+import { liveHelp } from "./live.ts";
 
 /** Environment variable naming the config file. */
 export const CONFIG_ENV = "OWSLA_CONFIG";
@@ -53,5 +54,6 @@ export function helpText(command: string): string {
     lines.push("", `[${section}]`);
     for (const spec of SCHEMA) if (spec.section === section) lines.push(...describeKey(spec));
   }
+  if (command === "serve") lines.push("", ...liveHelp());
   return lines.join("\n") + "\n";
 }

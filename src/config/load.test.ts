@@ -62,6 +62,7 @@ const EXPECTED_DEFAULTS: Config = {
     prefetch: 500,
     command_ttl_s: 3600,
     confirm_timeout_ms: 5000,
+    drain_rate: 0,
     device_ack_timeout_ms: 5000,
   },
   store: { dir: "./data", batch_max: 500, batch_delay_ms: 2 },

@@ -226,6 +226,10 @@ export const SCHEMA = [
     doc: "Time to wait for a publish confirmation, in milliseconds.",
   }),
 
+  def("broker", "drain_rate", {
+    type: "int", default: D.DEFAULT_BROKER_DRAIN_RATE, min: 0, max: 10_000_000,
+    doc: "Outbox messages sent per second (whole gateway) while draining a backlog after an outage; 0 = as fast as the broker confirms.",
+  }),
   def("broker", "device_ack_timeout_ms", {
     type: "int", default: D.DEFAULT_BROKER_DEVICE_ACK_TIMEOUT_MS, min: 10, max: MS_MAX,
     doc: "Time a connected device has to ack a command before the worker stores it and acks the broker delivery, in milliseconds.",

@@ -91,6 +91,8 @@ export interface BrokerConfig {
   command_ttl_s: number;
   /** Publish confirmation timeout, ms. Default 5000. */
   confirm_timeout_ms: number;
+  /** Outbox messages sent per second while draining after an outage (whole gateway); 0 = as fast as confirms come. Default 0. */
+  drain_rate: number;
   /** Time a connected device has to ack a command before the worker stores it and acks the broker, ms. Default 5000. */
   device_ack_timeout_ms: number;
 }

@@ -49,7 +49,9 @@ function view(r: DeviceRow, pending = 0): DeviceView {
     worker: r.connected === 1 ? r.worker : null,
     connection_id: r.connected === 1 ? r.conn_id : null,
     first_seen: new Date(r.first_seen).toISOString(),
-    last_seen: new Date(r.last_seen).toISOString(),
+    // A connected device has shown traffic within 1.5 x keepalive (or it would be closed): seen
+    // now. Otherwise the last traffic on its last connection (recorded at the close).
+    last_seen: new Date(r.connected === 1 ? Date.now() : r.last_seen).toISOString(),
     last_close_reason: r.close_reason,
     revoked: r.revoked === 1,
     meta,

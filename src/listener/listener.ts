@@ -11,6 +11,7 @@ import { encodeFrame, errorFrame } from "../protocol/frames.ts";
 import { AcceptLimiter } from "./accept-limiter.ts";
 import { fdLimit } from "./fd-limit.ts";
 import { JunkCollector } from "./junk-gc.ts";
+import { BurstCollector } from "./burst-gc.ts";
 import { FloodGuard } from "./flood-guard.ts";
 import { openSynFilter } from "./syn-filter.ts";
 import { readdirSync } from "node:fs";
@@ -66,6 +67,12 @@ export interface DeviceListener {
   readonly connections: Set<DeviceConnection>;
   /** Stops accepting new connections (existing ones stay). */
   stopAccepting(): void;
+  /**
+   * Applies reloaded settings: the connection limit, and new TLS files (when TLS is on), with a
+   * new listening socket on the same port that replaces the old one; open connections stay.
+   * Throws (keeping the old socket) when the new one cannot be opened, e.g. a bad certificate.
+   */
+  reload(o: { maxConnections: number; tls?: TlsFiles }): void;
   /** Closes everything now. */
   close(): void;
 }
@@ -85,6 +92,10 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext, held: 
     metrics.inc("owsla_dropped_bytes_gc_total");
   });
   const guard = floodGuard(opts, () => server, ctx);
+  const burst = new BurstCollector(() => {
+    Bun.gc(true);
+    metrics.inc("owsla_burst_gc_total");
+  });
   const refuse = (socket: Sock, reason: string, code: "server_busy" | "rate_limited", message: string) => {
     metrics.inc("owsla_accepts_rejected_total", { reason });
     socket.data = null;
@@ -171,9 +182,11 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext, held: 
   try {
     server = listen(opts.port);
   } catch (e) {
-    throw new Error(
-      `Cannot listen for devices on ${opts.host}:${opts.port}: ${(e as Error).message}. Another program may hold the port (or one without SO_REUSEPORT); stop it or set device.port`,
-    );
+    const msg = (e as Error).message;
+    if (opts.tls && /PEM|SSL|X509|certificate/i.test(msg)) {
+      throw new Error(`Cannot listen for devices on ${opts.host}:${opts.port} with the TLS files: ${msg}; check that device.tls_cert and device.tls_key are a matching PEM certificate and key`);
+    }
+    throw new Error(`Cannot listen for devices on ${opts.host}:${opts.port}: ${msg}. Another program may hold the port (or one without SO_REUSEPORT); stop it or set device.port`);
   }
   const boundPort = server.port;
   let accepting = true;
@@ -214,6 +227,7 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext, held: 
       toClose = due;
       if (idle && due.length > 0) closeSlice();
       guard?.expire();
+      burst.tick(metrics.get("owsla_welcomes_total"));
       guardDescriptors();
     } catch (e) {
       log.error("Connection sweep failed; retrying in 1 s", { err: e as Error });
@@ -269,6 +283,23 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext, held: 
       return boundPort;
     },
     connections,
+    reload(o) {
+      opts.maxConnections = o.maxConnections;
+      if (!opts.tls || !o.tls) return;
+      const previous = opts.tls;
+      opts.tls = o.tls;
+      if (!server) return; // paused or stopped: the next listen() uses the new files
+      let next: typeof server;
+      try {
+        next = listen(boundPort);
+      } catch (e) {
+        opts.tls = previous;
+        throw new Error(`Cannot listen with the reloaded TLS files: ${(e as Error).message}; still serving the previous certificate`);
+      }
+      server.stop(false);
+      server = next;
+      guard?.reinstall();
+    },
     stopAccepting() {
       stopped = true;
       server?.stop(false);

@@ -1,4 +1,8 @@
-/** Structured logging: JSON lines on stdout, or a readable line when stdout is a TTY. */
+/**
+ * Structured logging: JSON lines on stdout, or a readable line when stdout is a TTY. When stdout
+ * is the journal (see journal.ts), every line starts with its syslog priority (`<3>` … `<7>`).
+ */
+import { isJournalStream, journalPrefix } from "./journal.ts";
 
 /** Log levels in increasing severity. */
 export type Level = "debug" | "info" | "warn" | "error";
@@ -30,6 +34,17 @@ export interface LoggerOptions {
   write?: (line: string) => void;
   /** Fields on every line (e.g. `{ worker: 0 }`). */
   base?: Fields;
+  /**
+   * Prefix each line with its syslog priority for journald (`<4>` for warn, ...). Default:
+   * whether stdout is the journal stream named by `JOURNAL_STREAM`.
+   */
+  journal?: boolean;
+}
+
+/** A root logger: its level can change while running (reload), for it and all its children. */
+export interface RootLogger extends Logger {
+  /** Sets the lowest level written, from now on, by this logger and every child. */
+  setLevel(level: Level): void;
 }
 
 /** Returns true for a valid level name. */
@@ -43,8 +58,9 @@ function render(v: unknown): unknown {
 }
 
 /** Creates a logger. Lines are `{"t":ISO,"level":..,"msg":..,...fields}`. */
-export function createLogger(opts: LoggerOptions = {}): Logger {
-  const min = RANK[opts.level ?? "info"];
+export function createLogger(opts: LoggerOptions = {}): RootLogger {
+  let min = RANK[opts.level ?? "info"];
+  const journal = opts.journal ?? isJournalStream(1, process.env.JOURNAL_STREAM);
   const pretty = opts.pretty ?? Boolean(process.stdout.isTTY);
   const write = opts.write ?? ((line: string) => void process.stdout.write(line + "\n"));
   const make = (base: Fields): Logger => {
@@ -57,9 +73,9 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
           const extra = Object.entries(all)
             .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
             .join(" ");
-          write(`${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${msg}${extra ? " " + extra : ""}`);
+          write(`${journal ? journalPrefix(level) : ""}${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${msg}${extra ? " " + extra : ""}`);
         } else {
-          write(JSON.stringify({ t: new Date().toISOString(), level, msg, ...all }));
+          write(`${journal ? journalPrefix(level) : ""}${JSON.stringify({ t: new Date().toISOString(), level, msg, ...all })}`);
         }
       } catch {
         // Logging must never take the process down (e.g. EPIPE or EMFILE on stdout).
@@ -74,12 +90,16 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       enabled: (l) => RANK[l] >= min,
     };
   };
-  return make(opts.base ?? {});
+  return Object.assign(make(opts.base ?? {}), {
+    setLevel: (level: Level) => {
+      min = RANK[level];
+    },
+  });
 }
 
 /** A logger that records lines in memory; for tests. */
 export function memoryLogger(level: Level = "debug"): Logger & { lines: Fields[] } {
   const lines: Fields[] = [];
-  const log = createLogger({ level, pretty: false, write: (l) => lines.push(JSON.parse(l)) });
+  const log = createLogger({ level, pretty: false, journal: false, write: (l) => lines.push(JSON.parse(l)) });
   return Object.assign(log, { lines });
 }

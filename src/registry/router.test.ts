@@ -201,3 +201,41 @@ describe("command router", () => {
     expect(workers[1]!.home.locate(dev)?.worker).toBe(0);
   });
 });
+
+test("a stored command whose delivery throws is quarantined; the device's other commands still arrive", async () => {
+  const { workers, stores } = cluster(1);
+  const dev = crypto.randomUUID();
+  const [a, b] = [delivery(), delivery()];
+  workers[0]!.accept(command(dev, "poison"), a.h, Date.now());
+  workers[0]!.accept(command(dev, "fine"), b.h, Date.now());
+  await settle();
+  expect(stores[0]!.count(dev)).toBe(2);
+  const conn = new FakeConn(Date.now());
+  conn.deliver = (cmd, route) => {
+    if (cmd.id === "poison") throw new RangeError("Maximum call stack size exceeded");
+    conn.got.push({ cmd, route });
+    return true;
+  };
+  workers[0]!.welcomed(dev, conn);
+  await settle();
+  expect(conn.got.map((g) => g.cmd.id)).toEqual(["fine"]);
+  expect(stores[0]!.quarantined()).toBe(1);
+  expect(stores[0]!.pendingFor([dev]).map((c) => c.id)).toEqual(["fine"]);
+});
+
+test("a stored command that throws on another worker is quarantined by the worker that stores it", async () => {
+  const { workers, stores } = cluster(2);
+  const dev = deviceWithHome(0, 2);
+  const d = delivery();
+  workers[0]!.accept(command(dev, "poison"), d.h, Date.now());
+  await settle();
+  expect(stores[0]!.count(dev)).toBe(1);
+  const conn = new FakeConn(Date.now());
+  conn.deliver = () => {
+    throw new RangeError("boom");
+  };
+  workers[1]!.welcomed(dev, conn);
+  await settle();
+  expect(stores[0]!.quarantined()).toBe(1);
+  expect(stores[0]!.count(dev)).toBe(0);
+});

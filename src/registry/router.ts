@@ -100,6 +100,8 @@ export class CommandRouter {
     const k = this.nextKey++;
     this.inflight.set(k, { cmd, delivery, receivedAt, deadline: Date.now() + this.o.ackTimeoutMs });
     this.o.metrics.inc("owsla_commands_received_total");
+    // Held right here: no need to ask the home.
+    if (this.o.registry.get(cmd.deviceId)?.state === "open") return this.holderDeliver(cmd, this.o.self, k, receivedAt);
     this.toHome(cmd.deviceId, { t: "route", c: cmd, o: this.o.self, k, rt: receivedAt }, () => this.homeRoute(cmd, this.o.self, k, receivedAt), () => this.offline(k));
   }
 
@@ -193,9 +195,25 @@ export class CommandRouter {
     }
     const now = Date.now();
     for (const c of rows) {
-      if (to === this.o.self) this.holderDeliver(c, this.o.self, 0, now);
-      else this.o.send(to, { t: "deliver", c, o: this.o.self, k: 0, rt: now });
+      try {
+        if (to === this.o.self) this.holderDeliver(c, this.o.self, 0, now);
+        else this.o.send(to, { t: "deliver", c, o: this.o.self, k: 0, rt: now });
+      } catch (err) {
+        this.quarantineStored(deviceId, c.id, err as Error, c);
+      }
     }
+  }
+
+  /**
+   * A stored command made a worker throw: it would do it again at every welcome (and after
+   * every restart), so it is set aside instead.
+   */
+  private quarantineStored(deviceId: string, id: string, err: Error, known?: Command): void {
+    const c = known ?? this.o.store.pendingFor([deviceId]).find((r) => r.id === id);
+    if (!c) return;
+    this.o.metrics.inc("owsla_quarantined_total", { kind: "command" });
+    this.o.log.error("A stored command made a worker throw; it is quarantined (never sent again; kept in the worker's database, table quarantine)", { device: deviceId, id, err });
+    this.o.store.quarantine(c, String(err?.stack ?? err)).catch((e: Error) => this.o.log.error("Cannot quarantine the command", { id, err: e }));
   }
 
   private expireDeadlines(): void {
@@ -248,7 +266,17 @@ export class CommandRouter {
 
   private holderDeliver(c: Command, origin: number, k: number, rt: number): void {
     const conn = this.o.registry.get(c.deviceId);
-    if (!conn || conn.state !== "open" || !conn.deliver(c, ackRoute(origin, k))) return this.replyOffline(origin, k);
+    if (!conn || conn.state !== "open") return this.replyOffline(origin, k);
+    let written: boolean;
+    try {
+      written = conn.deliver(c, ackRoute(origin, k));
+    } catch (err) {
+      if (k === 0) throw err; // a stored command: its origin quarantines it
+      // A live command: its origin stores it, and the stored copy is quarantined if it throws again.
+      this.o.log.error("Writing a command to its device threw; its origin stores it instead", { device: c.deviceId, id: c.id, err: err as Error });
+      written = false;
+    }
+    if (!written) return this.replyOffline(origin, k);
     this.o.metrics.inc("owsla_commands_delivered_live_total");
     this.o.metrics.observe("owsla_command_delivery_ms", Math.max(0, Date.now() - rt));
   }
@@ -304,7 +332,15 @@ export class CommandRouter {
       case "route":
         return this.homeRoute(m.c as Command, m.o as number, m.k as number, m.rt as number);
       case "deliver":
-        return this.holderDeliver(m.c as Command, m.o as number, m.k as number, m.rt as number);
+        try {
+          return this.holderDeliver(m.c as Command, m.o as number, m.k as number, m.rt as number);
+        } catch (err) {
+          // Only stored commands rethrow: their origin sets them aside.
+          this.o.send(m.o as number, { t: "poison", d: (m.c as Command).deviceId, id: (m.c as Command).id, why: String((err as Error)?.message ?? err) });
+          return;
+        }
+      case "poison":
+        return this.quarantineStored(d, m.id as string, new Error(String(m.why)));
       case "offline":
         return this.offline(m.k as number);
       case "acked":

@@ -296,6 +296,7 @@ export class DeviceConnection {
     this.welcomedAt = wallClock();
     this.send({ op: "welcome", id: outcome.deviceId, conn: this.connId, gateway: ctx.gatewayId, keepalive: ctx.limits.keepaliveS });
     ctx.metrics.inc("owsla_welcomes_total");
+    ctx.metrics.observe("owsla_welcome_ms", Date.now() - this.acceptedAt);
     ctx.directory.welcomed(this, outcome.deviceId, outcome.hardwareId);
     ctx.publisher.publish(presenceMessage(this.sender(), "connected", null)).catch(() => {});
     if (ctx.log.enabled("debug")) ctx.log.debug("Device connected", { device: outcome.deviceId, conn: this.connId, hardware_id: this.hardwareId });

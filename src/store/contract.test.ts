@@ -66,6 +66,17 @@ for (const [name, make] of commandStores) {
       expect(s.devices()).toEqual([]);
     });
 
+    test("a quarantined command is gone from the pending ones for good, and counted", async () => {
+      const s = make();
+      await s.add(cmd("d1", "bad"));
+      await s.add(cmd("d1", "good"));
+      await s.quarantine(cmd("d1", "bad"), "RangeError: boom");
+      expect(s.pendingFor(["d1"]).map((c) => c.id)).toEqual(["good"]);
+      expect(s.quarantined()).toBe(1);
+      await s.add(cmd("d1", "bad")); // a redelivery of the same id is stored again, as a new command
+      expect(s.count("d1")).toBe(2);
+    });
+
     test("expired commands are not pending and expire() deletes them", async () => {
       const s = make();
       await s.add(cmd("d1", "old", -1));

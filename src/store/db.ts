@@ -67,6 +67,14 @@ CREATE TABLE IF NOT EXISTS inbox (
   PRIMARY KEY (device_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS inbox_expiry ON inbox(expires_at);
+CREATE TABLE IF NOT EXISTS quarantine (
+  kind      TEXT NOT NULL,
+  device_id TEXT NOT NULL,
+  id        TEXT NOT NULL,
+  item      TEXT NOT NULL,
+  reason    TEXT NOT NULL,
+  at        INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS probe (worker INTEGER PRIMARY KEY, at INTEGER NOT NULL);
 `;
 

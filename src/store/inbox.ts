@@ -33,6 +33,8 @@ export class Inbox implements CommandStore {
   private readonly countDeviceStmt;
   private readonly pendingForStmt;
   private readonly devicesStmt;
+  private readonly quarantineStmt;
+  private readonly quarantinedStmt;
 
   constructor(
     private readonly db: Database,
@@ -51,6 +53,8 @@ export class Inbox implements CommandStore {
     this.pendingForStmt = db.query<RawRow, [string, number]>(
       "SELECT * FROM inbox WHERE device_id IN (SELECT value FROM json_each(?)) AND expires_at > ? ORDER BY created, id",
     );
+    this.quarantineStmt = db.query("INSERT INTO quarantine (kind, device_id, id, item, reason, at) VALUES (?, ?, ?, ?, ?, ?)");
+    this.quarantinedStmt = db.query<{ n: number }, []>("SELECT COUNT(*) AS n FROM quarantine");
     this.devicesStmt = db.query<{ device_id: string }, []>("SELECT DISTINCT device_id FROM inbox");
     this.countDeviceStmt = db.query<{ n: number }, [string]>("SELECT COUNT(*) AS n FROM inbox WHERE device_id = ?");
   }
@@ -80,6 +84,24 @@ export class Inbox implements CommandStore {
       deleted = this.deleteStmt.run(deviceId, id).changes;
     });
     return deleted > 0;
+  }
+
+  async quarantine(c: Command, reason: string): Promise<void> {
+    const now = Date.now();
+    await this.batcher.run(() => {
+      this.deleteStmt.run(c.deviceId, c.id);
+      this.quarantineStmt.run("command", c.deviceId, c.id, JSON.stringify(c), reason.slice(0, 1000), now);
+    });
+  }
+
+  quarantined(): number {
+    return this.quarantinedStmt.get()?.n ?? 0;
+  }
+
+  /** Bytes of stored command bodies and when the oldest was stored (ms), for the fill-level gauges. */
+  level(): { bytes: number; oldestAt: number | null } {
+    const r = this.db.query<{ bytes: number; oldest: number | null }, []>("SELECT COALESCE(SUM(length(body)), 0) AS bytes, MIN(created) AS oldest FROM inbox").get();
+    return { bytes: r?.bytes ?? 0, oldestAt: r?.oldest ?? null };
   }
 
   /** Devices with stored commands. */

@@ -19,6 +19,13 @@ export interface CommandStore {
   count(deviceId?: string): number;
   /** Deletes expired commands; returns how many. */
   expire(now?: number): number;
+  /**
+   * Sets a command aside for good: it made the worker throw, so it is never sent again (kept
+   * for inspection with `reason`). Resolves once durable.
+   */
+  quarantine(c: Command, reason: string): Promise<void>;
+  /** Commands set aside so far. */
+  quarantined(): number;
 }
 
 /** A stored upstream message with its position in the outbox. */

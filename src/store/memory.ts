@@ -44,6 +44,17 @@ export class MemoryCommandStore implements CommandStore {
     return n;
   }
 
+  private readonly setAside: { c: Command; reason: string }[] = [];
+
+  async quarantine(c: Command, reason: string): Promise<void> {
+    this.rows.delete(this.key(c.deviceId, c.id));
+    this.setAside.push({ c: { ...c }, reason });
+  }
+
+  quarantined(): number {
+    return this.setAside.length;
+  }
+
   expire(now = Date.now()): number {
     let n = 0;
     for (const [k, r] of this.rows) {

@@ -86,6 +86,12 @@ export class Outbox implements OutboxStore {
     return new Map(this.devicesStmt.all(this.owner).map((r) => [r.device_id, r.n]));
   }
 
+  /** Bytes held (bodies and stored properties) and when the oldest row was written (ms), for the fill-level gauges. */
+  level(): { bytes: number; oldestAt: number | null } {
+    const r = this.db.query<{ bytes: number; oldest: number | null }, []>("SELECT COALESCE(SUM(length(body) + length(props)), 0) AS bytes, MIN(created) AS oldest FROM outbox").get();
+    return { bytes: r?.bytes ?? 0, oldestAt: r?.oldest ?? null };
+  }
+
   /** Takes over rows of owners >= `fromOwner` (workers that no longer exist after a resize). */
   adoptOrphans(fromOwner: number): number {
     return this.db.transaction(() => this.adoptStmt.run(this.owner, fromOwner).changes).immediate();

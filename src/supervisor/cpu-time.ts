@@ -15,3 +15,14 @@ export function cpuTicks(pid: number): number {
     return Number.NaN;
   }
 }
+
+/** CPU ticks (NaN when unreadable) and scheduler state (R running, S sleeping, D disk wait, T stopped, ...) of `pid`. */
+export function cpuState(pid: number): { ticks: number; state: string } {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { ticks: Number(f[11]) + Number(f[12]), state: f[0] ?? "?" };
+  } catch {
+    return { ticks: Number.NaN, state: "?" };
+  }
+}

@@ -145,6 +145,19 @@ describe("supervisor", () => {
     expect(log.lines.some((l) => String(l.msg).startsWith("Worker hung"))).toBe(false);
   });
 
+  test("time the supervisor's own loop was stalled does not count as worker silence", async () => {
+    const { sup, log } = start({ count: 2, heartbeatMs: 50, hangTimeoutMs: 300, command: (id) => fixture(id, "normal", 50) });
+    await sup.whenAllReady();
+    const pids = sup.workers().map((w) => w.pid);
+    const until = Date.now() + 1500;
+    while (Date.now() < until); // the supervisor (this process) hears nothing for 1.5 s
+    await Bun.sleep(600);
+    expect(sup.workers().map((w) => w.pid)).toEqual(pids);
+    expect(sup.workers().every((w) => w.restarts === 0)).toBe(true);
+    expect(log.lines.some((l) => String(l.msg).startsWith("Worker hung"))).toBe(false);
+    expect(log.lines.some((l) => String(l.msg).startsWith("Supervisor event loop was stalled"))).toBe(true);
+  });
+
   test("a worker spinning forever is killed as hung once silent for busyTimeoutMs", async () => {
     const spawns = [0];
     const { sup, log } = start({

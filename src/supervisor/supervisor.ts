@@ -53,7 +53,7 @@ import type { Subprocess } from "bun";
 import type { Logger } from "../log/logger.ts";
 import { protocolTag, type Ping, type Shutdown } from "./protocol.ts";
 import { createRestartIntensity } from "./restart-intensity.ts";
-import { cpuTicks } from "./cpu-time.ts";
+import { cpuState } from "./cpu-time.ts";
 
 /** How long to wait before retrying a spawn that threw (e.g. out of descriptors). */
 const SPAWN_RETRY_MS = 100;
@@ -138,9 +138,11 @@ interface Child {
   lastPongAt: number;
   pingN: number;
   killedForHang: boolean;
-  /** CPU ticks at the previous heartbeat, and whether the worker was reported busy in this silence. */
-  cpuTicks: number;
+  /** CPU ticks when this silence was first noticed (null while it answers), and whether it was reported busy. */
+  cpuMark: number | null;
   busyLogged: boolean;
+  /** Time the supervisor itself was stalled since the last pong (not counted as the worker's silence). */
+  deafMs: number;
   retry: ReturnType<typeof setTimeout> | null;
 }
 
@@ -196,8 +198,9 @@ export function startSupervisor(opts: SupervisorOptions): Supervisor {
     lastPongAt: 0,
     pingN: 0,
     killedForHang: false,
-    cpuTicks: Number.NaN,
+    cpuMark: null,
     busyLogged: false,
+    deafMs: 0,
     retry: null,
   }));
 
@@ -225,7 +228,8 @@ export function startSupervisor(opts: SupervisorOptions): Supervisor {
     c.lastPongAt = 0;
     c.killedForHang = false;
     c.busyLogged = false;
-    c.cpuTicks = Number.NaN;
+    c.cpuMark = null;
+    c.deafMs = 0;
     c.startedAt = Date.now();
     let proc: Subprocess;
     try {
@@ -259,7 +263,8 @@ export function startSupervisor(opts: SupervisorOptions): Supervisor {
     switch (protocolTag(msg)) {
       case "pong":
         c.lastPongAt = Date.now();
-        c.cpuTicks = Number.NaN;
+        c.deafMs = 0;
+        c.cpuMark = null;
         if (c.busyLogged) c.log.info("Worker answers again after a busy spell", { pid: c.pid });
         c.busyLogged = false;
         return;
@@ -301,37 +306,55 @@ export function startSupervisor(opts: SupervisorOptions): Supervisor {
     spawnChild(c);
   };
 
+  let lastBeat = Date.now();
+  let lastStallLog = 0;
   const heartbeat = setInterval(() => {
     const now = Date.now();
+    // The supervisor's own loop may be late (a starved CPU, a slow disk): pongs that arrived
+    // meanwhile wait in the pipe, unread. Time the supervisor could not listen is not silence.
+    const late = now - lastBeat - opts.heartbeatMs;
+    lastBeat = now;
+    if (late > opts.heartbeatMs) {
+      for (const c of children) c.deafMs += late;
+      if (now - lastStallLog > 30_000) {
+        lastStallLog = now;
+        log.warn("Supervisor event loop was stalled; not counting that time as worker silence", { stalledMs: late });
+      }
+    }
     for (const c of children) {
       guard("the heartbeat", () => {
         if (!c.up || !c.proc || c.killedForHang) return;
-        const silentMs = now - Math.max(c.startedAt, c.lastPongAt);
-        const ticks = silentMs > opts.hangTimeoutMs || silentMs > opts.heartbeatMs ? cpuTicks(c.pid) : Number.NaN;
-        const progressing = ticks > c.cpuTicks;
-        c.cpuTicks = ticks;
-        if (silentMs > opts.hangTimeoutMs) {
-          if (progressing && silentMs <= busyTimeoutMs) {
-            if (!c.busyLogged) {
-              c.busyLogged = true;
-              c.log.warn("Worker busy: no pong within hangTimeoutMs but its CPU time grows; not killing it unless silent for busyTimeoutMs", {
+        const silentMs = now - Math.max(c.startedAt, c.lastPongAt) - c.deafMs;
+        if (silentMs > opts.heartbeatMs) {
+          const { ticks, state: procState } = cpuState(c.pid);
+          if (c.cpuMark === null) c.cpuMark = ticks;
+          // Busy: it used CPU since it last answered, or it is running or waiting for the disk
+          // right now. Not busy (blocked, stopped, deadlocked): hung.
+          const busy = ticks > c.cpuMark || procState === "R" || procState === "D";
+          if (silentMs > opts.hangTimeoutMs) {
+            if (busy && silentMs <= busyTimeoutMs) {
+              if (!c.busyLogged) {
+                c.busyLogged = true;
+                c.log.warn("Worker busy: no pong within hangTimeoutMs but it is using CPU; not killing it unless silent for busyTimeoutMs", {
+                  pid: c.pid,
+                  silentMs,
+                  busyTimeoutMs,
+                });
+              }
+            } else {
+              c.killedForHang = true;
+              c.log.error(busy ? "Worker hung: busy without answering for busyTimeoutMs; killing it with SIGKILL" : "Worker hung: no pong within hangTimeoutMs and no CPU used; killing it with SIGKILL", {
                 pid: c.pid,
                 silentMs,
+                hangTimeoutMs: opts.hangTimeoutMs,
                 busyTimeoutMs,
+                state: procState,
               });
+              trySignal(c, "SIGKILL");
+              return;
             }
-          } else {
-            c.killedForHang = true;
-            c.log.error(progressing ? "Worker hung: busy without answering for busyTimeoutMs; killing it with SIGKILL" : "Worker hung: no pong within hangTimeoutMs and no CPU used; killing it with SIGKILL", {
-              pid: c.pid,
-              silentMs,
-              hangTimeoutMs: opts.hangTimeoutMs,
-              busyTimeoutMs,
-            });
-            trySignal(c, "SIGKILL");
-            return;
           }
-        }
+        } else c.cpuMark = null;
         trySend(c, { t: "ping", n: ++c.pingN } satisfies Ping);
       }, c.log);
     }

@@ -20,6 +20,8 @@ import { CommandRouter, type HolderConn } from "../registry/router.ts";
 import { SiteLink } from "../registry/site-link.ts";
 import { Mesh, meshDir } from "../mesh/mesh.ts";
 import { Metrics } from "../metrics/metrics.ts";
+import { registerProcessMetrics } from "../metrics/process.ts";
+import { registerQueueGauges, type QueueLevel } from "../metrics/queue-gauges.ts";
 import { loadOrCreateSecret } from "../auth/token.ts";
 import { startListener } from "../listener/listener.ts";
 import { readTlsFiles } from "../listener/tls-config.ts";
@@ -30,6 +32,7 @@ import { drainConnections } from "../session/drain.ts";
 import { BanList } from "../auth/bans.ts";
 import { answerControl, isControlRequest } from "../control/protocol.ts";
 import { secretPath } from "../cli/commands.ts";
+import { isReload } from "../supervisor/reload.ts";
 
 export { readTlsFiles } from "../listener/tls-config.ts";
 
@@ -54,6 +57,7 @@ export async function startWorker(
   sup: SupervisorPort = { send: () => {}, enabled: false },
 ): Promise<RunningWorker & { onSupervisorMessage: (m: unknown) => void }> {
   const metrics = new Metrics();
+  registerProcessMetrics(metrics);
   const workersTotal = sup.enabled ? Math.max(1, Number(process.env.OWSLA_WORKERS_TOTAL ?? "1")) : 1;
   metrics.declare(
     "owsla_accepts_total",
@@ -103,7 +107,13 @@ export async function startWorker(
   const publisher = new Publisher(
     link,
     outbox,
-    { exchange: topo.up, window: config.broker.publish_window, confirmTimeoutMs: config.broker.confirm_timeout_ms },
+    {
+      exchange: topo.up,
+      window: config.broker.publish_window,
+      confirmTimeoutMs: config.broker.confirm_timeout_ms,
+      // broker.drain_rate is for the whole gateway: each worker drains its share.
+      drainRatePerS: config.broker.drain_rate / workersTotal,
+    },
     metrics,
     log,
   );
@@ -208,6 +218,24 @@ export async function startWorker(
   }, 5000);
   metrics.gauge("owsla_store_ok", () => (storeError() ? 0 : 1));
   metrics.gauge("owsla_inbox_depth", () => inbox.count());
+  // Fill levels, read at most once a second (a scrape reads each gauge; the queries scan).
+  const cachedLevel = (read: () => QueueLevel) => {
+    let at = 0;
+    let last: QueueLevel = { bytes: 0, oldestAt: null };
+    return () => {
+      if (Date.now() - at >= 1000) {
+        at = Date.now();
+        try {
+          last = read();
+        } catch {
+          // A failing store is reported by owsla_store_ok; keep the last reading.
+        }
+      }
+      return last;
+    };
+  };
+  registerQueueGauges(metrics, "outbox", cachedLevel(() => outbox.level()));
+  registerQueueGauges(metrics, "inbox", cachedLevel(() => inbox.level()));
   const expiry = setInterval(() => {
     try {
       const n = inbox.expire();
@@ -224,6 +252,16 @@ export async function startWorker(
   return {
     port: listener.port,
     onSupervisorMessage(m: unknown) {
+      if (isReload(m)) {
+        ctx.limits.helloTimeoutMs = m.helloTimeoutMs;
+        try {
+          listener.reload({ maxConnections: maxConnections(m.maxConnections), tls: m.tls });
+          log.info("Reloaded settings applied", { tls: m.tls !== undefined });
+        } catch (err) {
+          log.error("Reload: cannot apply the new TLS files; the previous certificate stays in use", { err: err as Error });
+        }
+        return;
+      }
       if (isControlRequest(m)) {
         void answerControl(
           m,

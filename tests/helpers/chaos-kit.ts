@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestDevice } from "./device.ts";
 import { GatewayProcess, freePort } from "./gateway.ts";
+import { parseExposition, sumOverWorkers } from "../../src/api/prometheus-parse.ts";
 
 type ConfirmEntry = [number, (v: unknown) => void, (e: unknown) => void];
 
@@ -584,31 +585,25 @@ export async function api(gw: GatewayProcess, path: string, timeoutMs = 5000): P
   return { status: res.status, body };
 }
 
-/** Sum of a metric over the gateway (the line without a worker label), or null. */
+/** Sum of a metric over the gateway's processes (every series of that name and no other labels), or null. */
 export async function metric(gw: GatewayProcess, name: string): Promise<number | null> {
   const { status, body } = await api(gw, "/metrics");
   if (status !== 200) return null;
+  const sums = sumOverWorkers(parseExposition(String(body)));
   let sum: number | null = null;
-  for (const line of String(body).split("\n")) {
-    if (!line.startsWith(name)) continue;
-    const rest = line.slice(name.length);
-    if (!(rest.startsWith(" ") || rest.startsWith("{"))) continue;
-    if (rest.includes('worker="')) continue;
-    const v = Number(rest.trim().split(/\s+/).at(-1));
-    if (Number.isFinite(v)) sum = (sum ?? 0) + v;
+  for (const [series, v] of sums) {
+    if ((series === name || series.startsWith(name + "{")) && Number.isFinite(v)) sum = (sum ?? 0) + v;
   }
   return sum;
 }
 
-/** A metric's values by label set (lines without a worker label), e.g. {"reason=\"rejected\"": 3}. */
+/** A metric's gateway-wide values by label set (worker label dropped), e.g. {"reason=\"rejected\"": 3}. */
 export async function metricByLabel(gw: GatewayProcess, name: string): Promise<Record<string, number>> {
   const { status, body } = await api(gw, "/metrics");
   const out: Record<string, number> = {};
   if (status !== 200) return out;
-  for (const line of String(body).split("\n")) {
-    if (!line.startsWith(name + "{") || line.includes('worker="')) continue;
-    const m = /^[^{]+\{(.*)\}\s+(\S+)$/.exec(line);
-    if (m) out[m[1]!] = (out[m[1]!] ?? 0) + Number(m[2]);
+  for (const [series, v] of sumOverWorkers(parseExposition(String(body)))) {
+    if (series.startsWith(name + "{")) out[series.slice(name.length + 1, -1)] = v;
   }
   return out;
 }

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { loadOrCreateSecret, mintToken } from "../../src/auth/token.ts";
 import { TestDevice } from "./device.ts";
+import { forEachLine } from "./lines.ts";
 
 /** Repository root. */
 export const ROOT = resolve(import.meta.dir, "../..");
@@ -91,28 +92,18 @@ export class GatewayProcess {
     );
     const seen = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`Gateway did not log "${waitFor}" within ${timeoutMs} ms:\n${this.logs.slice(-20).join("\n")}`)), timeoutMs);
-      const pump = async (stream: ReadableStream<Uint8Array>) => {
-        const dec = new TextDecoder();
-        let buf = "";
-        for await (const chunk of stream) {
-          buf += dec.decode(chunk, { stream: true });
-          let i: number;
-          while ((i = buf.indexOf("\n")) >= 0) {
-            const line = buf.slice(0, i);
-            buf = buf.slice(i + 1);
-            this.logs.push(line);
-            if (process.env.OWSLA_TEST_VERBOSE) console.log(line);
-            if (line.includes("Broker link up")) brokerUps++;
-            if (line.includes(waitFor)) ready = true;
-            if (ready && brokerUps >= need) {
-              clearTimeout(timer);
-              resolve();
-            }
-          }
+      const onLine = (line: string) => {
+        this.logs.push(line);
+        if (process.env.OWSLA_TEST_VERBOSE) console.log(line);
+        if (line.includes("Broker link up")) brokerUps++;
+        if (line.includes(waitFor)) ready = true;
+        if (ready && brokerUps >= need) {
+          clearTimeout(timer);
+          resolve();
         }
       };
-      void pump(this.proc.stdout);
-      void pump(this.proc.stderr);
+      void forEachLine(this.proc.stdout, onLine);
+      void forEachLine(this.proc.stderr, onLine);
       void this.proc.exited.then((code) => {
         clearTimeout(timer);
         reject(new Error(`Gateway exited with ${code} before "${waitFor}":\n${this.logs.slice(-20).join("\n")}`));
@@ -178,7 +169,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<GatewayPr
       await gw.start(opts.waitBroker !== false);
       return gw;
     } catch (e) {
-      const lostPortRace = opts.port === undefined && /Cannot listen|Failed to listen|EADDRINUSE/i.test((e as Error).message);
+      const lostPortRace = opts.port === undefined && /Cannot listen|Failed to listen|EADDRINUSE|is not free/i.test((e as Error).message);
       if (!lostPortRace || attempt >= 3) throw e;
       await gw.stop().catch(() => {});
     }

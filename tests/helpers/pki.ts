@@ -48,11 +48,11 @@ export class TestPki {
     this.sh(`openssl req -x509 ${EC} -days 2 -subj "/CN=${cn}" -keyout ${name}.key -out ${name}.pem`);
   }
 
-  /** Revokes the certificates `names` and writes the CA's CRL to `crl.pem`. */
+  /** Revokes the certificates `names` (adding to earlier revocations) and writes the CA's CRL to `crl.pem`. */
   revoke(...names: string[]): void {
     this.sh(
-      "mkdir -p db && touch db/index.txt && echo 01 > db/crlnumber && " +
-        "printf '[ca]\\ndefault_ca=d\\n[d]\\ndatabase=db/index.txt\\ncrlnumber=db/crlnumber\\ndefault_md=sha256\\ndefault_crl_days=2\\n' > ca.cnf",
+      "[ -f ca.cnf ] || { mkdir -p db && touch db/index.txt && echo 01 > db/crlnumber && " +
+        "printf '[ca]\\ndefault_ca=d\\n[d]\\ndatabase=db/index.txt\\ncrlnumber=db/crlnumber\\ndefault_md=sha256\\ndefault_crl_days=2\\n' > ca.cnf; }",
     );
     for (const n of names) this.sh(`openssl ca -config ca.cnf -keyfile ca.key -cert ca.pem -revoke ${n}.pem`);
     this.sh("openssl ca -config ca.cnf -keyfile ca.key -cert ca.pem -gencrl -out crl.pem");

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { removeDir, startGateway, type GatewayOptions, type GatewayProcess } from "../../../tests/helpers/gateway.ts";
 import { TestBackend } from "../../../tests/helpers/backend.ts";
 import { RawConn } from "./raw.ts";
+import { parseExposition, sumOverWorkers } from "../../../src/api/prometheus-parse.ts";
 
 export type { GatewayProcess };
 
@@ -75,19 +76,11 @@ export class HostileGateway {
     return readFileSync(join(this.gw.dir, "api.token"), "utf8").trim();
   }
 
-  /** GET /metrics parsed into `name{labels}` → value (summed over workers, no worker label). */
+  /** GET /metrics parsed into `name{labels}` → value, summed over the processes (the worker label dropped). */
   async metrics(): Promise<Map<string, number>> {
     const res = await fetch(`${this.apiBase()}/metrics`, { headers: { authorization: `Bearer ${this.apiToken()}` } });
     if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status}: ${await res.text()}`);
-    const out = new Map<string, number>();
-    for (const line of (await res.text()).split("\n")) {
-      if (!line || line.startsWith("#")) continue;
-      const sp = line.lastIndexOf(" ");
-      const key = line.slice(0, sp);
-      if (key.includes('worker="')) continue;
-      out.set(key, Number(line.slice(sp + 1)));
-    }
-    return out;
+    return sumOverWorkers(parseExposition(await res.text()));
   }
 
   /** The value of metric `key` (e.g. `owsla_closes_total{reason="bad_frame"}`), 0 when absent. */

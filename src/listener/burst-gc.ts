@@ -1,0 +1,35 @@
+/**
+ * Gives back the memory a reconnect stampede leaves behind. Every welcome makes short-lived
+ * garbage (the hello line and its parse, the HMAC, the welcome frame, the presence event and
+ * its AMQP frames and confirm promise); during a stampede of thousands per second the heap
+ * grows with it, and the collector's own pacing leaves the process holding that peak long
+ * after. Once the stampede is over (a second with under a tenth of the peak rate), one full
+ * collection runs, so the memory a worker holds reflects its live connections. Steady traffic
+ * never triggers it.
+ */
+
+/** Welcomes per second that count as a burst. */
+export const BURST_MIN_PER_S = 200;
+/** A burst is over when a second has fewer welcomes than this fraction of its peak. */
+export const BURST_END_FRACTION = 0.1;
+
+export class BurstCollector {
+  private last = 0;
+  private peak = 0;
+  /** Collections run so far. */
+  runs = 0;
+
+  constructor(private readonly gc: () => void = () => Bun.gc(true)) {}
+
+  /** Called once a second with the total number of welcomes so far. */
+  tick(welcomesTotal: number): void {
+    const rate = welcomesTotal - this.last;
+    this.last = welcomesTotal;
+    if (rate >= BURST_MIN_PER_S) this.peak = Math.max(this.peak, rate);
+    else if (this.peak > 0 && rate < this.peak * BURST_END_FRACTION) {
+      this.peak = 0;
+      this.gc();
+      this.runs++;
+    }
+  }
+}
