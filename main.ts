@@ -13,6 +13,7 @@ import { openSiteDatabase } from "./src/store/db.ts";
 import { DeviceStore } from "./src/store/devices.ts";
 import { upgradeLayout } from "./src/store/layout.ts";
 import { WorkerFiles } from "./src/store/worker-files.ts";
+import { SightingsWriter } from "./src/control/sightings-writer.ts";
 import { Metrics } from "./src/metrics/metrics.ts";
 import { registerProcessMetrics } from "./src/metrics/process.ts";
 import { loadOrCreateApiToken, loadOrCreateSecret } from "./src/auth/token.ts";
@@ -130,8 +131,9 @@ async function serve(config: Config, args: string[]): Promise<number> {
   if (layout.legacyOutbox + layout.legacyCommands > 0) log.info("Moved the shared database's outbox and stored commands into the workers' own files", { ...layout });
   if (layout.orphanFiles.length > 0) log.info("Rows of workers that no longer exist were handed to worker 0", { rows: layout.orphanRows, files: layout.orphanFiles });
   const devices = new DeviceStore(db);
-  devices.resetAll("gateway_restart");
+  devices.clearLegacyConnectionState();
   const workerFiles = new WorkerFiles(config.store.dir, count);
+  const sightings = new SightingsWriter(devices, log);
   const metrics = new Metrics();
   registerProcessMetrics(metrics);
   // Every worker announces its failed hellos through here: counting bans in this one place
@@ -172,22 +174,12 @@ async function serve(config: Config, args: string[]): Promise<number> {
         startupFailed = true;
         void sup.stop(`worker ${id} could not start`);
       }
-      try {
-        devices.resetWorker(id, "worker_exit");
-      } catch (err) {
-        log.warn("Cannot mark an exited worker's devices disconnected in the site database", { worker: id, err: err as Error });
-      }
     },
   });
   /** Site records from workers: the supervisor is their one writer. */
   function siteMessage(from: number, m: SiteMessage): void {
-    if (m?.t === "seen" && Array.isArray(m.items)) {
-      try {
-        devices.applySightings(m.items);
-      } catch (err) {
-        log.warn("Cannot record device sightings in the site database; connection state shown by the API may lag", { worker: from, err: err as Error });
-      }
-    } else if (m?.t === "anon" && typeof m.d === "string" && typeof m.seq === "number") {
+    if (m?.t === "seen" && Array.isArray(m.items)) sightings.add(m.items);
+    else if (m?.t === "anon" && typeof m.d === "string" && typeof m.seq === "number") {
       let ok = true;
       try {
         devices.createIdentity(m.d);
@@ -206,6 +198,7 @@ async function serve(config: Config, args: string[]): Promise<number> {
     client,
     devices,
     storedCommands: (id) => workerFiles.storedCommands(id),
+    syncSightings: () => sightings.flush(),
     secret,
     siteNamespace: config.gateway.site_namespace,
     gatewayId: config.gateway.id,
@@ -258,6 +251,7 @@ async function serve(config: Config, args: string[]): Promise<number> {
   systemd.dispose();
   api.stop(true);
   workerFiles.close();
+  sightings.flush();
   db.close();
   rmSync(meshDir(config.store.dir, config.gateway.id), { recursive: true, force: true });
   if (startupFailed) {

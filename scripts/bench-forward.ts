@@ -131,10 +131,8 @@ try {
     const d = await Device.connect(gw.port, hw, gw.token(hw));
     devices.push(d);
     for (let t = 0; t < 100 && d.worker < 0; t++) {
-      const db = new Database(join(gw.dir, "owsla.db"), { readonly: true });
-      const row = db.query<{ worker: number }, [string]>("SELECT worker FROM devices WHERE id = ? AND connected = 1").get(d.id);
-      db.close();
-      if (row) d.worker = row.worker;
+      const w = (await gw.connectedDevices()).get(d.id);
+      if (w !== undefined) d.worker = w;
       else await Bun.sleep(10);
     }
     if (d.worker >= 0 && byWorker[d.worker]!.length < PER_WORKER) byWorker[d.worker]!.push(d);

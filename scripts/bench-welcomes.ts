@@ -176,15 +176,9 @@ class Load {
   }
 }
 
-/** Devices the gateway's table shows connected (read-only). */
-function connectedRows(gw: GatewayProcess): number {
-  const db = new Database(join(gw.dir, "owsla.db"), { readonly: true });
-  try {
-    db.exec("PRAGMA busy_timeout = 5000");
-    return db.query<{ n: number }, []>("SELECT COUNT(*) AS n FROM devices WHERE connected = 1").get()!.n;
-  } finally {
-    db.close();
-  }
+/** Devices the gateway holds, from its control API. */
+async function connectedRows(gw: GatewayProcess): Promise<number> {
+  return (await gw.connectedDevices()).size;
 }
 
 const dir = mkdtempSync(join(tmpdir(), "owsla-bench-"));
@@ -213,11 +207,11 @@ try {
   const first = await load.round();
   await load.closeAll();
   const settleStart = Date.now();
-  while (connectedRows(gw) > 0 && Date.now() - settleStart < 60_000) await Bun.sleep(100);
+  while ((await connectedRows(gw)) > 0 && Date.now() - settleStart < 60_000) await Bun.sleep(100);
   const settleMs = Date.now() - settleStart;
   await Bun.sleep(500);
   const reconnect = await load.round();
-  const heldAfter = connectedRows(gw);
+  const heldAfter = await connectedRows(gw);
   await load.closeAll();
   await load.stop();
 

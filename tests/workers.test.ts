@@ -45,23 +45,16 @@ afterAll(async () => {
   removeDir(gw.dir);
 });
 
-/** Worker id of every connected device, from the device table (read-only). */
-function holders(): Map<string, number> {
-  const db = new Database(join(gw.dir, "owsla.db"), { readonly: true });
-  try {
-    db.exec("PRAGMA busy_timeout = 2000");
-    const rows = db.query<{ id: string; worker: number }, []>("SELECT id, worker FROM devices WHERE connected = 1").all();
-    return new Map(rows.map((r) => [r.id, r.worker]));
-  } finally {
-    db.close();
-  }
+/** Worker id of every connected device, from the control API (live state of the workers). */
+function holders(): Promise<Map<string, number>> {
+  return gw.connectedDevices();
 }
 
 /** Waits until every id in `ids` is a connected row; returns id -> worker. */
 async function waitHolders(ids: string[], timeoutMs = 3000): Promise<Map<string, number>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const h = holders();
+    const h = await holders();
     const missing = ids.filter((id) => !h.has(id));
     if (missing.length === 0) return h;
     if (Date.now() > deadline) throw new Error(`Devices not recorded as connected within ${timeoutMs} ms: ${missing.join(", ")}`);

@@ -162,7 +162,7 @@ describe("devices", () => {
 
   test("GET /api/v1/devices passes the filters", async () => {
     const seen: unknown[] = [];
-    const { call } = setup({ listDevices: (q) => (seen.push(q), { devices: [], next_cursor: null }) });
+    const { call } = setup({ listDevices: async (q) => (seen.push(q), { devices: [], next_cursor: null }) });
     expect((await call("GET", "/api/v1/devices?limit=5&connected=false&hardware_id=hw-1&q=kitchen&cursor=c1")).status).toBe(200);
     expect((await call("GET", "/api/v1/devices?connected=true&q=")).status).toBe(200);
     expect(seen).toEqual([

@@ -70,11 +70,11 @@ export interface ApiDeps {
   metrics(): Promise<{ workers: { id: number; snapshot: MetricsSnapshot }[]; supervisor: MetricsSnapshot }>;
   /** Readiness: all workers up and ready, store usable; broker state reported, not required. */
   ready(): Promise<{ ready: boolean; workers_ready: number; workers: number; store: "ok" | string; broker: Record<string, string> }>;
-  listDevices(q: { cursor?: string; limit: number; connected?: boolean; hardware_id?: string; search?: string }): DevicePage;
-  getDevice(id: string): Maybe<DeviceView>;
+  listDevices(q: { cursor?: string; limit: number; connected?: boolean; hardware_id?: string; search?: string }): Promise<DevicePage>;
+  getDevice(id: string): Promise<Maybe<DeviceView>>;
   /** Pre-registers a device by hardware id with metadata; returns the view and a fresh token. */
-  registerDevice(hardwareId: string, meta: Record<string, unknown>): { device: DeviceView; token: string; created: boolean };
-  updateDevice(id: string, meta: Record<string, unknown>): Maybe<DeviceView>;
+  registerDevice(hardwareId: string, meta: Record<string, unknown>): Promise<{ device: DeviceView; token: string; created: boolean }>;
+  updateDevice(id: string, meta: Record<string, unknown>): Promise<Maybe<DeviceView>>;
   /** Revokes the device's tokens and disconnects it; returns null when unknown. */
   revokeDevice(id: string): Promise<Maybe<DeviceView>>;
   /** Mints a token for the device's current generation (a re-issue after revoke). */

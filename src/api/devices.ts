@@ -48,7 +48,7 @@ function queryText(c: Parameters<typeof queryString>[0], name: string): string |
 export function deviceRoutes(deps: ApiDeps): Hono {
   const app = new Hono();
 
-  app.get("/", (c) => {
+  app.get("/", async (c) => {
     const limit = queryInt(c, "limit", 1, MAX_PAGE_LIMIT, DEFAULT_PAGE_LIMIT);
     const connected = queryBool(c, "connected");
     const cursor = queryText(c, "cursor");
@@ -59,20 +59,20 @@ export function deviceRoutes(deps: ApiDeps): Hono {
     if (connected !== undefined) q.connected = connected;
     if (hardwareId !== undefined) q.hardware_id = hardwareId;
     if (search !== undefined) q.search = search;
-    return c.json(deps.listDevices(q));
+    return c.json(await deps.listDevices(q));
   });
 
   app.post("/", async (c) => {
     const o = await readJsonObject(c, ["hardware_id", ...META_FIELDS, "meta"]);
     const hardwareId = hardwareIdField(o, "hardware_id");
-    const { device, token, created } = deps.registerDevice(hardwareId, metaOf(o));
+    const { device, token, created } = await deps.registerDevice(hardwareId, metaOf(o));
     c.header("Location", `/api/v1/devices/${device.id}`);
     return c.json({ device, token }, created ? 201 : 200);
   });
 
-  app.get("/:id", (c) => {
+  app.get("/:id", async (c) => {
     const id = deviceIdParam(c);
-    const device = deps.getDevice(id);
+    const device = await deps.getDevice(id);
     if (!device) throw deviceNotFound(id);
     return c.json(device);
   });
@@ -80,7 +80,7 @@ export function deviceRoutes(deps: ApiDeps): Hono {
   app.patch("/:id", async (c) => {
     const id = deviceIdParam(c);
     const o = await readJsonObject(c, [...META_FIELDS, "meta"]);
-    const device = deps.updateDevice(id, metaOf(o));
+    const device = await deps.updateDevice(id, metaOf(o));
     if (!device) throw deviceNotFound(id);
     return c.json(device);
   });

@@ -100,7 +100,7 @@ export function createFakeDeps(overrides: Partial<ApiDeps> = {}): FakeDeps {
     async ready() {
       return fake.readiness;
     },
-    listDevices(q) {
+    async listDevices(q) {
       let all = [...devices.values()].sort((a, b) => a.id.localeCompare(b.id));
       if (q.connected !== undefined) all = all.filter((d) => d.connected === q.connected);
       if (q.hardware_id !== undefined) all = all.filter((d) => d.hardware_id === q.hardware_id);
@@ -114,18 +114,18 @@ export function createFakeDeps(overrides: Partial<ApiDeps> = {}): FakeDeps {
       const result: DevicePage = { devices: page.map((d) => ({ ...d, pending_commands: 0 })), next_cursor: next };
       return result;
     },
-    getDevice(id) {
+    async getDevice(id) {
       const d = devices.get(id);
       return d ? { ...d, pending_commands: fake.sent.filter((s) => s.device === id).length } : null;
     },
-    registerDevice(hardwareId, meta) {
+    async registerDevice(hardwareId, meta) {
       const id = deviceUuid(NAMESPACE, hardwareId);
       const existing = devices.get(id);
       const device = existing ?? fake.addDevice(hardwareId);
       device.meta = { ...device.meta, ...meta };
       return { device, token: tokenOf(id), created: !existing };
     },
-    updateDevice(id, meta) {
+    async updateDevice(id, meta) {
       const d = devices.get(id);
       if (!d) return null;
       d.meta = { ...d.meta, ...meta };

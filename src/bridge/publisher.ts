@@ -47,8 +47,12 @@ export function amqpProps(m: UpMessage): AMQPProperties {
 /** A message the broker can never take (AMQP short strings are at most 255 bytes). */
 export { UnpublishableError };
 
+/** Whether `v` fits an AMQP short string for sure without counting its bytes (≤ 3 per UTF-16 unit). */
+const surelyShort = (v: string) => v.length <= 85;
+
 /** Why `m` can never be published, or null when it can. */
 export function unpublishable(m: UpMessage): string | null {
+  if (surelyShort(m.routingKey) && surelyShort(m.props.correlationId) && surelyShort(m.messageId) && surelyShort(m.props.replyTo)) return null;
   for (const [what, v] of [
     ["routing key", m.routingKey],
     ["correlation_id", m.props.correlationId],

@@ -18,6 +18,8 @@ export interface ControlPlaneOptions {
   sup: Supervisor;
   client: ControlClient;
   devices: DeviceStore;
+  /** Commits the sightings received so far (called after the workers answered, before reading rows). */
+  syncSightings(): void;
   /** Commands stored for a device, summed over the workers' databases. */
   storedCommands(deviceId?: string): number;
   secret: Uint8Array;
@@ -35,7 +37,10 @@ export interface ControlPlaneOptions {
 /** How long the API waits for each worker's answer, in ms. */
 export const WORKER_ANSWER_MS = 1500;
 
-function view(r: DeviceRow, pending = 0): DeviceView {
+/** Where a device is connected: the worker holding it and the connection id (live state, from the workers). */
+type Held = { worker: number; conn: string; lastTraffic: number };
+
+function view(r: DeviceRow, held: Held | undefined, pending = 0): DeviceView {
   let meta: Record<string, unknown> = {};
   try {
     meta = r.meta ? (JSON.parse(r.meta) as Record<string, unknown>) : {};
@@ -45,13 +50,13 @@ function view(r: DeviceRow, pending = 0): DeviceView {
   return {
     id: r.id,
     hardware_id: r.hardware_id,
-    connected: r.connected === 1,
-    worker: r.connected === 1 ? r.worker : null,
-    connection_id: r.connected === 1 ? r.conn_id : null,
+    connected: held !== undefined,
+    worker: held?.worker ?? null,
+    connection_id: held?.conn ?? null,
     first_seen: new Date(r.first_seen).toISOString(),
-    // A connected device has shown traffic within 1.5 x keepalive (or it would be closed): seen
-    // now. Otherwise the last traffic on its last connection (recorded at the close).
-    last_seen: new Date(r.connected === 1 ? Date.now() : r.last_seen).toISOString(),
+    // The last traffic on its connection (live, from the worker holding it), or on its last
+    // connection (recorded at the close).
+    last_seen: new Date(held ? held.lastTraffic : r.last_seen).toISOString(),
     last_close_reason: r.close_reason,
     revoked: r.revoked === 1,
     meta,
@@ -142,27 +147,77 @@ export class ControlPlane implements ApiDeps {
     return { ready: readyCount === ws.length && store === "ok", workers_ready: readyCount, workers: ws.length, store, broker };
   }
 
-  listDevices(q: { cursor?: string; limit: number; connected?: boolean; hardware_id?: string; search?: string }): DevicePage {
-    const rows = this.o.devices.list({ after: q.cursor, limit: q.limit + 1, connected: q.connected, hardwareId: q.hardware_id, search: q.search });
-    const more = rows.length > q.limit;
-    const page = rows.slice(0, q.limit);
-    return { devices: page.map((r) => view(r)), next_cursor: more ? page[page.length - 1]!.id : null };
+  /** Where each of `ids` is connected, asking every worker (live state; workers that do not answer count as holding none). */
+  private async holders(ids: string[]): Promise<Map<string, Held>> {
+    const out = new Map<string, Held>();
+    if (ids.length === 0) return out;
+    for (const r of await this.all("held", { ids })) for (const [id, conn, lastTraffic] of r.result ?? []) out.set(id, { worker: r.id, conn, lastTraffic });
+    this.o.syncSightings();
+    return out;
   }
 
-  getDevice(id: string): DeviceView | null {
-    const r = this.o.devices.get(id);
-    return r ? view(r, this.o.storedCommands(id)) : null;
+  /** Connected devices with ids after `after`, in id order, at most `limit` (merged over the workers). */
+  private async connectedPage(after: string | null, limit: number): Promise<Map<string, Held>> {
+    const all: [string, Held][] = [];
+    for (const r of await this.all("heldPage", { after, limit })) for (const [id, conn, lastTraffic] of r.result ?? []) all.push([id, { worker: r.id, conn, lastTraffic }]);
+    this.o.syncSightings();
+    all.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+    return new Map(all.slice(0, limit));
   }
 
-  registerDevice(hardwareId: string, meta: Record<string, unknown>) {
+  async listDevices(q: { cursor?: string; limit: number; connected?: boolean; hardware_id?: string; search?: string }): Promise<DevicePage> {
+    const want = q.limit + 1;
+    const page: DeviceView[] = [];
+    const matches = (r: DeviceRow) =>
+      (q.hardware_id === undefined || r.hardware_id === q.hardware_id) &&
+      (!q.search || r.id.includes(q.search) || (r.hardware_id ?? "").includes(q.search) || (r.meta ?? "").includes(q.search));
+    let after = q.cursor ?? null;
+    // Connection state lives in the workers; the device table has the rest. Page by id over
+    // whichever side the filter narrows, and fill the page from the other.
+    for (let round = 0; round < 50 && page.length < want; round++) {
+      if (q.connected === true) {
+        const held = await this.connectedPage(after, want * 2);
+        if (held.size === 0) break;
+        const ids = [...held.keys()];
+        for (const r of this.o.devices.getMany(ids)) if (matches(r) && page.length < want) page.push(view(r, held.get(r.id)));
+        after = ids[ids.length - 1]!;
+        if (held.size < want * 2) break;
+      } else {
+        let rows = this.o.devices.list({ after: after ?? undefined, limit: want * 2, hardwareId: q.hardware_id, search: q.search });
+        if (rows.length === 0) break;
+        const held = await this.holders(rows.map((r) => r.id));
+        rows = this.o.devices.getMany(rows.map((r) => r.id)); // again, with the sightings the workers just sent
+        for (const r of rows) {
+          if (page.length >= want) break;
+          const h = held.get(r.id);
+          if (q.connected === false && h) continue;
+          page.push(view(r, h));
+        }
+        after = rows[rows.length - 1]!.id;
+        if (rows.length < want * 2) break;
+      }
+    }
+    const more = page.length > q.limit;
+    const devices = page.slice(0, q.limit);
+    return { devices, next_cursor: more ? devices[devices.length - 1]!.id : null };
+  }
+
+  async getDevice(id: string): Promise<DeviceView | null> {
+    if (!this.o.devices.get(id)) return null;
+    const held = (await this.holders([id])).get(id);
+    const r = this.o.devices.get(id); // read after the workers' sightings are in
+    return r ? view(r, held, this.o.storedCommands(id)) : null;
+  }
+
+  async registerDevice(hardwareId: string, meta: Record<string, unknown>) {
     const id = deviceUuid(this.o.siteNamespace, hardwareId);
     const created = this.o.devices.register(id, hardwareId, meta);
     const row = this.o.devices.get(id)!;
-    return { device: view(row), token: mintToken(this.o.secret, hardwareId, row.token_gen), created };
+    return { device: view(row, (await this.holders([id])).get(id)), token: mintToken(this.o.secret, hardwareId, row.token_gen), created };
   }
 
-  updateDevice(id: string, meta: Record<string, unknown>): DeviceView | null {
-    return this.o.devices.updateMeta(id, meta) ? this.getDevice(id) : null;
+  async updateDevice(id: string, meta: Record<string, unknown>): Promise<DeviceView | null> {
+    return this.o.devices.updateMeta(id, meta) ? await this.getDevice(id) : null;
   }
 
   async revokeDevice(id: string): Promise<DeviceView | null> {

@@ -9,6 +9,10 @@ import type { Command } from "../protocol/gateway-messages.ts";
 export interface ControlOps {
   /** The worker's metrics and broker link state. */
   stats: { args: Record<string, never>; result: { snapshot: MetricsSnapshot; broker: string; connections: number; store: string } };
+  /** Which of `ids` this worker holds, with their connection ids. */
+  held: { args: { ids: string[] }; result: [deviceId: string, connId: string, lastTraffic: number][] };
+  /** Devices this worker holds with an id after `after`, in id order, at most `limit`. */
+  heldPage: { args: { after: string | null; limit: number }; result: [deviceId: string, connId: string, lastTraffic: number][] };
   /** Close a device's connection if this worker holds it. */
   kick: { args: { deviceId: string; reason: "kicked" | "revoked" }; result: boolean };
   /** Raise a device's token floor and disconnect it (revocation). */

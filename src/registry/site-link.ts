@@ -69,15 +69,24 @@ export class SiteLink {
     this.push([deviceId, null, connId, this.workerId, lastSeen, reason]);
   }
 
+  private lastFlush = 0;
+
   private push(s: Sighting): void {
     this.items.push(s);
-    this.timer ??= setTimeout(() => this.flush(), SIGHTINGS_EVERY_MS);
+    if (this.timer) return;
+    // Quiet: at the end of this event-loop turn. Busy: at most every SIGHTINGS_EVERY_MS.
+    const wait = this.lastFlush + SIGHTINGS_EVERY_MS - Date.now();
+    this.timer = wait > 0 ? setTimeout(() => this.flush(), wait) : (setImmediate(() => this.flush()) as unknown as ReturnType<typeof setTimeout>);
   }
 
   /** Sends the sightings collected so far. */
   flush(): void {
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer) {
+      clearTimeout(this.timer);
+      clearImmediate(this.timer as unknown as ReturnType<typeof setImmediate>);
+    }
     this.timer = null;
+    this.lastFlush = Date.now();
     if (this.items.length === 0) return;
     const items = this.items;
     this.items = [];

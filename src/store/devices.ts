@@ -31,7 +31,6 @@ export interface DeviceQuery {
   /** Return devices with id greater than this (the previous page's last id). */
   after?: string;
   limit: number;
-  connected?: boolean;
   hardwareId?: string;
   /** Substring of the hardware id, id or metadata. */
   search?: string;
@@ -41,26 +40,19 @@ export interface DeviceQuery {
 export class DeviceStore {
   private readonly getStmt;
   private readonly knownStmt;
-  private readonly upsertStmt;
+  private readonly firstSeenStmt;
   private readonly closeStmt;
-  private readonly resetStmt;
 
   constructor(private readonly db: Database) {
     this.getStmt = db.query<DeviceRow, [string]>("SELECT * FROM devices WHERE id = ?");
     this.knownStmt = db.query<{ one: number }, [string]>("SELECT 1 AS one FROM devices WHERE id = ?");
-    this.upsertStmt = db.query(
-      `INSERT INTO devices (id, hardware_id, first_seen, last_seen, connected, worker, conn_id, close_reason)
-       VALUES ($id, $hw, $now, $now, 1, $worker, $conn, NULL)
-       ON CONFLICT(id) DO UPDATE SET last_seen = $now, connected = 1, worker = $worker, conn_id = $conn,
-         hardware_id = COALESCE(devices.hardware_id, $hw)`,
+    // A known device costs an index lookup, no write; a pre-registered one gets its hardware id.
+    this.firstSeenStmt = db.query(
+      `INSERT INTO devices (id, hardware_id, first_seen, last_seen, connected)
+       VALUES ($id, $hw, $now, $now, 0)
+       ON CONFLICT(id) DO UPDATE SET hardware_id = $hw WHERE devices.hardware_id IS NULL AND $hw IS NOT NULL`,
     );
-    this.closeStmt = db.query(
-      `UPDATE devices SET connected = 0, close_reason = $reason, last_seen = $now
-       WHERE id = $id AND conn_id = $conn`,
-    );
-    this.resetStmt = db.query(
-      "UPDATE devices SET connected = 0, close_reason = $reason WHERE connected = 1 AND worker = $worker",
-    );
+    this.closeStmt = db.query("UPDATE devices SET close_reason = $reason, last_seen = MAX(last_seen, $now) WHERE id = $id");
   }
 
   /** The row for `id`, or null. */
@@ -73,14 +65,30 @@ export class DeviceStore {
     return this.knownStmt.get(id) !== null;
   }
 
-  /** Applies workers' sightings in one transaction (connects upsert, disconnects close the row's connection). */
+  /**
+   * Records workers' sightings in one transaction: a device seen for the first time gets its
+   * row (first seen, hardware id); a close records the last traffic and the close reason.
+   * Where a device is connected is not stored: that is live state in the workers' memory.
+   * Several sightings of one device in a batch cost one write each at most.
+   */
   applySightings(items: Sighting[]): void {
+    const firsts = new Map<string, Sighting>();
+    const closes = new Map<string, Sighting>();
+    for (const s of items) {
+      if (s[5] === null) {
+        if (!firsts.has(s[0])) firsts.set(s[0], s);
+      } else closes.set(s[0], s);
+    }
     this.db.transaction(() => {
-      for (const [id, hw, conn, worker, at, reason] of items) {
-        if (reason === null) this.upsertStmt.run({ id, hw, now: at, worker, conn });
-        else this.closeStmt.run({ id, conn, reason, now: at });
-      }
+      for (const [id, hw, , , at] of firsts.values()) this.firstSeenStmt.run({ id, hw, now: at });
+      for (const [id, , , , at, reason] of closes.values()) this.closeStmt.run({ id, reason, now: at });
     }).immediate();
+  }
+
+  /** The rows of `ids` that exist, ordered by id. */
+  getMany(ids: string[]): DeviceRow[] {
+    if (ids.length === 0) return [];
+    return this.db.query<DeviceRow, [string]>("SELECT * FROM devices WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id").all(JSON.stringify(ids));
   }
 
   /** A page of devices ordered by id. */
@@ -90,10 +98,6 @@ export class DeviceStore {
     if (q.after) {
       where.push("id > ?");
       args.push(q.after);
-    }
-    if (q.connected !== undefined) {
-      where.push("connected = ?");
-      args.push(q.connected ? 1 : 0);
     }
     if (q.hardwareId !== undefined) {
       where.push("hardware_id = ?");
@@ -162,14 +166,9 @@ export class DeviceStore {
     return new Map(rows.map((r) => [r.id, r.token_gen]));
   }
 
-  /** Marks every device of `worker` disconnected (its process exited). */
-  resetWorker(worker: number, reason: string): number {
-    return this.db.transaction(() => this.resetStmt.run({ worker, reason }).changes).immediate();
-  }
-
-  /** Marks every device disconnected (at gateway start, nothing is connected). */
-  resetAll(reason: string): number {
-    return this.db.transaction(() => this.db.query("UPDATE devices SET connected = 0, close_reason = ? WHERE connected = 1").run(reason).changes).immediate();
+  /** Clears the connection columns of older versions (connection state now lives in memory). */
+  clearLegacyConnectionState(): void {
+    this.db.transaction(() => this.db.query("UPDATE devices SET connected = 0, worker = NULL, conn_id = NULL WHERE connected = 1").run()).immediate();
   }
 
   /** Creates the row of a device identity that must exist before its device is welcomed (anonymous devices). */

@@ -53,76 +53,15 @@ import type { Subprocess } from "bun";
 import type { Logger } from "../log/logger.ts";
 import { protocolTag, type Ping, type Shutdown } from "./protocol.ts";
 import { createRestartIntensity } from "./restart-intensity.ts";
-import { cpuState } from "./cpu-time.ts";
+import { judge } from "./liveness.ts";
+import { validate, type Supervisor, type SupervisorOptions, type WorkerInfo } from "./options.ts";
+
+export type { Supervisor, SupervisorOptions, WorkerInfo };
 
 /** How long to wait before retrying a spawn that threw (e.g. out of descriptors). */
 const SPAWN_RETRY_MS = 100;
 /** After the shutdown deadline's SIGKILL, how long to wait for exits before resolving `done` anyway. */
 const REAP_GRACE_MS = 2000;
-
-/** Options for {@link startSupervisor}. All are required unless marked optional. */
-export interface SupervisorOptions {
-  /** Number of workers (integer ≥ 1). */
-  count: number;
-  /** Argv to spawn for a worker; called at every (re)start, e.g. `[process.execPath, "main.ts", "worker", "--worker-id", "0"]`. */
-  command: (workerId: number) => string[];
-  /** Extra environment for workers, merged over `process.env`. Default: none. */
-  env?: Record<string, string>;
-  /** Environment for one worker (e.g. its id), merged over `env`. Optional. */
-  workerEnv?: (workerId: number) => Record<string, string>;
-  /** Restart intensity: more than `maxRestarts` restarts (of all workers together) within `periodMs` → give up. */
-  maxRestarts: number;
-  /** Window of the restart intensity, in ms. */
-  periodMs: number;
-  /** Interval between pings to each worker, in ms. */
-  heartbeatMs: number;
-  /** A worker silent (no pong) for this long is SIGKILLed and restarted, in ms. Must exceed `heartbeatMs`. */
-  hangTimeoutMs: number;
-  /** Silence allowed to a worker whose CPU time keeps growing (busy), in ms. Default: `hangTimeoutMs` (no grace). */
-  busyTimeoutMs?: number;
-  /** On stop, time between shutdown + SIGTERM and SIGKILL, in ms. */
-  shutdownDeadlineMs: number;
-  /** Logger; lines about one worker carry a `worker` field. */
-  log: Logger;
-  /** Called with every IPC message from a worker that is not a supervisor protocol message. Optional. */
-  onMessage?: (workerId: number, msg: unknown) => void;
-  /** Called after a worker process exited (before any restart). Optional. */
-  onWorkerExit?: (workerId: number, code: number | null, signal: string | null) => void;
-}
-
-/** One row of {@link Supervisor.workers}. */
-export interface WorkerInfo {
-  /** Stable worker id, 0..count-1. */
-  id: number;
-  /** Pid of the current (or last) process; 0 if never spawned. */
-  pid: number;
-  /** How many times this worker has been restarted. */
-  restarts: number;
-  /** When the current process was spawned (ms since epoch). */
-  startedAt: number;
-  /** Whether a process is running for this worker. */
-  up: boolean;
-  /** Whether the current process has reported `ready`. */
-  ready: boolean;
-  /** When the last pong arrived (ms since epoch); 0 before the first pong of this process. */
-  lastPongAt: number;
-}
-
-/** A running supervisor. */
-export interface Supervisor {
-  /** Sends an IPC message to one worker; false when it is not up or the send failed. */
-  send(workerId: number, msg: unknown): boolean;
-  /** Sends an IPC message to every worker that is up. */
-  broadcast(msg: unknown): void;
-  /** A snapshot of every worker. */
-  workers(): WorkerInfo[];
-  /** Resolves when every worker has reported ready at once; rejects if the supervisor stops first. */
-  whenAllReady(): Promise<void>;
-  /** Stops all workers gracefully; resolves when all have exited. Idempotent. */
-  stop(reason: string): Promise<void>;
-  /** Resolves once the supervisor has stopped: code 0 after stop(), 1 when restart intensity was exceeded. */
-  done: Promise<{ code: number; reason: string }>;
-}
 
 interface Child {
   id: number;
@@ -144,20 +83,6 @@ interface Child {
   /** Time the supervisor itself was stalled since the last pong (not counted as the worker's silence). */
   deafMs: number;
   retry: ReturnType<typeof setTimeout> | null;
-}
-
-function validate(o: SupervisorOptions): void {
-  const bad = (msg: string) => {
-    throw new Error(`Invalid supervisor options: ${msg}`);
-  };
-  if (!Number.isInteger(o.count) || o.count < 1) bad(`count ${o.count} must be an integer of at least 1`);
-  if (!Number.isInteger(o.maxRestarts) || o.maxRestarts < 0) bad(`maxRestarts ${o.maxRestarts} must be an integer of at least 0`);
-  for (const k of ["periodMs", "heartbeatMs", "hangTimeoutMs"] as const) {
-    if (!(o[k] > 0)) bad(`${k} ${o[k]} must be a positive number of milliseconds`);
-  }
-  if (!(o.shutdownDeadlineMs >= 0)) bad(`shutdownDeadlineMs ${o.shutdownDeadlineMs} must be 0 or more milliseconds`);
-  if (o.hangTimeoutMs <= o.heartbeatMs) bad(`hangTimeoutMs ${o.hangTimeoutMs} must exceed heartbeatMs ${o.heartbeatMs}`);
-  if (typeof o.command !== "function") bad("command must be a function returning the argv for a worker id");
 }
 
 /** Starts `count` workers and supervises them until stop() or until restart intensity is exceeded. */
@@ -311,7 +236,8 @@ export function startSupervisor(opts: SupervisorOptions): Supervisor {
   const heartbeat = setInterval(() => {
     const now = Date.now();
     // The supervisor's own loop may be late (a starved CPU, a slow disk): pongs that arrived
-    // meanwhile wait in the pipe, unread. Time the supervisor could not listen is not silence.
+    // meanwhile wait in the pipe, unread. Time the supervisor could not listen is not silence
+    // (see liveness.ts).
     const late = now - lastBeat - opts.heartbeatMs;
     lastBeat = now;
     if (late > opts.heartbeatMs) {
@@ -324,37 +250,22 @@ export function startSupervisor(opts: SupervisorOptions): Supervisor {
     for (const c of children) {
       guard("the heartbeat", () => {
         if (!c.up || !c.proc || c.killedForHang) return;
-        const silentMs = now - Math.max(c.startedAt, c.lastPongAt) - c.deafMs;
-        if (silentMs > opts.heartbeatMs) {
-          const { ticks, state: procState } = cpuState(c.pid);
-          if (c.cpuMark === null) c.cpuMark = ticks;
-          // Busy: it used CPU since it last answered, or it is running or waiting for the disk
-          // right now. Not busy (blocked, stopped, deadlocked): hung.
-          const busy = ticks > c.cpuMark || procState === "R" || procState === "D";
-          if (silentMs > opts.hangTimeoutMs) {
-            if (busy && silentMs <= busyTimeoutMs) {
-              if (!c.busyLogged) {
-                c.busyLogged = true;
-                c.log.warn("Worker busy: no pong within hangTimeoutMs but it is using CPU; not killing it unless silent for busyTimeoutMs", {
-                  pid: c.pid,
-                  silentMs,
-                  busyTimeoutMs,
-                });
-              }
-            } else {
-              c.killedForHang = true;
-              c.log.error(busy ? "Worker hung: busy without answering for busyTimeoutMs; killing it with SIGKILL" : "Worker hung: no pong within hangTimeoutMs and no CPU used; killing it with SIGKILL", {
-                pid: c.pid,
-                silentMs,
-                hangTimeoutMs: opts.hangTimeoutMs,
-                busyTimeoutMs,
-                state: procState,
-              });
-              trySignal(c, "SIGKILL");
-              return;
-            }
-          }
-        } else c.cpuMark = null;
+        const v = judge(c, now, { heartbeatMs: opts.heartbeatMs, hangTimeoutMs: opts.hangTimeoutMs, busyTimeoutMs });
+        if (v.kind === "busy" && !c.busyLogged) {
+          c.busyLogged = true;
+          c.log.warn("Worker busy: no pong within hangTimeoutMs but it is using CPU; not killing it unless silent for busyTimeoutMs", { pid: c.pid, silentMs: v.silentMs, busyTimeoutMs });
+        } else if (v.kind === "hung") {
+          c.killedForHang = true;
+          c.log.error(v.busy ? "Worker hung: busy without answering for busyTimeoutMs; killing it with SIGKILL" : "Worker hung: no pong within hangTimeoutMs and no CPU used; killing it with SIGKILL", {
+            pid: c.pid,
+            silentMs: v.silentMs,
+            hangTimeoutMs: opts.hangTimeoutMs,
+            busyTimeoutMs,
+            state: v.state,
+          });
+          trySignal(c, "SIGKILL");
+          return;
+        }
         trySend(c, { t: "ping", n: ++c.pingN } satisfies Ping);
       }, c.log);
     }

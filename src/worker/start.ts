@@ -263,6 +263,8 @@ export async function startWorker(
         return;
       }
       if (isControlRequest(m)) {
+        // Sightings first: the supervisor then records them before it reads this answer.
+        siteLink.flush();
         void answerControl(
           m,
           {
@@ -272,6 +274,20 @@ export async function startWorker(
               connections: listener.connections.size,
               store: storeError() ? `error: ${storeError()!.message}` : "ok",
             }),
+            held: ({ ids }) => {
+              const out: [string, string, number][] = [];
+              for (const id of Array.isArray(ids) ? ids : []) {
+                const conn = registry.get(id);
+                if (conn?.state === "open") out.push([id, conn.connId, conn.lastActivity]);
+              }
+              return out;
+            },
+            heldPage: ({ after, limit }) => {
+              const out: [string, string, number][] = [];
+              for (const [id, conn] of registry.entries()) if (conn.state === "open" && (after === null || id > after)) out.push([id, conn.connId, conn.lastActivity]);
+              out.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+              return out.slice(0, Math.max(0, limit));
+            },
             kick: ({ deviceId, reason }) => {
               const conn = registry.get(deviceId);
               if (!conn) return false;

@@ -1,6 +1,6 @@
 /** Starts real gateway processes for black-box tests. */
 import type { Subprocess } from "bun";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { loadOrCreateSecret, mintToken } from "../../src/auth/token.ts";
@@ -138,6 +138,27 @@ export class GatewayProcess {
   }
 
   /** Log lines parsed as JSON (non-JSON lines skipped). */
+  /**
+   * Connected devices and the worker holding each, from the control API (connection state is
+   * live state in the workers; the site database does not keep it).
+   */
+  async connectedDevices(): Promise<Map<string, number>> {
+    const line = this.json().findLast((l) => l.msg === "Control API listening");
+    if (!line?.url) throw new Error(`No "Control API listening" line in the gateway log:\n${this.logs.slice(-20).join("\n")}`);
+    const base = String(line.url).replace(/\/$/, "");
+    const token = readFileSync(join(this.dir, "api.token"), "utf8").trim();
+    const out = new Map<string, number>();
+    let cursor: string | null = null;
+    do {
+      const res = await fetch(`${base}/api/v1/devices?connected=true&limit=1000${cursor ? `&cursor=${cursor}` : ""}`, { headers: { authorization: `Bearer ${token}` } });
+      if (res.status !== 200) throw new Error(`GET /api/v1/devices answered ${res.status}: ${await res.text()}`);
+      const page = (await res.json()) as { devices: { id: string; worker: number }[]; next_cursor: string | null };
+      for (const d of page.devices) out.set(d.id, d.worker);
+      cursor = page.next_cursor;
+    } while (cursor);
+    return out;
+  }
+
   json(): Record<string, any>[] {
     return this.logs.flatMap((l) => {
       try {
