@@ -25,7 +25,10 @@ import { ControlClient, isAckNotice, isControlResponse } from "./src/control/pro
 import { ControlPlane } from "./src/control/control-plane.ts";
 import { createApi } from "./src/api/app.ts";
 import { ADMIN_USAGE } from "./src/cli/admin.ts";
-import { adminCommand, secretPath, tokenCommand } from "./src/cli/commands.ts";
+import { adminCommand, secretPath } from "./src/cli/commands.ts";
+import { tokenMain } from "./src/cli/token.ts";
+import { backupMain } from "./src/cli/backup.ts";
+import { configMain } from "./src/cli/config-check.ts";
 import { startSupervisor } from "./src/supervisor/supervisor.ts";
 import { connectToSupervisor } from "./src/supervisor/worker-link.ts";
 import { runLoadCommand } from "./src/load/command.ts";
@@ -40,12 +43,18 @@ const USAGE = `Usage: owsla [command] [options]
 
 Commands:
   serve                        Run the gateway (default)
-  token <hw-id>                Print the device token for a hardware id (site secret in the data dir)
+  token <hw-id>                Print the device token for a hardware id (site secret in the data dir;
+                               never creates one unless --create-secret, never lifts a revocation)
   devices                      List devices (control API)
   device <id>                  Show one device
   send <id> <topic> <json>     Send a command to a device
   kick <id>                    Disconnect a device
+  revoke <id | hw-id>          Revoke a device's tokens and disconnect it
+  register <hw-id>             Pre-register a device; prints its id and token
   status                       Workers, connections, broker link, queues
+  outbox                       How full the outbox is: messages, bytes, oldest, per device
+  backup <dir>                 Consistent copy of the databases, site secret and API token (while running)
+  config check                 Validate the configuration; print it with sources, secrets hidden
   version                      Print version, git commit and target
   load                         Simulate devices (or, with --backend, a back-end) for load tests
 Run "owsla <command> --help" for the options of a command.`;
@@ -206,6 +215,7 @@ async function serve(config: Config, args: string[]): Promise<number> {
     version: VERSION,
     apiToken,
     commandTtlS: config.broker.command_ttl_s,
+    outbox: (limit) => workerFiles.outbox(limit),
     metrics,
     log,
     onRevoked: (id, generation, hw) => site.publish(id, generation, hw), // site events wiring
@@ -333,7 +343,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (command in ADMIN_USAGE) return await adminCommand(command, args);
   if (command === "load") return await runLoadCommand(args);
-  if (!["serve", "worker", "token", "version", "help"].includes(command)) {
+  if (command === "token") return tokenMain(args);
+  if (command === "backup") return backupMain(args);
+  if (command === "config") return configMain(args);
+  if (!["serve", "worker", "version", "help"].includes(command)) {
     process.stderr.write(stderrLine(`Unknown command "${command}".`) + `\n${USAGE}\n`);
     return 2;
   }
@@ -364,7 +377,6 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write((command === "serve" && argv[0] !== "serve" ? USAGE + "\n\n" : "") + helpText(command) + "\n");
     return 0;
   }
-  if (command === "token") return tokenCommand(loaded.config, loaded.positionals);
   if (loaded.positionals.length > 0) {
     process.stderr.write(`Unexpected argument "${loaded.positionals[0]}".\n${USAGE}\n`);
     return 2;

@@ -151,11 +151,16 @@ describe("probes and auth", () => {
     expect(r.json).toEqual({ status: "ok" });
   });
 
+  test("GET /readyz (readiness probe) answers without a token: 200 with every worker listening", async () => {
+    const r = await api("GET", "/readyz", { auth: null });
+    expect(r.status).toBe(200);
+    expect(r.json).toMatchObject({ ready: true, workers_ready: 2, workers: 2, store: "ok" });
+  });
+
   test("every other route answers 401 JSON `unauthorized` without, with a wrong or a malformed token", async () => {
     // Fewer than 10 refusals: more within a minute get the client address banned (429).
     const bad = [null, `Bearer ${token}x`, "Bearer wrong-token-entirely", `Basic ${token}`, token];
     const routes: [string, string][] = [
-      ["GET", "/readyz"],
       ["GET", "/metrics"],
       ["GET", "/api/v1/devices"],
       ["GET", `/api/v1/devices/${UNKNOWN_ID}`],
@@ -507,6 +512,22 @@ describe("registration", () => {
     const bp = await api("PATCH", `/api/v1/devices/${id}`, { body: { hardware_id: "other" } });
     expect(bp.status).toBe(400);
   });
+
+  test("hardware ids with control characters or a lone surrogate are refused at registration (400) and at hello (bad_frame)", async () => {
+    for (const raw of ['{"hardware_id":"lock-\\ud800"}', '{"hardware_id":"lock\\n9"}', '{"hardware_id":"\\u001b[2Jlock"}']) {
+      const r = await api("POST", "/api/v1/devices", { raw });
+      expect([raw, r.status, r.json?.error?.code]).toEqual([raw, 400, "bad_request"]);
+      expect(r.json.error.message).toContain('Field "hardware_id" must be');
+    }
+    for (const device of ["lock\n9", "\u001b[2Jlock", "a\u0000b"]) {
+      const { dev, frame } = await connectWith(device, "x");
+      expect(frame).toMatchObject({ op: "error", code: "bad_frame" });
+      expect(String(frame.message)).toContain("without control or format characters");
+      dev.close();
+      await dev.waitClosed();
+    }
+    expect((await get(`/api/v1/devices?q=${encodeURIComponent("lock\n9")}`)).devices).toEqual([]);
+  });
 });
 
 describe("stats and metrics", () => {
@@ -736,6 +757,26 @@ describe("revocation", () => {
     const { frame: stillOld } = await connectWith("rev-dev", oldToken);
     expect(stillOld).toMatchObject({ op: "error", code: "unauthorized" });
   }, 40_000);
+
+  test("another device's token cannot be passed off as a later generation (lock-9#2's token as lock-9's generation 2)", async () => {
+    const reg = await api("POST", "/api/v1/devices", { body: { hardware_id: "forge-lock-9" } });
+    const id = reg.json.device.id;
+    knownHw.add("forge-lock-9");
+    expect((await api("POST", `/api/v1/devices/${id}/revoke`)).status).toBe(200);
+    expect((await api("POST", `/api/v1/devices/${id}/revoke`)).status).toBe(200);
+    // The attacker owns a device whose hardware id it chose: "forge-lock-9#2" (and #1000).
+    for (const g of [2, 1000]) {
+      const forged = `${g}.${gw.token(`forge-lock-9#${g}`)}`;
+      for (let i = 0; i < 2; i++) {
+        const { frame } = await connectWith("forge-lock-9", forged);
+        expect(frame).toMatchObject({ op: "error", code: "unauthorized" });
+      }
+    }
+    // Only the current generation's token works; a later generation never issued does not.
+    const issued = await api("POST", `/api/v1/devices/${id}/token`);
+    expect(issued.json.token).toStartWith("2.");
+    expect((await connectWith("forge-lock-9", issued.json.token)).frame).toMatchObject({ op: "welcome", id });
+  }, 20_000);
 });
 
 describe("configured API token", () => {
@@ -746,9 +787,9 @@ describe("configured API token", () => {
       const url = apiBase(other);
       expect(existsSync(join(other.dir, "api.token"))).toBe(false);
       expect(other.logs.some((l) => l.includes(configured))).toBe(false);
-      const ok = await fetch(`${url}/readyz`, { headers: { authorization: `Bearer ${configured}` } });
+      const ok = await fetch(`${url}/api/v1/stats`, { headers: { authorization: `Bearer ${configured}` } });
       expect(ok.status).toBe(200);
-      const bad = await fetch(`${url}/readyz`, { headers: { authorization: `Bearer ${token}` } });
+      const bad = await fetch(`${url}/api/v1/stats`, { headers: { authorization: `Bearer ${token}` } });
       expect(bad.status).toBe(401);
       expect(((await bad.json()) as any).error.code).toBe("unauthorized");
       // Guessing is cut short: after 10 wrong tokens within a minute the address gets 429.
@@ -759,6 +800,8 @@ describe("configured API token", () => {
       expect(limited.status).toBe(429);
       expect(limited.headers.get("retry-after")).toMatch(/^\d+$/);
       expect(((await limited.json()) as any).error.code).toBe("rate_limited");
+      // The right token from the same address is never throttled by those failures.
+      expect((await fetch(`${url}/api/v1/stats`, { headers: { authorization: `Bearer ${configured}` } })).status).toBe(200);
       // Liveness is not behind the token, so it is not limited either.
       expect((await fetch(`${url}/healthz`)).status).toBe(200);
     } finally {

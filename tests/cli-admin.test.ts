@@ -211,11 +211,11 @@ describe("version, token and help", () => {
     expect(r.stdout).toMatch(/^owsla \d+\.\d+\.\d+\S*\ncommit \S+\ntarget \S.*\n$/);
   });
 
-  test.each(["serve", "token", "devices", "device", "send", "kick", "status", "version"])("%s --help exits 0 with its usage on stdout", async (c) => {
+  test.each(["serve", "token", "devices", "device", "send", "kick", "status", "version", "revoke", "register", "outbox", "backup", "config"])("%s --help exits 0 with its usage on stdout", async (c) => {
     const r = await run([c, "--help"]);
     expect([r.code, r.stderr]).toEqual([0, ""]);
     expect(r.stdout).toMatch(new RegExp(`Usage: (owsla )?${c}\\b`));
-    if (["devices", "device", "send", "kick", "status"].includes(c)) {
+    if (["devices", "device", "send", "kick", "status", "revoke", "register", "outbox"].includes(c)) {
       // Admin commands list the connection options and the exit codes.
       expect(r.stdout).toContain("--api-port");
       expect(r.stdout).toMatch(/Exit codes: 0 ok, 1 .*, 2 usage, 3 .*, 4 unauthorized/);
@@ -225,13 +225,21 @@ describe("version, token and help", () => {
     if (c === "token") expect(r.stdout).toMatch(/hardware[- ]id/i);
   });
 
-  test("token prints the current generation's token after a revocation", async () => {
+  test("token never lifts a revocation; after the gateway re-issued one, it prints the current generation's token", async () => {
     const { dev, id } = await connect("cli-rev");
     expect((await api("POST", `/api/v1/devices/${id}/revoke`)).status).toBe(200);
     await dev.waitClosed(2000);
+    const refused = await run(["token", "cli-rev", "--data", gw.dir]);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toBe("");
+    expect(refused.stderr).toContain(`Device cli-rev (${id}) is revoked`);
+    expect(refused.stderr).toContain(`POST /api/v1/devices/${id}/token`);
+    expect((await api("GET", `/api/v1/devices/${id}`)).json.revoked).toBe(true);
+    const reissued = (await api("POST", `/api/v1/devices/${id}/token`)).json.token;
     const r = await run(["token", "cli-rev", "--data", gw.dir]);
     expect([r.code, r.stderr]).toEqual([0, ""]);
     const tok = r.stdout.trim();
+    expect(tok).toBe(reissued);
     expect(tok).not.toBe(gw.token("cli-rev"));
     const d = await TestDevice.connect(gw.port);
     opened.push(d);

@@ -5,7 +5,7 @@
  * broker password never reaches the log.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestDevice } from "./helpers/device.ts";
@@ -100,6 +100,8 @@ describe("invalid configuration", () => {
     { name: "a config file with an unknown key", file: ["bad-key.toml", "[device]\nprot = 7070\n"], want: ["device.prot", "bad-key.toml"] },
     { name: "a config file with a bad value", file: ["bad-value.toml", '[device]\nport = "abc"\n'], want: ["device.port", "bad-value.toml", "abc"] },
     { name: "a config file with an unknown section", file: ["bad-section.toml", "[devices]\nport = 1\n"], want: ["devices", "bad-section.toml"] },
+    { name: "an unknown OWSLA_* variable", env: { OWSLA_DEVICE_PROT: "7070" }, want: ["OWSLA_DEVICE_PROT", "did you mean OWSLA_DEVICE_PORT"] },
+    { name: "a config file with a TOML syntax error", file: ["bad-syntax.toml", "[device]\n# ok\nport = = 1\n"], want: ["bad-syntax.toml", "line 3", "port = = 1"] },
   ];
 
   for (const c of cases) {
@@ -175,6 +177,33 @@ describe("commands", () => {
 
     // The same data dir, asked again, prints the same token.
     expect((await run(["token", "door-lock-77", "--data", gw.dir])).stdout).toBe(r.stdout);
+  });
+
+  test("token never creates a site secret silently: without a data directory it fails and creates nothing", async () => {
+    const data = join(scratch, "no-such-data");
+    const r = await run(["token", "door-lock-77", "--data", data]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain(`No site secret at ${join(data, "site.secret")}: the data directory ${data} does not exist`);
+    expect(r.stderr).toContain("--create-secret");
+    expect(existsSync(data)).toBe(false);
+  });
+
+  test("token --create-secret starts a new site secret in a new 0700 data directory, 0600", async () => {
+    const data = join(scratch, "new-site", "data");
+    const r = await run(["token", "door-lock-77", "--data", data, "--create-secret"]);
+    expect([r.code, r.stderr]).toEqual([0, ""]);
+    expect(r.stdout).toMatch(/^[A-Za-z0-9_-]{43}\n$/);
+    expect((statSync(data).mode & 0o777).toString(8)).toBe("700");
+    expect((statSync(join(data, "site.secret")).mode & 0o777).toString(8)).toBe("600");
+    // Then it reads that secret: the same token again, without the option.
+    expect((await run(["token", "door-lock-77", "--data", data])).stdout).toBe(r.stdout);
+  });
+
+  test("token refuses a hardware id with control characters", async () => {
+    const r = await run(["token", "lock\u001b[2J", "--data", join(scratch, "x")]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("without control or format characters");
   });
 });
 

@@ -21,13 +21,14 @@ describe("control API under hostile use", () => {
     expectCheck(result, "api_on_loopback");
     expectCheck(result, "api_owned_by_supervisor");
   });
-  test("every route but /healthz and / needs the bearer token", () => {
+  test("every route but the probes (/healthz, /readyz) and / needs the bearer token", () => {
     expectCheck(result, "bearer_required");
     expectCheck(result, "bearer_accepted");
   });
-  test("10 wrong tokens from one address get it 429, even with the right token; other addresses are unaffected", () => {
+  test("10 wrong tokens from one address get its further wrong tokens 429; the right token is never limited", () => {
     expectCheck(result, "wrong_tokens_refused");
     expectCheck(result, "rate_limited_after_10");
+    expectCheck(result, "right_token_never_limited");
     expectCheck(result, "other_address_unaffected");
   });
   test("request bodies are capped at 64 KiB (413), also when streamed, without buffering them", () => {

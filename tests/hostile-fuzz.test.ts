@@ -1,7 +1,7 @@
 /**
  * Malformed input through the real TCP listener (issue 7): seeded fuzzing of a running
  * gateway before and after hello, then crash, log, output, service and memory checks. The
- * seed is printed; replay with OWSLA_FUZZ_SEED=<seed> (or scripts/hostile/fuzz.ts --seed).
+ * seed is printed; replay with OWSLA_TEST_FUZZ_SEED=<seed> (or scripts/hostile/fuzz.ts --seed).
  * The full-size run is `bun scripts/hostile/fuzz.ts` (10 minutes).
  *
  * Two regression tests below pin down inputs the fuzzer found.
@@ -14,12 +14,12 @@ import { randomSeed } from "../scripts/hostile/lib/prng.ts";
 import { RawConn } from "../scripts/hostile/lib/raw.ts";
 import { TestBackend } from "./helpers/backend.ts";
 
-const SEED = Number(process.env.OWSLA_FUZZ_SEED) || randomSeed();
+const SEED = Number(process.env.OWSLA_TEST_FUZZ_SEED) || randomSeed();
 let result: Awaited<ReturnType<typeof run>> | null = null;
 
 describe("fuzzing the device listener", () => {
   beforeAll(async () => {
-    console.log(`hostile-fuzz: seed ${SEED} (replay: OWSLA_FUZZ_SEED=${SEED})`);
+    console.log(`hostile-fuzz: seed ${SEED} (replay: OWSLA_TEST_FUZZ_SEED=${SEED})`);
     result = await run({ ...FUZZ_DEFAULTS, duration_s: 20, concurrency: 32, seed: SEED, settle_s: 8 });
     printResult(result);
   }, 90_000);

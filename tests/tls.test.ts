@@ -1,41 +1,31 @@
 /** TLS on the device port: server certificate, optional client certificates, handshake deadline. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { connect as netConnect } from "node:net";
 import { TestDevice } from "./helpers/device.ts";
 import { removeDir, startGateway, type GatewayProcess } from "./helpers/gateway.ts";
+import { HAVE_OPENSSL, TestPki } from "./helpers/pki.ts";
 
-const pki = mkdtempSync(join(tmpdir(), "owsla-pki-"));
-const sh = (cmd: string) => {
-  const r = Bun.spawnSync(["bash", "-c", cmd], { cwd: pki, stderr: "pipe" });
-  if (!r.success) throw new Error(`${cmd}: ${r.stderr}`);
-};
-const haveOpenssl = Bun.which("openssl") !== null;
+const pki = new TestPki();
 
 beforeAll(() => {
-  if (!haveOpenssl) return;
-  const subj = (cn: string) => `-subj /CN=${cn}`;
-  sh(`openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 ${subj("owsla-test-ca")} -keyout ca.key -out ca.pem`);
-  sh(`openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes ${subj("localhost")} -keyout server.key -out server.csr`);
-  sh(`printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' > san.ext && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.pem`);
-  sh(`openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes ${subj("thermo-tls")} -keyout client.key -out client.csr`);
-  sh(`openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -out client.pem`);
-  sh(`openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 ${subj("intruder")} -keyout rogue.key -out rogue.pem`);
+  if (!HAVE_OPENSSL) return;
+  pki.makeCa("owsla-test-ca");
+  pki.issue("server", "localhost", "IP:127.0.0.1,DNS:localhost");
+  pki.issue("client", "thermo-tls");
+  pki.selfSigned("rogue", "intruder");
 });
 
-afterAll(() => rmSync(pki, { recursive: true, force: true }));
+afterAll(() => pki.remove());
 
-const file = (n: string) => readFileSync(join(pki, n), "utf8");
+const file = (n: string) => pki.file(n);
 
-describe.skipIf(!haveOpenssl)("TLS device listener", () => {
+describe.skipIf(!HAVE_OPENSSL)("TLS device listener", () => {
   let gw: GatewayProcess;
   beforeAll(async () => {
     gw = await startGateway({
       gatewayId: "tls",
       waitBroker: false,
-      args: ["--workers", "1", "--device-tls-cert", join(pki, "server.pem"), "--device-tls-key", join(pki, "server.key"), "--device-hello-timeout-ms", "1500"],
+      args: ["--workers", "1", "--device-tls-cert", pki.path("server.pem"), "--device-tls-key", pki.path("server.key"), "--device-hello-timeout-ms", "1500"],
     });
   });
   afterAll(async () => {
@@ -54,7 +44,7 @@ describe.skipIf(!haveOpenssl)("TLS device listener", () => {
 
   test("openssl s_client can speak the line protocol", async () => {
     const hello = JSON.stringify({ op: "hello", v: 1, device: "nc-tls", token: gw.token("nc-tls") }) + "\n";
-    const p = Bun.spawn(["openssl", "s_client", "-connect", `127.0.0.1:${gw.port}`, "-CAfile", join(pki, "ca.pem"), "-verify_return_error", "-quiet"], {
+    const p = Bun.spawn(["openssl", "s_client", "-connect", `127.0.0.1:${gw.port}`, "-CAfile", pki.path("ca.pem"), "-verify_return_error", "-quiet"], {
       stdin: "pipe",
       stdout: "pipe",
       stderr: "pipe",
@@ -86,13 +76,13 @@ describe.skipIf(!haveOpenssl)("TLS device listener", () => {
   });
 });
 
-describe.skipIf(!haveOpenssl)("TLS with client certificates", () => {
+describe.skipIf(!HAVE_OPENSSL)("TLS with client certificates", () => {
   let gw: GatewayProcess;
   beforeAll(async () => {
     gw = await startGateway({
       gatewayId: "mtls",
       waitBroker: false,
-      args: ["--workers", "1", "--device-tls-cert", join(pki, "server.pem"), "--device-tls-key", join(pki, "server.key"), "--device-tls-client-ca", join(pki, "ca.pem")],
+      args: ["--workers", "1", "--device-tls-cert", pki.path("server.pem"), "--device-tls-key", pki.path("server.key"), "--device-tls-client-ca", pki.path("ca.pem")],
     });
   });
   afterAll(async () => {

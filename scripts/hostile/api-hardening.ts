@@ -3,8 +3,9 @@
  * broker URL carrying a distinctive password (first the real broker, which refuses that login;
  * then a closed port), at log level debug, and checks:
  *  - the control API listens on loopback by default (log line and `ss -ltnp`);
- *  - every route but /healthz and / needs the bearer token;
- *  - 10 wrong tokens from one address get that address 429 (even with the right token);
+ *  - every route but the probes (/healthz, /readyz) and / needs the bearer token;
+ *  - 10 wrong tokens from one address get that address 429 for further wrong tokens, while the
+ *    right token still works from there (nobody can lock the operator out without the token);
  *  - request bodies are capped (413), by Content-Length and when streamed chunked, without the
  *    supervisor's memory growing by the streamed size;
  *  - after a mix of traffic (devices with valid and wrong tokens, pubs, API calls that register
@@ -177,14 +178,15 @@ export async function run(o: ApiOptions, log: (m: string) => void = () => {}): P
 
     // Bearer token required.
     const unauth: Record<string, number> = {};
-    for (const p of ["/metrics", "/readyz", "/api/v1/devices", "/api/v1/stats", "/api/v1/workers", "/api/v1/openapi.json"]) unauth[p] = (await call(base, "GET", p, null)).status;
+    for (const p of ["/metrics", "/api/v1/devices", "/api/v1/stats", "/api/v1/workers", "/api/v1/openapi.json"]) unauth[p] = (await call(base, "GET", p, null)).status;
     const healthz = (await call(base, "GET", "/healthz", null)).status;
+    const readyz = (await call(base, "GET", "/readyz", null)).status;
     const withToken = (await call(base, "GET", "/metrics", bearer)).status;
     const basicAuth = (await call(base, "GET", "/metrics", `Basic ${btoa(`admin:${token}`)}`)).status;
     const lowercase = (await call(base, "GET", "/metrics", `bearer ${token}`)).status;
     checks.check("bearer_required", Object.values(unauth).every((s) => s === 401) && basicAuth === 401, `without token ${JSON.stringify(unauth)}; Basic auth ${basicAuth}`);
-    checks.check("bearer_accepted", withToken === 200 && healthz === 200, `/metrics with token ${withToken}, /healthz without ${healthz}, lowercase scheme ${lowercase}`);
-    // These refusals count against 127.0.0.1 (7 so far, below the limit of 10); the rate limit
+    checks.check("bearer_accepted", withToken === 200 && healthz === 200 && readyz === 200, `/metrics with token ${withToken}, probes /healthz ${healthz} and /readyz ${readyz} without, lowercase scheme ${lowercase}`);
+    // These refusals count against 127.0.0.1 (6 so far, below the limit of 10); the rate limit
     // is checked from other source addresses at the end.
 
     // Body caps.
@@ -264,8 +266,8 @@ export async function run(o: ApiOptions, log: (m: string) => void = () => {}): P
     out.api_calls = apiCalls;
     for (const c of devices) c.terminate();
 
-    // Wrong API tokens from one address: 10 are refused with 401, then even the right token
-    // gets 429 from that address, while another address is unaffected.
+    // Wrong API tokens from one address: 10 are refused with 401, then the next wrong one gets
+    // 429 from that address, while the right token works from it and from another address.
     const wrongTokens = [
       `${token}x`,
       token.slice(0, -1),
@@ -281,13 +283,15 @@ export async function run(o: ApiOptions, log: (m: string) => void = () => {}): P
     const attackerAddr = "127.72.0.1";
     const wrongStatuses: number[] = [];
     for (const w of wrongTokens) wrongStatuses.push((await rawGet(base, "/api/v1/devices", `Bearer ${w}`, attackerAddr)).status);
-    const eleventh = await rawGet(base, "/api/v1/devices", bearer, attackerAddr);
+    const eleventh = await rawGet(base, "/api/v1/devices", `Bearer ${token}0`, attackerAddr);
+    const rightFromAttacker = await rawGet(base, "/api/v1/devices", bearer, attackerAddr);
     const otherAddr = await rawGet(base, "/api/v1/devices", bearer, "127.72.0.2");
     checks.check("wrong_tokens_refused", wrongStatuses.every((s) => s === 401), `statuses of 10 wrong tokens from ${attackerAddr}: ${wrongStatuses.join(",")}`);
-    checks.check("rate_limited_after_10", eleventh.status === 429 && Number(eleventh.retryAfter) > 0, `11th request (right token) from ${attackerAddr}: ${eleventh.status}, Retry-After ${eleventh.retryAfter}`);
+    checks.check("rate_limited_after_10", eleventh.status === 429 && Number(eleventh.retryAfter) > 0, `11th wrong token from ${attackerAddr}: ${eleventh.status}, Retry-After ${eleventh.retryAfter}`);
+    checks.check("right_token_never_limited", rightFromAttacker.status === 200, `right token from the limited ${attackerAddr}: ${rightFromAttacker.status}`);
     checks.check("other_address_unaffected", otherAddr.status === 200, `right token from 127.72.0.2: ${otherAddr.status}`);
     const healthzDuringBan = (await call(base, "GET", "/healthz", null)).status;
-    out.rate_limit = { wrong_statuses: wrongStatuses, eleventh: eleventh.status, retry_after_s: eleventh.retryAfter, other_address: otherAddr.status, healthz_during_ban: healthzDuringBan };
+    out.rate_limit = { wrong_statuses: wrongStatuses, eleventh: eleventh.status, right_token_from_limited_address: rightFromAttacker.status, retry_after_s: eleventh.retryAfter, other_address: otherAddr.status, healthz_during_ban: healthzDuringBan };
 
     await gw.gw.stop();
     allLogs.push(...gw.gw.logs);

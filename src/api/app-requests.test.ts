@@ -108,6 +108,14 @@ describe("gateway", () => {
     expect(await res.json()).toEqual({ workers: deps.workerList });
   });
 
+  test("GET /api/v1/outbox returns the outbox summary, limit devices listed", async () => {
+    const { call } = setup();
+    const res = await call("GET", "/api/v1/outbox?limit=1");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ rows: 4, bytes: 160, oldest_age_s: 60, devices_total: 2, devices: [{ rows: 3 }] });
+    await expectError(await call("GET", "/api/v1/outbox?limit=0"), 400, "bad_request", '"limit"');
+  });
+
   test("GET /api/v1/stats returns the summary", async () => {
     const { call } = setup();
     const res = await call("GET", "/api/v1/stats");
@@ -115,13 +123,33 @@ describe("gateway", () => {
     expect(await res.json()).toMatchObject({ gateway: "gw-test", version: "1.2.3-test", workers: { restarts: 1 } });
   });
 
-  test("a failing dependency is a JSON internal error", async () => {
+  test("a failing dependency is a JSON internal error naming a log reference, not the internal message", async () => {
+    const logged: { message: string; fields: { ref: string; err: Error } }[] = [];
     const { call } = setup({
       stats: async () => {
-        throw new Error("store is locked");
+        throw new Error("SQLITE_IOERR at /var/lib/owsla/owsla.db");
       },
+      logError: (message, fields) => void logged.push({ message, fields }),
     });
-    await expectError(await call("GET", "/api/v1/stats"), 500, "internal", "store is locked");
+    const res = await call("GET", "/api/v1/stats");
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(res.status).toBe(500);
+    expect(body.error.code).toBe("internal");
+    expect(body.error.message).not.toContain("SQLITE");
+    expect(body.error.message).not.toContain("/var/lib");
+    expect(logged).toHaveLength(1);
+    expect(logged[0]!.fields.err.message).toContain("SQLITE_IOERR");
+    expect(body.error.message).toContain(`(ref ${logged[0]!.fields.ref})`);
+  });
+
+  test("a lone UTF-16 surrogate or a control character in a hardware id is a 400 naming the field, never a 500", async () => {
+    const { call } = setup();
+    for (const raw of ['{"hardware_id":"lock-\\ud800"}', '{"hardware_id":"\\udc00"}', '{"hardware_id":"lock\\n9"}', '{"hardware_id":"\\u001b[31mred"}', '{"hardware_id":"a\\u202eb"}']) {
+      const res = await call("POST", "/api/v1/devices", { raw, headers: { "Content-Type": "application/json" } });
+      await expectError(res, 400, "bad_request", 'Field "hardware_id" must be a string of 1 to 256 characters without control or format characters');
+    }
+    const corr = await call("POST", `/api/v1/devices/${GOOD_ID}/commands`, { raw: '{"body":1,"corr":"x\\ud800"}', headers: { "Content-Type": "application/json" } });
+    await expectError(corr, 400, "bad_request", 'Field "corr" must be a well-formed string');
   });
 });
 
@@ -161,6 +189,8 @@ describe("OpenAPI document", () => {
       else {
         expect(op.security).toBeUndefined();
         expect(op.responses["401"]).toBeDefined();
+        // Wrong tokens from one address get 429 with Retry-After: documented on every protected route.
+        expect(op.responses["429"]).toEqual({ $ref: "#/components/responses/RateLimited" });
       }
     }
   });
@@ -186,14 +216,18 @@ describe("OpenAPI document", () => {
 });
 
 describe("bad-token rate limit", () => {
-  test("a client address that keeps sending wrong tokens gets 429, even with the right one, for a while", async () => {
+  test("a client address that keeps sending wrong tokens gets 429 for them; the right token is never throttled", async () => {
     const { app, deps } = setup();
     const env = { requestIP: () => ({ address: "10.9.8.7" }) };
     const get = (token: string) => app.request("/api/v1/stats", { headers: { authorization: `Bearer ${token}` } }, env);
     for (let i = 0; i < 10; i++) expect((await get("wrong-token-xxxxxxxx")).status).toBe(401);
-    const limited = await get(deps.apiToken);
+    const limited = await get("wrong-token-yyyyyyyy");
     expect(limited.status).toBe(429);
+    expect(limited.headers.get("retry-after")).toBe("60");
     expect(((await limited.json()) as { error: { code: string } }).error.code).toBe("rate_limited");
+    expect((await app.request("/api/v1/stats", {}, env)).status).toBe(429);
+    // The operator, behind the same address (a reverse proxy, a NAT), is not locked out.
+    expect((await get(deps.apiToken)).status).toBe(200);
     const other = await app.request("/api/v1/stats", { headers: { authorization: `Bearer ${deps.apiToken}` } }, { requestIP: () => ({ address: "10.9.8.6" }) });
     expect(other.status).toBe(200);
   });

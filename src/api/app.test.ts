@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
 import { GOOD_ID, PUBLIC, appRoutes, expectError, setup } from "./test-kit.ts";
 
 describe("public routes", () => {
@@ -15,6 +16,33 @@ describe("public routes", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toStartWith("text/html");
     expect(await res.text()).toMatch(/<title>Owsla/);
+  });
+
+  test("the dashboard is sent with a CSP allowing only its own inline script and style, and may not be framed", async () => {
+    const { call } = setup();
+    const res = await call("GET", "/", { auth: null });
+    const html = await res.text();
+    expect(res.headers.get("x-frame-options")).toBe("DENY");
+    const csp = res.headers.get("content-security-policy")!;
+    const directives = new Map(csp.split("; ").map((d) => [d.split(" ")[0]!, d.split(" ").slice(1)]));
+    expect(directives.get("default-src")).toEqual(["'none'"]);
+    expect(directives.get("frame-ancestors")).toEqual(["'none'"]);
+    expect(directives.get("connect-src")).toEqual(["'self'"]);
+    // The hashes are those a browser computes over the page's one script and one style block.
+    const sha = (t: string) => `'sha256-${createHash("sha256").update(t).digest("base64")}'`;
+    const script = html.slice(html.indexOf("<script>") + 8, html.indexOf("</script>"));
+    const style = html.slice(html.indexOf("<style>") + 7, html.indexOf("</style>"));
+    expect(directives.get("script-src")).toEqual([sha(script)]);
+    expect(directives.get("style-src")).toEqual([sha(style)]);
+    expect(html.match(/<script/g)).toHaveLength(1);
+    expect(html).not.toMatch(/ on[a-z]+=|style="/);
+  });
+
+  test("GET /readyz is a probe: it answers without a token (200 ready, 503 not ready)", async () => {
+    const { call, deps } = setup();
+    expect((await call("GET", "/readyz", { auth: null })).status).toBe(200);
+    deps.readiness = { ready: false, workers_ready: 1, workers: 2, store: "ok", broker: {} };
+    expect((await call("GET", "/readyz", { auth: null })).status).toBe(503);
   });
 
   test("an unknown path is a JSON not_found error", async () => {
@@ -35,6 +63,7 @@ test("the app has exactly the documented routes", () => {
       "GET /api/v1/openapi.json",
       "GET /api/v1/workers",
       "GET /api/v1/stats",
+      "GET /api/v1/outbox",
       "GET /api/v1/devices",
       "POST /api/v1/devices",
       "GET /api/v1/devices/{id}",

@@ -42,34 +42,33 @@ function clientAddress(c: Context): string {
 
 /**
  * Middleware answering 401 `unauthorized` unless the request carries `Bearer <token>`.
- * A client address that sends {@link API_AUTH_FAILURES} wrong tokens within a minute gets 429
- * `rate_limited` for a minute, whatever it sends.
+ * The correct token always passes: failures are counted per client address, and only wrong or
+ * missing tokens are refused with 429 `rate_limited` once that address sent
+ * {@link API_AUTH_FAILURES} of them within a minute (for a minute), so nobody can lock the
+ * operator out without the token (a reverse proxy makes every client one address).
  */
 export function requireBearer(token: string, bans = new BanList({ failures: API_AUTH_FAILURES, windowMs: 60_000, durationMs: 60_000 })): MiddlewareHandler {
   return async (c, next) => {
+    const header = c.req.header("Authorization");
+    const m = header ? /^Bearer +(\S+) *$/i.exec(header) : null;
+    if (m && tokenMatches(token, m[1]!)) {
+      await next();
+      return;
+    }
     const addr = clientAddress(c);
     const banned = bans.remaining(addr);
     if (banned > 0) {
-      return errorResponse(c, "rate_limited", `Too many requests with a wrong API token from ${addr}; retry in ${Math.ceil(banned / 1000)} s`, {
+      return errorResponse(c, "rate_limited", `Too many requests with a wrong API token from ${addr}; retry in ${Math.ceil(banned / 1000)} s with the gateway's api.token`, {
         "Retry-After": String(Math.ceil(banned / 1000)),
       });
     }
-    const refuse = (message: string) => {
-      // Without a socket (app.request in tests) there is no address to hold responsible.
-      if (addr !== "unknown") bans.fail(addr);
-      return errorResponse(c, "unauthorized", message, CHALLENGE);
-    };
-    const header = c.req.header("Authorization");
-    if (!header) {
-      return refuse('Missing bearer token: send the header "Authorization: Bearer <token>" with the gateway\'s api.token');
-    }
-    const m = /^Bearer +(\S+) *$/i.exec(header);
-    if (!m) {
-      return refuse('Malformed Authorization header: it must be "Bearer <token>" with the gateway\'s api.token');
-    }
-    if (!tokenMatches(token, m[1]!)) {
-      return refuse("Invalid bearer token: it does not match the gateway's api.token; check the token file in the data directory");
-    }
-    await next();
+    // Without a socket (app.request in tests) there is no address to hold responsible.
+    if (addr !== "unknown") bans.fail(addr);
+    const message = !header
+      ? 'Missing bearer token: send the header "Authorization: Bearer <token>" with the gateway\'s api.token'
+      : !m
+        ? 'Malformed Authorization header: it must be "Bearer <token>" with the gateway\'s api.token'
+        : "Invalid bearer token: it does not match the gateway's api.token; check the token file in the data directory";
+    return errorResponse(c, "unauthorized", message, CHALLENGE);
   };
 }

@@ -3,6 +3,9 @@
  * arguments (tests pass fakes; `main.ts` passes the supervisor-backed implementation).
  */
 import type { MetricsSnapshot } from "../metrics/metrics.ts";
+import type { OutboxSummary } from "../store/outbox-summary.ts";
+
+export type { OutboxSummary } from "../store/outbox-summary.ts";
 
 /** A device as the API shows it. */
 export interface DeviceView {
@@ -82,6 +85,10 @@ export interface ApiDeps {
   kick(id: string): Promise<Maybe<boolean>>;
   /** Summary numbers for the dashboard and `owsla status`. */
   stats(): Promise<Stats>;
+  /** How full the outbox is: totals and the `limit` devices holding most rows. */
+  outbox(limit: number): Promise<OutboxSummary>;
+  /** Logs a request that failed inside the gateway (the client only gets a reference). */
+  logError?(message: string, fields: { ref: string; method: string; path: string; err: Error }): void;
 }
 
 /** Gateway summary. */

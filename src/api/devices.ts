@@ -7,9 +7,10 @@
 import { Hono } from "hono";
 import type { ApiDeps } from "./deps.ts";
 import { ApiError, deviceNotFound } from "./errors.ts";
-import { DEFAULT_PAGE_LIMIT, MAX_HARDWARE_ID, MAX_META_TEXT, MAX_PAGE_LIMIT } from "./limits.ts";
+import { DEFAULT_PAGE_LIMIT, MAX_META_TEXT, MAX_PAGE_LIMIT } from "./limits.ts";
 import {
   deviceIdParam,
+  hardwareIdField,
   type JsonObject,
   optionalObject,
   optionalText,
@@ -17,7 +18,6 @@ import {
   queryInt,
   queryString,
   readJsonObject,
-  requiredString,
 } from "./validate.ts";
 
 /** Metadata fields with their own body field; they override the same keys in `meta`. */
@@ -64,7 +64,7 @@ export function deviceRoutes(deps: ApiDeps): Hono {
 
   app.post("/", async (c) => {
     const o = await readJsonObject(c, ["hardware_id", ...META_FIELDS, "meta"]);
-    const hardwareId = requiredString(o, "hardware_id", MAX_HARDWARE_ID);
+    const hardwareId = hardwareIdField(o, "hardware_id");
     const { device, token, created } = await deps.registerDevice(hardwareId, metaOf(o));
     c.header("Location", `/api/v1/devices/${device.id}`);
     return c.json({ device, token }, created ? 201 : 200);

@@ -159,6 +159,13 @@ export function createFakeDeps(overrides: Partial<ApiDeps> = {}): FakeDeps {
       d.last_close_reason = "kicked";
       return true;
     },
+    async outbox(limit: number) {
+      const devices = [
+        { device_id: "0b9e7c1e-3f4a-4c1d-9a7b-2e5f6a7b8c9d", rows: 3, bytes: 120, oldest: "2026-01-01T00:00:00.000Z" },
+        { device_id: "1b9e7c1e-3f4a-4c1d-9a7b-2e5f6a7b8c9d", rows: 1, bytes: 40, oldest: "2026-01-01T00:01:00.000Z" },
+      ];
+      return { rows: 4, bytes: 160, oldest: devices[0]!.oldest, oldest_age_s: 60, devices_total: 2, devices: devices.slice(0, limit) };
+    },
     async stats(): Promise<Stats> {
       return {
         gateway: fake.gatewayId,

@@ -8,6 +8,11 @@
 /** Largest request body in bytes; larger bodies get 413 `payload_too_large`. */
 export const MAX_BODY_BYTES = 64 * 1024;
 
+/** Devices listed by `GET /api/v1/outbox` when `limit` is not given. */
+export const DEFAULT_OUTBOX_DEVICES = 20;
+/** Largest `limit` of `GET /api/v1/outbox`. */
+export const MAX_OUTBOX_DEVICES = 1000;
+
 /** Devices per page when `limit` is not given. */
 export const DEFAULT_PAGE_LIMIT = 100;
 /** Largest `limit` of a device list. */
@@ -19,7 +24,7 @@ export const DEFAULT_ACK_TIMEOUT_MS = 10_000;
 export const MAX_ACK_TIMEOUT_MS = 60_000;
 
 /** Longest `hardware_id`, in characters (as in the device `hello`). */
-export const MAX_HARDWARE_ID = 256;
+export { MAX_HARDWARE_ID } from "../protocol/hardware-id.ts";
 /** Longest `room`, `kind` or `label`, in characters. */
 export const MAX_META_TEXT = 256;
 /** Longest command `topic`, in characters (as in the device protocol). */

@@ -1,6 +1,13 @@
 /**
  * Probe and scrape routes, mounted at `/`: liveness, readiness and Prometheus metrics.
  *
+ * - `GET /healthz` (liveness, no token): 200 while the supervisor's event loop answers. A dead
+ *   or hung worker is not a liveness failure: the supervisor restarts it itself, and gives up
+ *   (exits) when restarts exceed the restart intensity.
+ * - `GET /readyz` (readiness, no token): 200 when every worker is up and listening and the
+ *   store is usable, else 503. The broker is reported, not required: with the broker down,
+ *   devices are still served and their messages kept in the outbox, so the gateway stays ready.
+ *
  * @module
  */
 import { Hono } from "hono";

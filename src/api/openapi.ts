@@ -6,23 +6,16 @@
  */
 import {
   DEFAULT_ACK_TIMEOUT_MS,
-  DEFAULT_COMMAND_TOPIC,
   DEFAULT_PAGE_LIMIT,
   MAX_ACK_TIMEOUT_MS,
   MAX_BODY_BYTES,
-  MAX_CORR,
-  MAX_HARDWARE_ID,
-  MAX_META_TEXT,
+  DEFAULT_OUTBOX_DEVICES,
+  MAX_OUTBOX_DEVICES,
   MAX_PAGE_LIMIT,
-  MAX_TOPIC,
-  MAX_TTL_S,
-  TOPIC_PATTERN,
   UUID_EXAMPLE,
 } from "./limits.ts";
-import { ERROR_STATUS } from "./errors.ts";
+import { RESPONSES, SCHEMAS, json, ref, type Doc } from "./openapi-schemas.ts";
 
-/** A JSON value of the document. */
-type Doc = Record<string, unknown>;
 
 /** What the document says about the gateway serving it. */
 export interface OpenApiInfo {
@@ -30,13 +23,10 @@ export interface OpenApiInfo {
   gatewayId: string;
 }
 
-const ref = (name: string): Doc => ({ $ref: `#/components/schemas/${name}` });
-const json = (description: string, schema: Doc): Doc => ({ description, content: { "application/json": { schema } } });
 const errorRef = (name: string): Doc => ({ $ref: `#/components/responses/${name}` });
-const nullable = (type: string, extra: Doc = {}): Doc => ({ type: [type, "null"], ...extra });
 
 /** Responses every protected route may give. */
-const PROTECTED = { "401": errorRef("Unauthorized"), "500": errorRef("Internal") };
+const PROTECTED = { "401": errorRef("Unauthorized"), "429": errorRef("RateLimited"), "500": errorRef("Internal") };
 /** Responses of every route taking a device id. */
 const BY_ID = { "400": errorRef("BadRequest"), ...PROTECTED, "404": errorRef("NotFound") };
 /** Responses of every route reading a JSON body. */
@@ -58,148 +48,6 @@ const body = (schemaName: string, description: string): Doc => ({
   content: { "application/json": { schema: ref(schemaName) } },
 });
 
-const metaText = (what: string): Doc =>
-  nullable("string", { minLength: 1, maxLength: MAX_META_TEXT, description: `${what}; stored in meta.${what.toLowerCase()}. null clears it.` });
-
-const META_FIELDS: Doc = {
-  room: metaText("Room"),
-  kind: metaText("Kind"),
-  label: metaText("Label"),
-  meta: { type: "object", additionalProperties: true, description: "More metadata, merged into the device's; room, kind and label override its keys." },
-};
-
-const SCHEMAS: Doc = {
-  Error: {
-    type: "object",
-    required: ["error"],
-    properties: {
-      error: {
-        type: "object",
-        required: ["code", "message"],
-        properties: {
-          code: { type: "string", enum: Object.keys(ERROR_STATUS), description: "Stable code for programs." },
-          message: { type: "string", description: "What went wrong and what to do, for people." },
-        },
-      },
-    },
-  },
-  Device: {
-    type: "object",
-    required: ["id", "hardware_id", "connected", "worker", "connection_id", "first_seen", "last_seen", "last_close_reason", "revoked", "meta", "pending_commands"],
-    properties: {
-      id: { type: "string", format: "uuid" },
-      hardware_id: nullable("string", { description: "null for anonymous devices." }),
-      connected: { type: "boolean" },
-      worker: nullable("integer", { description: "Worker holding the connection." }),
-      connection_id: nullable("string", { format: "uuid" }),
-      first_seen: { type: "string", format: "date-time" },
-      last_seen: { type: "string", format: "date-time" },
-      last_close_reason: nullable("string", { description: "Why the last connection closed, e.g. keepalive_timeout, taken_over, kicked." }),
-      revoked: { type: "boolean" },
-      meta: { type: "object", additionalProperties: true, description: "room, kind, label and other metadata." },
-      pending_commands: { type: "integer", minimum: 0, description: "Commands awaiting the device's ack; 0 in lists." },
-    },
-  },
-  DevicePage: {
-    type: "object",
-    required: ["devices", "next_cursor"],
-    properties: {
-      devices: { type: "array", items: ref("Device") },
-      next_cursor: nullable("string", { description: "Pass as cursor for the next page; null on the last page." }),
-    },
-  },
-  RegisterDevice: {
-    type: "object",
-    required: ["hardware_id"],
-    additionalProperties: false,
-    properties: { hardware_id: { type: "string", minLength: 1, maxLength: MAX_HARDWARE_ID }, ...META_FIELDS },
-  },
-  UpdateDevice: { type: "object", additionalProperties: false, properties: META_FIELDS },
-  DeviceWithToken: {
-    type: "object",
-    required: ["device", "token"],
-    properties: { device: ref("Device"), token: { type: "string", description: "Credential for the device's hello." } },
-  },
-  Token: { type: "object", required: ["token"], properties: { token: { type: "string" } } },
-  Command: {
-    type: "object",
-    required: ["body"],
-    additionalProperties: false,
-    properties: {
-      topic: { type: "string", maxLength: MAX_TOPIC, pattern: TOPIC_PATTERN.source, default: DEFAULT_COMMAND_TOPIC },
-      body: { description: "Any JSON value (null for none)." },
-      corr: nullable("string", { minLength: 1, maxLength: MAX_CORR, description: "Correlation id echoed to the device." }),
-      ttl_s: { type: "integer", minimum: 1, maximum: MAX_TTL_S, description: "Time the command waits for the device; default broker.command_ttl_s." },
-    },
-  },
-  CommandAccepted: { type: "object", required: ["id"], properties: { id: { type: "string", description: "Command id; the device acks it." } } },
-  CommandAcked: {
-    type: "object",
-    required: ["id", "acked"],
-    properties: { id: { type: "string" }, acked: { type: "boolean", const: true } },
-  },
-  Kicked: { type: "object", required: ["kicked"], properties: { kicked: { type: "boolean", const: true } } },
-  Worker: {
-    type: "object",
-    required: ["id", "pid", "up", "ready", "restarts", "started_at", "connections", "broker"],
-    properties: {
-      id: { type: "integer" },
-      pid: { type: "integer" },
-      up: { type: "boolean" },
-      ready: { type: "boolean" },
-      restarts: { type: "integer" },
-      started_at: { type: "string", format: "date-time" },
-      connections: nullable("integer", { description: "null when the worker did not answer." }),
-      broker: nullable("string", { enum: ["up", "down", "connecting", "closed", null] }),
-    },
-  },
-  Readiness: {
-    type: "object",
-    required: ["ready", "workers_ready", "workers", "store", "broker"],
-    properties: {
-      ready: { type: "boolean" },
-      workers_ready: { type: "integer" },
-      workers: { type: "integer" },
-      store: { type: "string", description: '"ok" or what is wrong.' },
-      broker: { type: "object", additionalProperties: { type: "string" }, description: "Link state per worker." },
-    },
-  },
-  Stats: {
-    type: "object",
-    required: [
-      "gateway", "version", "uptime_s", "connections", "devices_known", "accepts_total", "welcomes_total",
-      "messages_up_total", "messages_down_total", "outbox_depth", "inbox_depth", "broker", "workers",
-    ],
-    properties: {
-      gateway: { type: "string" },
-      version: { type: "string" },
-      uptime_s: { type: "number" },
-      connections: { type: "integer" },
-      devices_known: { type: "integer" },
-      accepts_total: { type: "integer" },
-      welcomes_total: { type: "integer" },
-      messages_up_total: { type: "integer" },
-      messages_down_total: { type: "integer" },
-      outbox_depth: { type: "integer" },
-      inbox_depth: { type: "integer" },
-      broker: counts(["up", "total", "reconnects"]),
-      workers: counts(["up", "total", "restarts"]),
-    },
-  },
-};
-
-function counts(names: string[]): Doc {
-  return { type: "object", required: names, properties: Object.fromEntries(names.map((n) => [n, { type: "integer" }])) };
-}
-
-const RESPONSES: Doc = {
-  BadRequest: json("Invalid id, query parameter or body (code bad_request); the message names the field.", ref("Error")),
-  Unauthorized: json("Missing or wrong bearer token (code unauthorized).", ref("Error")),
-  NotFound: json("No device with this id (code not_found).", ref("Error")),
-  PayloadTooLarge: json(`Body larger than ${MAX_BODY_BYTES} bytes (code payload_too_large).`, ref("Error")),
-  Internal: json("The gateway failed (code internal).", ref("Error")),
-};
-
 function paths(): Doc {
   return {
     "/": {
@@ -215,7 +63,8 @@ function paths(): Doc {
       get: {
         operationId: "health",
         tags: ["monitoring"],
-        summary: "Liveness: the API answers",
+        summary: "Liveness: the supervisor answers (it restarts failed workers itself)",
+        description: "No token needed. 200 while the supervisor's event loop runs.",
         security: [],
         responses: {
           "200": json("Alive.", { type: "object", required: ["status"], properties: { status: { type: "string", const: "ok" } } }),
@@ -226,8 +75,12 @@ function paths(): Doc {
       get: {
         operationId: "ready",
         tags: ["monitoring"],
-        summary: "Readiness: all workers up and ready, store usable",
-        responses: { "200": json("Ready.", ref("Readiness")), "503": json("Not ready.", ref("Readiness")), ...PROTECTED },
+        summary: "Readiness: all workers up and listening, store usable",
+        description:
+          "No token needed. 200 when every worker is up and listening and the store is usable, else 503. " +
+          "The broker is reported, not required: with the broker down, devices are served and their messages kept in the outbox, so the gateway stays ready.",
+        security: [],
+        responses: { "200": json("Ready.", ref("Readiness")), "503": json("Not ready.", ref("Readiness")) },
       },
     },
     "/metrics": {
@@ -359,6 +212,15 @@ function paths(): Doc {
         },
       },
     },
+    "/api/v1/outbox": {
+      get: {
+        operationId: "outbox",
+        tags: ["gateway"],
+        summary: "How full the outbox is: rows, bytes, oldest row, and the devices holding most rows",
+        parameters: [query("limit", "Devices listed.", { type: "integer", minimum: 1, maximum: MAX_OUTBOX_DEVICES, default: DEFAULT_OUTBOX_DEVICES })],
+        responses: { "200": json("The outbox.", ref("Outbox")), "400": errorRef("BadRequest"), ...PROTECTED },
+      },
+    },
     "/api/v1/stats": {
       get: {
         operationId: "stats",
@@ -378,7 +240,7 @@ export function openApiDocument(info: OpenApiInfo): Doc {
       title: "Owsla control API",
       version: info.version,
       description:
-        `Control API of Owsla gateway ${info.gatewayId}. Every route except GET / and GET /healthz needs ` +
+        `Control API of Owsla gateway ${info.gatewayId}. Every route except GET /, GET /healthz and GET /readyz needs ` +
         '"Authorization: Bearer <api.token>". Errors are {"error":{"code","message"}}.',
     },
     tags: [

@@ -8,7 +8,7 @@ import { createApi } from "./app.ts";
 import { createFakeDeps, type FakeDeps } from "./fake-deps.ts";
 
 export const GOOD_ID = "0b9e7c1e-3f4a-4c1d-9a7b-2e5f6a7b8c9d";
-export const PUBLIC = new Set(["GET /", "GET /healthz"]);
+export const PUBLIC = new Set(["GET /", "GET /healthz", "GET /readyz"]);
 
 export interface Call {
   body?: unknown;

@@ -6,6 +6,7 @@
  */
 import type { Context } from "hono";
 import { isUuid } from "../identity/identity.ts";
+import { HARDWARE_ID_RULE, isHardwareId } from "../protocol/hardware-id.ts";
 import { ApiError } from "./errors.ts";
 import { UUID_EXAMPLE } from "./limits.ts";
 
@@ -63,12 +64,18 @@ function fieldError(name: string, what: string, v: unknown): ApiError {
     : bad(`Field "${name}" must be ${what}, got ${show(v)}`);
 }
 
-/** A required string field of `1..max` characters. */
-export function requiredString(o: JsonObject, name: string, max: number): string {
+/**
+ * Whether `v` is a string of `1..max` characters that is well-formed Unicode (a lone UTF-16
+ * surrogate cannot be encoded as UTF-8: SQLite would store U+FFFD instead, hashing throws).
+ */
+function isText(v: unknown, max: number): v is string {
+  return typeof v === "string" && v.length >= 1 && v.length <= max && v.isWellFormed();
+}
+
+/** A required hardware id field (the device protocol's rule: no control characters). */
+export function hardwareIdField(o: JsonObject, name: string): string {
   const v = o[name];
-  if (typeof v !== "string" || v.length < 1 || v.length > max) {
-    throw fieldError(name, `a string of 1 to ${max} characters`, v);
-  }
+  if (!isHardwareId(v)) throw fieldError(name, HARDWARE_ID_RULE, v);
   return v;
 }
 
@@ -76,9 +83,7 @@ export function requiredString(o: JsonObject, name: string, max: number): string
 export function optionalText(o: JsonObject, name: string, max: number): string | null | undefined {
   const v = o[name];
   if (v === undefined || v === null) return v;
-  if (typeof v !== "string" || v.length < 1 || v.length > max) {
-    throw fieldError(name, `a string of 1 to ${max} characters, or null`, v);
-  }
+  if (!isText(v, max)) throw fieldError(name, `a well-formed string of 1 to ${max} characters, or null`, v);
   return v;
 }
 

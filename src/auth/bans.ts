@@ -1,6 +1,8 @@
 /**
- * Temporary bans after repeated failed hellos, per source address and per hardware id, so a
- * brute-force attempt costs the attacker time while valid devices elsewhere are unaffected.
+ * Temporary bans after repeated failures, per source address (the device hello and the control
+ * API each keep their own list), so a brute-force attempt costs the attacker time while valid
+ * clients elsewhere are unaffected. Never keyed by the identity being claimed: anyone could
+ * then lock a device out without its credentials.
  */
 
 /** Most keys tracked; past it, expired entries are dropped (then the oldest). */
@@ -20,7 +22,7 @@ interface Entry {
   bannedUntil: number;
 }
 
-/** Failure counts and bans by key (e.g. `ip:10.0.0.7`, `hw:lock-1`). */
+/** Failure counts and bans by key (e.g. `ip:10.0.0.7`). */
 export class BanList {
   private readonly entries = new Map<string, Entry>();
   /** Bans imposed since start. */

@@ -1,4 +1,5 @@
 import { expect, test } from "bun:test";
+import { createHmac } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,7 +16,7 @@ test("a minted token verifies for its hardware id only, under its secret only", 
   expect(verifyToken(secret, "thermo-1", t.slice(0, -1) + (t.endsWith("A") ? "B" : "A"))).toBe(false);
 });
 
-test("raising the generation refuses older tokens and accepts re-issued ones", () => {
+test("only the current generation is accepted: older tokens were revoked, newer ones never issued", () => {
   const g0 = mintToken(secret, "lock-9");
   const g1 = mintToken(secret, "lock-9", 1);
   expect(tokenGeneration(g0)).toBe(0);
@@ -23,6 +24,27 @@ test("raising the generation refuses older tokens and accepts re-issued ones", (
   expect(verifyToken(secret, "lock-9", g0, 1)).toBe(false);
   expect(verifyToken(secret, "lock-9", g1, 1)).toBe(true);
   expect(verifyToken(secret, "lock-9", g1, 2)).toBe(false);
+  expect(verifyToken(secret, "lock-9", g1, 0)).toBe(false);
+  expect(verifyToken(secret, "lock-9", mintToken(secret, "lock-9", 3), 2)).toBe(false);
+});
+
+test("the token of another hardware id cannot be passed off as a later generation of this one", () => {
+  // Before: the MAC input was `<id>#<generation>`, so lock-9#1000's token was lock-9's generation 1000.
+  const other = mintToken(secret, "lock-9#1000");
+  expect(verifyToken(secret, "lock-9", `1000.${other}`, 1000)).toBe(false);
+  expect(verifyToken(secret, "lock-9", `1000.${other}`, 2)).toBe(false);
+  // Every (id, generation) pair gets its own MAC, also where a naive concatenation collides.
+  const macs = new Set<string>();
+  const pairs: [string, number][] = [["a", 12], ["a1", 2], ["a#1", 2], ["a", 1], ["a#1", 0], ["a1", 0], ["a#12", 0], ["a\u0000", 1]];
+  for (const [id, g] of pairs) macs.add(mintToken(secret, id, g).replace(/^\d+\./, ""));
+  expect(macs.size).toBe(pairs.length);
+});
+
+test("generation-0 tokens keep their original value (tokens already installed keep working)", () => {
+  // HMAC-SHA256(secret 0x07 x 32, "owsla-device-token/v1:thermo-1"), base64url: the value minted before.
+  const legacy = createHmac("sha256", secret).update("owsla-device-token/v1:thermo-1").digest("base64url");
+  expect(mintToken(secret, "thermo-1")).toBe(legacy);
+  expect(verifyToken(secret, "thermo-1", legacy, 0)).toBe(true);
 });
 
 test("a forged generation prefix does not verify", () => {

@@ -4,7 +4,8 @@
  * created on first start; gateways of one site share it by copying that file.
  */
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from "node:fs";
+import { makePrivateDir } from "../store/private-files.ts";
 
 /** Creates `path` exclusively with `text`, mode 0600, and fsyncs it (it must survive a power cut). */
 function writeNewFileDurably(path: string, text: string): void {
@@ -25,20 +26,36 @@ function writeNewFileDurably(path: string, text: string): void {
 }
 import { dirname } from "node:path";
 
-const CONTEXT = "owsla-device-token/v1:";
+/** MAC context of generation-0 tokens (the original format, kept so issued tokens keep working). */
+const CONTEXT_V1 = "owsla-device-token/v1:";
+/** MAC context of tokens of generation 1 and above. */
+const CONTEXT_V2 = "owsla-device-token/v2\0";
 
 /**
  * Mints the token for `hardwareId` under `secret`. Generation 0 is the original token;
- * revoking a device raises its generation, and tokens of lower generations stop working.
+ * revoking a device raises its generation, and only tokens of the current generation work.
  * Tokens of generation g > 0 look like `<g>.<mac>`.
+ *
+ * Generation 0 MACs `v1:<hardware id>` (unambiguous: nothing else follows the id). Generation
+ * g > 0 MACs an encoding that cannot be confused with another (id, generation) pair or with a
+ * generation-0 input: its own context, the id's UTF-8 length as 4 bytes, the id, and g as 8
+ * bytes. (Before, `<id>#<g>` let the token of id `lock-9#1000` pass as generation 1000 of
+ * `lock-9`.)
  */
 export function mintToken(secret: Uint8Array, hardwareId: string, generation = 0): string {
-  if (generation === 0) return mac(secret, hardwareId);
-  return `${generation}.${mac(secret, `${hardwareId}#${generation}`)}`;
+  if (generation === 0) return createHmac("sha256", secret).update(CONTEXT_V1 + hardwareId).digest("base64url");
+  return `${generation}.${createHmac("sha256", secret).update(macInputV2(hardwareId, generation)).digest("base64url")}`;
 }
 
-function mac(secret: Uint8Array, text: string): string {
-  return createHmac("sha256", secret).update(CONTEXT + text).digest("base64url");
+/** The MAC input of a generation-g token (g > 0): context, id length, id, generation. */
+function macInputV2(hardwareId: string, generation: number): Buffer {
+  const id = Buffer.from(hardwareId, "utf8");
+  const head = Buffer.alloc(CONTEXT_V2.length + 4);
+  head.write(CONTEXT_V2, 0, "latin1");
+  head.writeUInt32BE(id.length, CONTEXT_V2.length);
+  const gen = Buffer.alloc(8);
+  gen.writeBigUInt64BE(BigInt(generation));
+  return Buffer.concat([head, id, gen]);
 }
 
 /** The generation a token claims (0 for an original token), or -1 when malformed. */
@@ -49,11 +66,14 @@ export function tokenGeneration(token: string): number {
   return Number.isSafeInteger(g) && g > 0 ? g : -1;
 }
 
-/** Checks `token` for `hardwareId` in constant time; tokens below `minGeneration` are refused. */
-export function verifyToken(secret: Uint8Array, hardwareId: string, token: string, minGeneration = 0): boolean {
-  const gen = tokenGeneration(token);
-  if (gen < 0 || gen < minGeneration) return false;
-  const want = Buffer.from(mintToken(secret, hardwareId, gen));
+/**
+ * Checks `token` for `hardwareId` in constant time. Only a token of `generation` (the device's
+ * current one, 0 unless it was revoked) is accepted: older ones were revoked, newer ones were
+ * never issued.
+ */
+export function verifyToken(secret: Uint8Array, hardwareId: string, token: string, generation = 0): boolean {
+  if (tokenGeneration(token) !== generation) return false;
+  const want = Buffer.from(mintToken(secret, hardwareId, generation));
   const got = Buffer.from(token);
   return got.length === want.length && timingSafeEqual(got, want);
 }
@@ -68,7 +88,7 @@ export function loadOrCreateApiToken(path: string): { token: string; created: bo
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
   }
-  mkdirSync(dirname(path), { recursive: true });
+  makePrivateDir(dirname(path), false);
   // Hex: a token must work as a separate command-line argument (`--api-token TOKEN`), and the
   // argument parser takes a value starting with "-" (1 base64url token in 64) for a flag.
   const token = randomBytes(24).toString("hex");
@@ -102,7 +122,7 @@ export function loadOrCreateSecret(path: string): Uint8Array {
   };
   const existing = read();
   if (existing) return existing;
-  mkdirSync(dirname(path), { recursive: true });
+  makePrivateDir(dirname(path), false);
   try {
     writeNewFileDurably(path, randomBytes(32).toString("hex") + "\n");
   } catch (e) {

@@ -1,11 +1,14 @@
 /**
- * Admin commands of the same binary (`devices`, `device`, `send`, `kick`, `status`): thin
- * clients of the control API, using the token from the data directory or `--api-token`.
+ * Admin commands of the same binary (`devices`, `device`, `send`, `kick`, `status`, `revoke`,
+ * `register`, `outbox`): thin clients of the control API, using the token from the data
+ * directory or `--api-token`.
  *
  * Exit codes a script can rely on: 0 success; 1 the gateway refused (not found, not
  * connected, timeout, rate limited after wrong tokens); 2 usage error; 3 gateway unreachable;
  * 4 unauthorized (wrong token).
  */
+
+import type { OutboxSummary } from "../store/outbox-summary.ts";
 
 /** Exit codes of the admin commands. */
 export const EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3, unauthorized: 4 } as const;
@@ -18,6 +21,8 @@ export interface AdminContext {
   out: (s: string) => void;
   err: (s: string) => void;
   fetch?: typeof fetch;
+  /** The outbox read from the data directory, for `outbox` when the gateway is not running (null: no database). */
+  localOutbox?: (limit: number) => { summary: OutboxSummary; source: string } | null;
 }
 
 /** Usage text of each admin command. */
@@ -27,6 +32,12 @@ export const ADMIN_USAGE: Record<string, string> = {
   send: "Usage: owsla send <device-uuid> <topic> <json-body> [--wait-ack] [--json]\nSends a command to a device through the gateway (stored until acked or expired).",
   kick: "Usage: owsla kick <device-uuid> [--json]\nCloses the device's connection; it may reconnect.",
   status: "Usage: owsla status [--json]\nShows the gateway's workers, connections, broker link and queues.",
+  revoke:
+    "Usage: owsla revoke <device-uuid | hardware-id> [--json]\nRevokes the device's tokens (on every worker) and disconnects it; re-issue one with POST /api/v1/devices/<id>/token.",
+  register:
+    "Usage: owsla register <hardware-id> [--room TEXT] [--kind TEXT] [--label TEXT] [--json]\nPre-registers a device and prints its id and the token it presents in hello (an already known device keeps its id; metadata is merged).",
+  outbox:
+    "Usage: owsla outbox [--limit N] [--json]\nShows how full the outbox is (messages held for the broker): count, bytes, oldest, and the N devices holding most (default 20).\nAsks the running gateway; when none answers, reads the database in the data directory (--data).",
 };
 
 /** Admin-only flags, removed before the shared config parser sees the arguments. */
@@ -37,6 +48,9 @@ export interface AdminFlags {
   hardwareId?: string;
   search?: string;
   limit?: number;
+  room?: string;
+  kind?: string;
+  label?: string;
 }
 
 /** Splits admin-only flags out of `args`. Throws a usage error message on bad values. */
@@ -59,6 +73,9 @@ export function extractAdminFlags(args: string[]): { flags: AdminFlags; rest: st
       flags.connected = v === "true";
     } else if (name === "--hardware-id") flags.hardwareId = value();
     else if (name === "--search") flags.search = value();
+    else if (name === "--room") flags.room = value();
+    else if (name === "--kind") flags.kind = value();
+    else if (name === "--label") flags.label = value();
     else if (name === "--limit") {
       const n = Number(value());
       if (!Number.isInteger(n) || n < 1 || n > 1000) throw new Error("--limit must be an integer from 1 to 1000");
@@ -102,6 +119,24 @@ async function call(ctx: AdminContext, method: string, path: string, body?: unkn
 }
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The device UUID for `arg`: a UUID as is, else the device with that hardware id (looked up). */
+async function deviceIdOf(ctx: AdminContext, arg: string | undefined, usage: string): Promise<string> {
+  if (!arg) throw new AdminError(`Missing the device.\n${usage}`, EXIT.usage);
+  if (UUID_RE.test(arg)) return arg.toLowerCase();
+  const page: { devices: { id: string }[] } = await call(ctx, "GET", `/api/v1/devices?${new URLSearchParams({ hardware_id: arg, limit: "1" })}`);
+  if (!page.devices[0]) throw new AdminError(`No device with hardware id ${JSON.stringify(arg)} (not_found)`, EXIT.refused);
+  return page.devices[0].id;
+}
+
+/** Prints an outbox summary. */
+function printOutbox(ctx: AdminContext, o: OutboxSummary, note: string): void {
+  if (ctx.json) return ctx.out(JSON.stringify(o));
+  if (note) ctx.out(note);
+  const oldest = o.oldest ? `, oldest ${o.oldest} (${o.oldest_age_s} s ago)` : "";
+  ctx.out(`outbox: ${o.rows} message(s), ${o.bytes} bytes${oldest}, ${o.devices_total} device(s)`);
+  if (o.devices.length) ctx.out(table([["DEVICE", "MESSAGES", "BYTES", "OLDEST"], ...o.devices.map((d) => [d.device_id, String(d.rows), String(d.bytes), d.oldest])]));
+}
 
 function needId(id: string | undefined, usage: string): string {
   if (!id || !UUID_RE.test(id)) throw new AdminError(`${id ? `"${id}" is not a device UUID.` : "Missing the device UUID."}\n${usage}`, EXIT.usage);
@@ -181,6 +216,36 @@ export async function runAdmin(command: string, args: string[], flags: AdminFlag
           ctx.out(`broker links up ${s.broker.up}/${s.broker.total}, reconnects ${s.broker.reconnects}`);
           ctx.out(`workers up ${s.workers.up}/${s.workers.total}, restarts ${s.workers.restarts}`);
           ctx.out(table([["WORKER", "PID", "UP", "READY", "CONNECTIONS", "BROKER", "RESTARTS"], ...list.map((w: any) => [w.id, w.pid, w.up ? "yes" : "no", w.ready ? "yes" : "no", w.connections ?? "?", w.broker ?? "?", w.restarts].map(String))]));
+        }
+        return EXIT.ok;
+      }
+      case "revoke": {
+        if (args.length > 1) throw new AdminError(`Unexpected argument "${args[1]}".\n${usage}`, EXIT.usage);
+        const id = await deviceIdOf(ctx, args[0], usage);
+        const d = await call(ctx, "POST", `/api/v1/devices/${id}/revoke`);
+        ctx.out(ctx.json ? JSON.stringify(d) : `device ${id}${d.hardware_id ? ` (${d.hardware_id})` : ""} revoked; its tokens no longer work`);
+        return EXIT.ok;
+      }
+      case "register": {
+        if (!args[0] || args.length > 1) throw new AdminError(`Expected one <hardware-id>.\n${usage}`, EXIT.usage);
+        const body = { hardware_id: args[0], ...(flags.room ? { room: flags.room } : {}), ...(flags.kind ? { kind: flags.kind } : {}), ...(flags.label ? { label: flags.label } : {}) };
+        const r = await call(ctx, "POST", "/api/v1/devices", body);
+        if (ctx.json) ctx.out(JSON.stringify(r));
+        else {
+          ctx.out(`device ${r.device.id} (${r.device.hardware_id})${r.device.revoked ? " is revoked" : ""}`);
+          ctx.out(`token ${r.token}`);
+        }
+        return EXIT.ok;
+      }
+      case "outbox": {
+        if (args.length) throw new AdminError(`Unexpected argument "${args[0]}".\n${usage}`, EXIT.usage);
+        const limit = flags.limit ?? 20;
+        try {
+          printOutbox(ctx, await call(ctx, "GET", `/api/v1/outbox?limit=${limit}`), "");
+        } catch (e) {
+          const local = e instanceof AdminError && e.code === EXIT.unreachable ? ctx.localOutbox?.(limit) : undefined;
+          if (!local) throw e;
+          printOutbox(ctx, local.summary, `The gateway's API does not answer; read from ${local.source}.`);
         }
         return EXIT.ok;
       }

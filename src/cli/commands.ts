@@ -1,20 +1,31 @@
 /**
- * The command-line commands that do not run the gateway: `token` (mints a device token from
- * the site secret) and the admin commands (thin clients of the control API).
+ * The command-line commands that do not run the gateway: the admin commands (thin clients of
+ * the control API). `token` is in token.ts.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { Database } from "bun:sqlite";
+import { readFileSync } from "node:fs";
+import { databaseFiles, hasOutbox } from "../store/db-files.ts";
+import { summarizeOutbox, type OutboxSummary } from "../store/outbox-summary.ts";
 import { join } from "node:path";
 import { loadConfig, ConfigError } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
-import { openSiteDatabase } from "../store/db.ts";
-import { DeviceStore } from "../store/devices.ts";
-import { deviceUuid } from "../identity/identity.ts";
-import { loadOrCreateSecret, mintToken } from "../auth/token.ts";
 import { ADMIN_USAGE, EXIT, extractAdminFlags, runAdmin } from "./admin.ts";
 
 /** Path of the site secret for `config`. */
 export function secretPath(config: Config): string {
   return config.auth.secret_file || join(config.store.dir, "site.secret");
+}
+
+/** The outbox summary read straight from the database files in `dir` (gateway not running); null without any. */
+function readLocalOutbox(dir: string, limit: number): { summary: OutboxSummary; source: string } | null {
+  const files = databaseFiles(dir);
+  if (!files.length) return null;
+  const dbs = files.map((f) => new Database(f, { readonly: true }));
+  try {
+    return { summary: summarizeOutbox(dbs.filter(hasOutbox), limit), source: files.join(", ") };
+  } finally {
+    for (const db of dbs) db.close();
+  }
 }
 
 /** Runs an admin command against the running gateway's control API. */
@@ -51,30 +62,12 @@ export async function adminCommand(command: string, argv: string[]): Promise<num
     }
   }
   const host = c.api.host === "0.0.0.0" ? "127.0.0.1" : c.api.host.includes(":") ? `[${c.api.host}]` : c.api.host;
-  return await runAdmin(command, loaded.positionals, split.flags, { baseUrl: `http://${host}:${c.api.port}`, token, json: split.flags.json, out, err });
+  return await runAdmin(command, loaded.positionals, split.flags, {
+    baseUrl: `http://${host}:${c.api.port}`,
+    token,
+    json: split.flags.json,
+    out,
+    err,
+    localOutbox: (limit) => readLocalOutbox(c.store.dir, limit),
+  });
 }
-
-/** `owsla token <hardware-id>`: prints the token for the device's current generation. */
-export function tokenCommand(config: Config, positionals: string[]): number {
-  const hw = positionals[0];
-  if (!hw || positionals.length > 1) {
-    process.stderr.write("Usage: owsla token <hardware-id> [--data DIR]\nPrints the token a device with that hardware id presents in hello.\n");
-    return 2;
-  }
-  // After a revocation the token must carry the device's current generation.
-  let generation = 0;
-  const dbFile = join(config.store.dir, "owsla.db");
-  if (existsSync(dbFile)) {
-    // Read only: the site database has one writer (the running gateway's supervisor).
-    const db = openSiteDatabase(config.store.dir);
-    try {
-      const id = deviceUuid(config.gateway.site_namespace, hw);
-      generation = new DeviceStore(db).get(id)?.token_gen ?? 0;
-    } finally {
-      db.close();
-    }
-  }
-  process.stdout.write(mintToken(loadOrCreateSecret(secretPath(config)), hw, generation) + "\n");
-  return 0;
-}
-

@@ -68,14 +68,18 @@ export const DEFAULT_DEVICE_TLS_CERT = "";
 export const DEFAULT_DEVICE_TLS_KEY = "";
 /** CA bundle (PEM) to require and verify device client certificates; empty = no client certificates. */
 export const DEFAULT_DEVICE_TLS_CLIENT_CA = "";
+/** Certificate revocation list (PEM) of the client CA; empty = none. */
+export const DEFAULT_DEVICE_TLS_CRL = "";
+/** Lowest TLS version accepted from devices (Bun never accepts 1.0 or 1.1). */
+export const DEFAULT_DEVICE_TLS_MIN_VERSION = "1.2";
 
 // ---- [auth] ----
 
-/** How devices authenticate: `token` (site secret) or `none`. */
+/** How devices authenticate: `token` (site secret), `cert` (client certificate names the hardware id) or `none`. */
 export const DEFAULT_AUTH_MODE = "token";
 /** Site secret file; empty = `<store.dir>/site.secret`. */
 export const DEFAULT_AUTH_SECRET_FILE = "";
-/** Failed hellos (per source address, and per hardware id) that lead to a ban; 0 never bans. */
+/** Failed hellos from one source address that lead to a ban of that address; 0 never bans. */
 export const DEFAULT_AUTH_BAN_FAILURES = 10;
 /** Window in which those failures are counted, in seconds. */
 export const DEFAULT_AUTH_BAN_WINDOW_S = 60;

@@ -6,6 +6,12 @@ import { liveHelp } from "./live.ts";
 /** Environment variable naming the config file. */
 export const CONFIG_ENV = "OWSLA_CONFIG";
 
+/** Variables the supervisor sets for its workers; not settings, but not typos either. */
+export const INTERNAL_ENV = ["OWSLA_WORKER_ID", "OWSLA_WORKERS_TOTAL"] as const;
+
+/** Prefix reserved for test harnesses (`OWSLA_TEST_BINARY`, ...); such variables are ignored. */
+export const TEST_ENV_PREFIX = "OWSLA_TEST_";
+
 function placeholder(spec: KeySpec): string {
   if (spec.type === "enum") return `<${(spec.values ?? []).join("|")}>`;
   if (spec.type === "bool") return "<true|false>";
@@ -36,6 +42,7 @@ export function helpText(command: string): string {
     "Settings come from built-in defaults, then the TOML file named by --config or",
     `${CONFIG_ENV} (none is read otherwise), then OWSLA_* environment variables, then`,
     "flags; later sources win. Every flag takes a value: --device-port 7070 or --device-port=7070.",
+    `An OWSLA_* variable that names no setting is an error (${TEST_ENV_PREFIX}* excepted).`,
     "",
     "  -h, --help",
     "      Show this help and exit.",

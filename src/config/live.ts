@@ -4,7 +4,8 @@
  * that finds such a key changed says so and keeps the running value.
  *
  * - `log.level`: the supervisor and every worker, from the next line on.
- * - `device.tls_cert`, `device.tls_key`, `device.tls_client_ca`: the files are read again and
+ * - `device.tls_cert`, `device.tls_key`, `device.tls_client_ca`, `device.tls_crl`,
+ *   `device.tls_min_version`: the files are read again (a renewed CRL at the same path too) and
  *   each worker opens a new listening socket with them on the same port (SO_REUSEPORT), then
  *   closes the old one. Connected devices keep their TLS sessions; new handshakes use the new
  *   certificate. Turning TLS on or off needs a restart.
@@ -16,7 +17,16 @@
 import type { Config } from "./types.ts";
 
 /** The keys a reload applies live, as `section.key`. */
-export const LIVE_KEYS = ["log.level", "device.tls_cert", "device.tls_key", "device.tls_client_ca", "device.max_connections", "device.hello_timeout_ms"] as const;
+export const LIVE_KEYS = [
+  "log.level",
+  "device.tls_cert",
+  "device.tls_key",
+  "device.tls_client_ca",
+  "device.tls_crl",
+  "device.tls_min_version",
+  "device.max_connections",
+  "device.hello_timeout_ms",
+] as const;
 
 /** One changed key: dotted name, and whether a reload applies it. */
 export interface ConfigChange {
@@ -57,6 +67,8 @@ export function applyLive(running: Config, next: Config): Config {
     merged.device.tls_cert = next.device.tls_cert;
     merged.device.tls_key = next.device.tls_key;
     merged.device.tls_client_ca = next.device.tls_client_ca;
+    merged.device.tls_crl = next.device.tls_crl;
+    merged.device.tls_min_version = next.device.tls_min_version;
   }
   return merged;
 }

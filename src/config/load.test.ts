@@ -6,6 +6,7 @@ import * as D from "./defaults.ts";
 import { ConfigError, defaultConfig, describeConfig, helpText, loadConfig, redactUrl } from "./load.ts";
 import { SCHEMA, checkValue, type KeySpec } from "./schema.ts";
 import type { Config } from "./types.ts";
+import { tomlErrorLine } from "./toml-line.ts";
 
 const EXAMPLE = join(import.meta.dir, "../../config/owsla.example.toml");
 const dir = mkdtempSync(join(tmpdir(), "owsla-config-"));
@@ -47,6 +48,8 @@ const EXPECTED_DEFAULTS: Config = {
     tls_cert: "",
     tls_key: "",
     tls_client_ca: "",
+    tls_crl: "",
+    tls_min_version: "1.2",
   },
   auth: { mode: "token", secret_file: "", ban_failures: 10, ban_window_s: 60, ban_duration_s: 300 },
   broker: {
@@ -98,8 +101,19 @@ describe("defaults", () => {
     expect(loadConfig([], {}).config.gateway.id).toMatch(D.GATEWAY_ID_PATTERN);
   });
 
-  test("environment variables outside the schema are ignored", () => {
-    expect(loadConfig([], { OWSLA_WORKER_INDEX: "3", HOME: "/root" }).config).toEqual(EXPECTED_DEFAULTS);
+  test("variables without the OWSLA_ prefix, the workers' internal ones and OWSLA_TEST_* are not settings and not errors", () => {
+    const env = { HOME: "/root", OWSLA_WORKER_ID: "1", OWSLA_WORKERS_TOTAL: "2", OWSLA_TEST_BINARY: "x" };
+    expect(loadConfig([], env).config).toEqual(EXPECTED_DEFAULTS);
+  });
+
+  test("an unknown OWSLA_* variable is reported like an unknown flag, with the closest name", () => {
+    expect(configError(() => loadConfig([], { OWSLA_DEVICE_PROT: "7071" }))).toBe(
+      "Invalid config: unknown environment variable OWSLA_DEVICE_PROT (did you mean OWSLA_DEVICE_PORT?); run with --help to list the variables, or unset it",
+    );
+    expect(configError(() => loadConfig([], { OWSLA_WORKER_INDEX: "3" }))).toStartWith("Invalid config: unknown environment variable OWSLA_WORKER_INDEX");
+    expect(configError(() => loadConfig([], { OWSLA_XYZZY_PLUGH_QUUX: "1" }))).toBe(
+      "Invalid config: unknown environment variable OWSLA_XYZZY_PLUGH_QUUX; run with --help to list the variables, or unset it",
+    );
   });
 });
 
@@ -218,7 +232,7 @@ describe("invalid values", () => {
       'Invalid config: log.level = "verbose" (from --log-level) must be one of "debug", "info", "warn", "error"',
     );
     expect(configError(() => loadConfig([], { OWSLA_AUTH_MODE: "TOKEN" }))).toContain(
-      'auth.mode = "TOKEN" (from OWSLA_AUTH_MODE) must be one of "token", "none"',
+      'auth.mode = "TOKEN" (from OWSLA_AUTH_MODE) must be one of "token", "cert", "none"',
     );
   });
 
@@ -332,11 +346,29 @@ describe("unknown names and bad files", () => {
     expect(configError(() => loadConfig(["--config", dir], {}))).toContain(`cannot read config file ${dir} (from --config)`);
   });
 
-  test("an unparsable file names the path and the parse error", () => {
+  test("an unparsable file names the path, the line and the parse error", () => {
     const path = toml(`[device]\nport = = 1\n`);
-    expect(configError(() => loadConfig(["--config", path], {}))).toStartWith(
-      `Invalid config: cannot parse config file ${path} (from --config): TOML Parse error`,
+    expect(configError(() => loadConfig(["--config", path], {}))).toBe(
+      `Invalid config: cannot parse config file ${path} (from --config) at line 2 ("port = = 1"): Expected a value but found '='`,
     );
+  });
+
+  test("the parse error's line is found after multi-line arrays, comments and blank lines", () => {
+    expect(tomlErrorLine(`# c\n[a]\nx = [\n  1,\n  2,\n]\n\ny = "ok"\nz = "open\nw = 1\n`)).toBe(9);
+    expect(tomlErrorLine(`[a]\nx = 1\n[a]\nx = 2\n`)).toBe(3);
+    expect(tomlErrorLine(`[a]\nx = 1\n`)).toBe(null);
+  });
+
+  test("auth.mode cert needs a client CA, and a CRL needs one too", () => {
+    expect(configError(() => loadConfig(["--auth-mode", "cert"], {}))).toStartWith(
+      'Invalid config: auth.mode = "cert" (from --auth-mode) needs device.tls_client_ca',
+    );
+    expect(configError(() => loadConfig([], { OWSLA_DEVICE_TLS_CRL: "/x.pem" }))).toStartWith(
+      "Invalid config: device.tls_crl (from OWSLA_DEVICE_TLS_CRL) needs device.tls_client_ca",
+    );
+    const c = loadConfig(["--auth-mode", "cert", "--device-tls-client-ca", "/ca.pem", "--device-tls-min-version", "1.3"], {}).config;
+    expect(c.auth.mode).toBe("cert");
+    expect(c.device.tls_min_version).toBe("1.3");
   });
 });
 

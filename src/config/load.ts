@@ -3,13 +3,14 @@
  *
  * The file is read only when named by `--config <path>` or `OWSLA_CONFIG`. Every value
  * is validated where it is read, so a bad value is reported with its source even when a
- * later source overrides it. Unknown `OWSLA_*` variables are ignored (other parts of the
- * gateway may use the prefix); unknown flags, sections and TOML keys are errors.
+ * later source overrides it. Unknown flags, sections, TOML keys and `OWSLA_*` environment
+ * variables are errors (except the gateway's own internal ones and `OWSLA_TEST_*`).
  */
 
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { CONFIG_ENV } from "./help.ts";
+import { CONFIG_ENV, INTERNAL_ENV, TEST_ENV_PREFIX } from "./help.ts";
+import { tomlErrorLine } from "./toml-line.ts";
 import { redactUrl, redactValue } from "./redact.ts";
 import { splitUrlList } from "./url-list.ts";
 import { SCHEMA, SECTIONS, checkValue, defaultValue, findKey, type KeySpec, type Value } from "./schema.ts";
@@ -31,6 +32,8 @@ export interface LoadResult {
   positionals: string[];
   /** `-h` or `--help` was given; nothing but the flags was read. */
   help: boolean;
+  /** Where each key's value came from (`section.key` -> "default", "from OWSLA_DEVICE_PORT", ...). */
+  sources: Record<string, string>;
 }
 
 interface Resolved {
@@ -104,7 +107,10 @@ function readToml(path: string, via: string): Record<string, unknown> {
   try {
     return Bun.TOML.parse(text) as Record<string, unknown>;
   } catch (err) {
-    throw new ConfigError(`Invalid config: cannot parse config file ${path} (from ${via}): ${(err as Error).message}`);
+    const line = tomlErrorLine(text);
+    const where = line === null ? "" : ` line ${line} (${JSON.stringify(text.split("\n")[line - 1]!.slice(0, 80))})`;
+    const why = (err as Error).message.replace(/^TOML Parse error: /, "");
+    throw new ConfigError(`Invalid config: cannot parse config file ${path} (from ${via}) at${where || " an unknown line"}: ${why}`);
   }
 }
 
@@ -131,6 +137,34 @@ function applyFile(values: Values, path: string, via: string): void {
   }
 }
 
+const KNOWN_ENV = new Set<string>([CONFIG_ENV, ...INTERNAL_ENV, ...SCHEMA.map((s) => s.env)]);
+
+/** Edit distance of `a` and `b` (for "did you mean"). */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+/** An `OWSLA_*` variable that is no setting is a typo: reported like an unknown flag. */
+function checkEnvNames(env: Record<string, string | undefined>): void {
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith("OWSLA_") || KNOWN_ENV.has(name) || name.startsWith(TEST_ENV_PREFIX) || env[name] === undefined) continue;
+    let best = "";
+    let bestD = Infinity;
+    for (const k of KNOWN_ENV) {
+      const d = distance(name, k);
+      if (d < bestD) [best, bestD] = [k, d];
+    }
+    const hint = bestD <= 3 ? ` (did you mean ${best}?)` : "";
+    throw new ConfigError(`Invalid config: unknown environment variable ${name}${hint}; run with --help to list the variables, or unset it`);
+  }
+}
+
 /** Relations between keys that single-key limits cannot express. */
 function crossCheck(values: Values): void {
   const rule = (a: string, b: string, ok: (x: number, y: number) => boolean, must: string) => {
@@ -144,6 +178,7 @@ function crossCheck(values: Values): void {
   };
   rule("broker.reconnect_min_ms", "broker.reconnect_max_ms", (x, y) => x <= y, "not exceed");
   rule("workers.hang_timeout_ms", "workers.heartbeat_ms", (x, y) => x > y, "be greater than");
+  deviceTlsCheck(values);
   brokerTlsCheck(values);
 }
 
@@ -199,7 +234,8 @@ export function loadConfig(args: string[], env: Record<string, string | undefine
   const parsed = parseFlags(args);
   const values = defaults();
   const help = parsed.values.help === true;
-  if (help) return { config: build(values), positionals: parsed.positionals, help };
+  const sources = () => Object.fromEntries([...values].map(([k, v]) => [k, v.source]));
+  if (help) return { config: build(values), positionals: parsed.positionals, help, sources: sources() };
 
   const flagPath = parsed.values.config;
   const path = typeof flagPath === "string" ? flagPath : env[CONFIG_ENV];
@@ -209,6 +245,7 @@ export function loadConfig(args: string[], env: Record<string, string | undefine
     const raw = env[spec.env];
     if (raw !== undefined) set(values, spec, raw, true, `from ${spec.env}`);
   }
+  checkEnvNames(env);
 
   for (const token of parsed.tokens) {
     if (token.kind !== "option") continue;
@@ -217,5 +254,20 @@ export function loadConfig(args: string[], env: Record<string, string | undefine
   }
 
   crossCheck(values);
-  return { config: build(values), positionals: parsed.positionals, help };
+  return { config: build(values), positionals: parsed.positionals, help, sources: sources() };
+}
+
+/** Device TLS settings that only make sense together. */
+function deviceTlsCheck(values: Values): void {
+  const mode = values.get("auth.mode")!;
+  const ca = values.get("device.tls_client_ca")!;
+  if (mode.value === "cert" && !ca.value) {
+    throw new ConfigError(
+      `Invalid config: auth.mode = "cert" (${mode.source}) needs device.tls_client_ca (and device.tls_cert, device.tls_key): the CA that signs the devices' certificates`,
+    );
+  }
+  const crl = values.get("device.tls_crl")!;
+  if (crl.value && !ca.value) {
+    throw new ConfigError(`Invalid config: device.tls_crl (${crl.source}) needs device.tls_client_ca: the CA whose certificates the list revokes`);
+  }
 }

@@ -164,10 +164,18 @@ export const SCHEMA = [
     type: "string", default: D.DEFAULT_DEVICE_TLS_CLIENT_CA,
     doc: "CA bundle (PEM file); when set, devices must present a client certificate it signed.",
   }),
+  def("device", "tls_crl", {
+    type: "string", default: D.DEFAULT_DEVICE_TLS_CRL,
+    doc: "Certificate revocation list (PEM file) of the client CA; a revoked client certificate is refused. Needs tls_client_ca.",
+  }),
+  def("device", "tls_min_version", {
+    type: "enum", default: D.DEFAULT_DEVICE_TLS_MIN_VERSION, values: ["1.2", "1.3"],
+    doc: "Lowest TLS version devices may use (1.0 and 1.1 are never accepted).",
+  }),
 
   def("auth", "mode", {
-    type: "enum", default: D.DEFAULT_AUTH_MODE, values: ["token", "none"],
-    doc: "Device authentication: token (site secret) or none.",
+    type: "enum", default: D.DEFAULT_AUTH_MODE, values: ["token", "cert", "none"],
+    doc: "Device authentication: token (site secret), cert (the client certificate's CN or a SAN must be the hello's hardware id; needs device.tls_client_ca) or none.",
   }),
   def("auth", "secret_file", {
     type: "string", default: D.DEFAULT_AUTH_SECRET_FILE,
@@ -176,7 +184,7 @@ export const SCHEMA = [
 
   def("auth", "ban_failures", {
     type: "int", default: D.DEFAULT_AUTH_BAN_FAILURES, min: 0, max: 1_000_000,
-    doc: "Failed hellos from one address, or for one hardware id, that lead to a ban; 0 never bans.",
+    doc: "Failed hellos from one source address that lead to a ban of that address; 0 never bans.",
   }),
   def("auth", "ban_window_s", {
     type: "int", default: D.DEFAULT_AUTH_BAN_WINDOW_S, min: 1, max: 86_400,

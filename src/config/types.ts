@@ -8,7 +8,7 @@
 import type { Level } from "../log/logger.ts";
 
 /** How devices authenticate. */
-export type AuthMode = "token" | "none";
+export type AuthMode = "token" | "cert" | "none";
 
 /** Broker queue type for the gateway queue and the dead-letter queue. */
 export type QueueType = "quorum" | "classic";
@@ -57,6 +57,10 @@ export interface DeviceConfig {
   tls_key: string;
   /** CA (PEM path) for verifying client certificates; empty = none required. Default empty. */
   tls_client_ca: string;
+  /** CRL (PEM path) of the client CA; a listed certificate is refused. Default empty. */
+  tls_crl: string;
+  /** Lowest TLS version accepted from devices. Default `1.2`. */
+  tls_min_version: "1.2" | "1.3";
 }
 
 /** `[auth]`: device authentication. */

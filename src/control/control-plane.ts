@@ -3,7 +3,7 @@
  * supervisor process, from the shared database and by asking workers over IPC.
  */
 import { Waiters } from "../supervisor/waiters.ts";
-import type { ApiDeps, CommandRequest, DevicePage, DeviceView, Stats, WorkerView } from "../api/deps.ts";
+import type { ApiDeps, CommandRequest, DevicePage, DeviceView, OutboxSummary, Stats, WorkerView } from "../api/deps.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 import type { DeviceRow, DeviceStore } from "../store/devices.ts";
 import { homeOf } from "../registry/home.ts";
@@ -28,6 +28,8 @@ export interface ControlPlaneOptions {
   version: string;
   apiToken: string;
   commandTtlS: number;
+  /** How full the outbox is (see {@link ApiDeps.outbox}). */
+  outbox: (limit: number) => OutboxSummary;
   metrics: Metrics;
   log: Logger;
   /** Site events wiring (bridge helper): a local revocation is also sent to the site's other gateways. */
@@ -82,6 +84,14 @@ export class ControlPlane implements ApiDeps {
     this.version = o.version;
     this.gatewayId = o.gatewayId;
     this.apiToken = o.apiToken;
+  }
+
+  async outbox(limit: number): Promise<OutboxSummary> {
+    return this.o.outbox(limit);
+  }
+
+  logError(message: string, fields: { ref: string; method: string; path: string; err: Error }): void {
+    this.o.log.error(message, fields);
   }
 
   /** A worker reported that a watched command was acked. */

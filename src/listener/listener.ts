@@ -15,6 +15,10 @@ import { BurstCollector } from "./burst-gc.ts";
 import { FloodGuard } from "./flood-guard.ts";
 import { openSynFilter } from "./syn-filter.ts";
 import { readdirSync } from "node:fs";
+import { bunTlsOptions, type TlsFiles } from "./tls-config.ts";
+import { certificateNames } from "../auth/cert-identity.ts";
+
+export type { TlsFiles } from "./tls-config.ts";
 
 /** Connections closed per slice when many expire at once. */
 export const CLOSE_SLICE = 256;
@@ -53,14 +57,6 @@ export interface ListenerOptions {
   floodBlockMs: number;
   /** Serve TLS with these PEM contents instead of plain TCP. */
   tls?: TlsFiles;
-}
-
-/** PEM contents for a TLS device listener. */
-export interface TlsFiles {
-  cert: string;
-  key: string;
-  /** When set, devices must present a client certificate signed by this CA. */
-  clientCa?: string;
 }
 
 /** A running device listener. */
@@ -114,15 +110,7 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext, held: 
     ...({ reusePort: true } as object),
     // A device that half-closes (`nc -q1`) still reads: it gets the answers to what it sent.
     allowHalfOpen: true,
-    ...(opts.tls
-      ? {
-          tls: {
-            cert: opts.tls.cert,
-            key: opts.tls.key,
-            ...(opts.tls.clientCa ? { ca: opts.tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
-          },
-        }
-      : {}),
+    ...(opts.tls ? { tls: bunTlsOptions(opts.tls) } : {}),
     socket: {
       open(socket: Sock) {
         if (connections.size >= opts.maxConnections) {
@@ -156,12 +144,17 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext, held: 
       handshake(socket: Sock, success: boolean) {
         const conn = socket.data;
         if (!conn) return;
+        // With a CRL, a revoked certificate reports success but not `authorized` (Bun 1.4.5).
+        if (success && opts.tls?.clientCa && !(socket as unknown as { authorized?: boolean }).authorized) success = false;
         if (success) {
           conn.handshaken = true;
+          if (opts.tls?.clientCa) conn.certNames = certificateNames(socket as never);
           conn.onDrain();
         } else {
           metrics.inc("owsla_tls_handshake_failures_total");
           conn.closeReason ??= "socket_error";
+          // Never serve a connection whose certificate failed verification.
+          socket.terminate();
         }
       },
       end(socket: Sock) {

@@ -125,15 +125,19 @@ describe("parseFrame: hello", () => {
   });
 
   test("parseFrame refuses a hello device with a lone UTF-16 surrogate (it cannot be hashed or encoded)", () => {
-    expect(failure(parse({ op: "hello", v: 1, device: "\ud800x" })).message).toContain('field "device" must be a well-formed string');
+    expect(failure(parse({ op: "hello", v: 1, device: "\ud800x" })).message).toContain("(well-formed Unicode)");
   });
 
-  test("parseFrame checks hello device: non-empty string of at most 256 characters", () => {
+  test("parseFrame checks hello device: 1 to 256 characters without control or format characters", () => {
     expect(parse({ op: "hello", v: 1, device: "d".repeat(256) })).toMatchObject({ ok: true });
-    for (const device of ["", "d".repeat(257), 42, {}, ["d"]]) {
+    for (const device of ["", "d".repeat(257), 42, {}, ["d"], "lock-9\nforged log line", "\u001b[2J", "a\u0000", "rtl\u202eevil"]) {
       const result = failure(parse({ op: "hello", v: 1, device }));
       expect(result).toMatchObject({ code: "bad_frame", close: false });
-      expect(result.message).toStartWith('Invalid hello frame: field "device" must be a well-formed string of 1 to 256 characters, got');
+      expect(result.message).toStartWith(
+        'Invalid hello frame: field "device" must be a string of 1 to 256 characters without control or format characters (well-formed Unicode), got',
+      );
+      // The refused value is echoed escaped, never raw.
+      expect(result.message).not.toMatch(/[\n\u001b\u0000\u202e]/);
     }
   });
 

@@ -5,9 +5,8 @@
  */
 
 import type { AckFrame, DeviceFrame, HelloFrame, ParseResult, PubFrame } from "./frames.ts";
+import { HARDWARE_ID_RULE, isHardwareId } from "./hardware-id.ts";
 
-/** Longest `device` in characters. */
-const MAX_DEVICE = 256;
 /** Longest `token` in characters. */
 const MAX_TOKEN = 512;
 /**
@@ -34,7 +33,11 @@ class Invalid {
 
 /** A short, safe rendering of a received value for an error message. */
 function show(v: unknown): string {
-  if (typeof v === "string") return JSON.stringify(v.length > 40 ? v.slice(0, 40) + "…" : v);
+  if (typeof v === "string") {
+    // JSON escapes controls; format characters (bidi overrides) are escaped here as well.
+    const quoted = JSON.stringify(v.length > 40 ? v.slice(0, 40) + "…" : v);
+    return quoted.replace(/[\p{Cf}\u2028\u2029]/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  }
   if (v === null) return "null";
   if (Array.isArray(v)) return "an array";
   if (typeof v === "object") return "an object";
@@ -64,9 +67,7 @@ function parseHello(o: Record<string, unknown>): HelloFrame {
   const frame: HelloFrame = { op: "hello", v: 1 };
   const { device, token, resume } = o;
   if (device != null) {
-    if (!isString(device, 1, MAX_DEVICE)) {
-      throw invalid("hello", "device", `a well-formed string of 1 to ${MAX_DEVICE} characters`, device);
-    }
+    if (!isHardwareId(device)) throw invalid("hello", "device", HARDWARE_ID_RULE, device);
     frame.device = device;
   }
   if (token != null) {

@@ -55,6 +55,8 @@ export class DeviceConnection {
   closingSince = 0;
   /** False until a TLS handshake completes (always true on plain TCP). */
   handshaken = true;
+  /** Names of the verified TLS client certificate (CN, SANs); null without one. */
+  certNames: string[] | null = null;
   /** When `welcome` was sent (high-resolution wall clock, comparable across workers). */
   welcomedAt = 0;
   /** Commands written on this connection and not yet acked -> where their ack goes (created on first use). */
@@ -279,7 +281,7 @@ export class DeviceConnection {
       return;
     }
     this.helloInProgress = true;
-    const outcome = await authenticate(f, this.socket.remoteAddress, ctx);
+    const outcome = await authenticate(f, this.socket.remoteAddress, ctx, this.certNames);
     this.helloInProgress = false;
     const held = this.held;
     this.held = null;

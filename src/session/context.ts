@@ -21,12 +21,12 @@ export interface SessionLimits {
 
 /** Authentication settings. */
 export interface AuthSettings {
-  mode: "token" | "none";
+  mode: "token" | "cert" | "none";
   /** Site secret that device tokens are HMACs under. */
   secret: Uint8Array;
-  /** Device UUID -> lowest token generation still accepted (raised by revocation). */
+  /** Device UUID -> the only token generation accepted (raised by revocation); absent = 0. */
   tokenFloors: Map<string, number>;
-  /** Temporary bans after repeated failed hellos (keys `ip:<addr>`, `hw:<hardware id>`). */
+  /** Temporary bans after repeated failed hellos (keys `ip:<addr>`: per source address only). */
   bans: BanList;
 }
 

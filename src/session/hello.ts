@@ -6,7 +6,7 @@
  */
 import type { HelloFrame } from "../protocol/frames.ts";
 import { deviceUuid, freshDeviceUuid } from "../identity/identity.ts";
-import { verifyToken } from "../auth/token.ts";
+import { authenticateHello } from "../auth/hello-auth.ts";
 import type { SessionContext } from "./context.ts";
 import type { CloseReason } from "./close-reasons.ts";
 
@@ -19,14 +19,15 @@ export type HelloOutcome =
   | { ok: false; reason: CloseReason; code: "unauthorized" | "rate_limited" | "server_busy"; message: string; retryAfterMs?: number };
 
 /**
- * Counts a failed hello against the source address and the hardware id (bans brute force).
+ * Counts a failed hello against the source address (bans brute force; never against the
+ * hardware id, so nobody can lock a device out without its credentials).
  * Resolves once the other workers have been told, so the device's next attempt is counted
  * with this one wherever it lands.
  */
 async function recordAuthFailure(ctx: SessionContext, remote: string, hardwareId: string | undefined): Promise<void> {
   const { bans } = ctx.auth;
   const before = bans.bansTotal;
-  const keys = [`ip:${remote}`, ...(hardwareId ? [`hw:${hardwareId}`] : [])];
+  const keys = [`ip:${remote}`];
   for (const k of keys) bans.fail(k);
   const relay = ctx.directory.authFailed(keys);
   const banned = bans.bansTotal - before;
@@ -34,30 +35,17 @@ async function recordAuthFailure(ctx: SessionContext, remote: string, hardwareId
   if (!(await relay) && banned > 0) ctx.metrics.inc("owsla_auth_bans_total", undefined, banned);
 }
 
-/** Checks a hello's credentials and resolves the device's identity. */
-export async function authenticate(f: HelloFrame, remote: string, ctx: SessionContext): Promise<HelloOutcome> {
-  if (f.device) {
-    const left = ctx.auth.bans.remaining(`hw:${f.device}`);
-    if (left > 0) {
-      ctx.metrics.inc("owsla_accepts_rejected_total", { reason: "banned_hardware_id" });
-      return { ok: false, reason: "unauthorized", code: "rate_limited", message: `Too many failed logins for this hardware id; retry in ${Math.ceil(left / 1000)} s`, retryAfterMs: left };
-    }
-  }
-  if (ctx.auth.mode === "token") {
-    const floor = f.device ? (ctx.auth.tokenFloors.get(deviceUuid(ctx.siteNamespace, f.device)) ?? 0) : 0;
-    if (!f.device || !f.token || !verifyToken(ctx.auth.secret, f.device, f.token, floor)) {
-      ctx.metrics.inc("owsla_auth_failures_total");
-      const why = !f.device
-        ? "hello needs `device` (the hardware id) in token mode"
-        : !f.token
-          ? "hello has no `token`"
-          : floor > 0 && verifyToken(ctx.auth.secret, f.device, f.token)
-            ? "this token was revoked; ask the installer for a re-issued one"
-            : "token does not match the hardware id";
-      ctx.log.debug("Device refused", { hardware_id: f.device, remote, why });
-      await recordAuthFailure(ctx, remote, f.device);
-      return { ok: false, reason: "unauthorized", code: "unauthorized", message: `Unauthorized: ${why}; ask the installer for a token minted with \`owsla token <hardware-id>\`` };
-    }
+/**
+ * Checks a hello's credentials (rules in src/auth/hello-auth.ts) and resolves the device's
+ * identity. `certNames`: names of the connection's verified TLS client certificate, or null.
+ */
+export async function authenticate(f: HelloFrame, remote: string, ctx: SessionContext, certNames: readonly string[] | null = null): Promise<HelloOutcome> {
+  const verdict = authenticateHello(ctx.auth, ctx.siteNamespace, f, certNames);
+  if (!verdict.ok) {
+    ctx.metrics.inc("owsla_auth_failures_total");
+    ctx.log.debug("Device refused", { hardware_id: f.device, remote, why: verdict.message });
+    await recordAuthFailure(ctx, remote, f.device);
+    return { ok: false, reason: "unauthorized", code: "unauthorized", message: verdict.message };
   }
   if (f.device) return { ok: true, deviceId: deviceUuid(ctx.siteNamespace, f.device), hardwareId: f.device };
   let id: string;

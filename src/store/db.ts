@@ -8,7 +8,7 @@
  * would otherwise fail with SQLITE_BUSY on the journal-mode switch).
  */
 import { Database } from "bun:sqlite";
-import { mkdirSync } from "node:fs";
+import { makePrivateDbFile, makePrivateDir } from "./private-files.ts";
 import { join } from "node:path";
 
 /** File name of the site database (device identity, credentials, sightings) inside the data directory. */
@@ -93,13 +93,14 @@ export function openWorkerDatabase(dir: string, id: number): Database {
 
 function openFile(dir: string, file: string, schema: string, synchronous: "NORMAL" | "FULL"): Database {
   try {
-    mkdirSync(dir, { recursive: true });
+    makePrivateDir(dir);
   } catch (e) {
     throw new Error(`Cannot create data directory ${dir}: ${(e as Error).message}; check the path and its permissions (store.dir)`);
   }
   const path = join(dir, file);
   let db: Database;
   try {
+    makePrivateDbFile(path);
     db = new Database(path, { create: true, strict: true });
   } catch (e) {
     throw new Error(`Cannot open database ${path}: ${(e as Error).message}; check store.dir and its permissions`);

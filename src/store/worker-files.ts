@@ -6,6 +6,8 @@ import { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { workerDbFile } from "./db.ts";
+import { hasOutbox } from "./db-files.ts";
+import { summarizeOutbox, type OutboxSummary } from "./outbox-summary.ts";
 
 /** The workers' files of one data directory, opened on first use. */
 export class WorkerFiles {
@@ -43,6 +45,20 @@ export class WorkerFiles {
       }
     }
     return n;
+  }
+
+  /** How full the workers' outboxes are, together (see {@link summarizeOutbox}); unreadable files are left out. */
+  outbox(limit: number): OutboxSummary {
+    const dbs: Database[] = [];
+    for (let id = 0; id < this.count; id++) {
+      try {
+        const db = this.db(id);
+        if (db && hasOutbox(db)) dbs.push(db);
+      } catch {
+        // A worker creating its file right now: counted at the next look.
+      }
+    }
+    return summarizeOutbox(dbs, limit);
   }
 
   /** Closes every open file. */

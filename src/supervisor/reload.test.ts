@@ -83,5 +83,5 @@ test("configChanges marks live keys", () => {
 test("owsla serve --help says which settings a reload changes", () => {
   const text = helpText("serve");
   expect(text).toContain("Reload (SIGHUP; `systemctl reload owsla`)");
-  expect(text).toContain("log.level, device.tls_cert, device.tls_key, device.tls_client_ca, device.max_connections, device.hello_timeout_ms");
+  expect(text).toContain("log.level, device.tls_cert, device.tls_key, device.tls_client_ca, device.tls_crl, device.tls_min_version, device.max_connections, device.hello_timeout_ms");
 });

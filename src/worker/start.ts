@@ -4,7 +4,6 @@
  * `worker` command (and tests call it in-process); the supervisor runs one such process per
  * worker.
  */
-import { readFileSync } from "node:fs";
 import type { Config } from "../config/types.ts";
 import type { Logger } from "../log/logger.ts";
 import { openSiteDatabase, openWorkerDatabase } from "../store/db.ts";
@@ -25,7 +24,8 @@ import { Metrics } from "../metrics/metrics.ts";
 import { registerProcessMetrics } from "../metrics/process.ts";
 import { registerQueueGauges, type QueueLevel } from "../metrics/queue-gauges.ts";
 import { loadOrCreateSecret } from "../auth/token.ts";
-import { startListener, type TlsFiles } from "../listener/listener.ts";
+import { startListener } from "../listener/listener.ts";
+import { readTlsFiles } from "../listener/tls-config.ts";
 import { maxConnections } from "../listener/fd-limit.ts";
 import type { DeviceConnection } from "../session/connection.ts";
 import type { DeviceDirectory, SessionContext } from "../session/context.ts";
@@ -35,24 +35,7 @@ import { answerControl, isControlRequest } from "../control/protocol.ts";
 import { secretPath } from "../cli/commands.ts";
 import { isReload } from "../supervisor/reload.ts";
 
-/** Reads the device listener's TLS files named in the config (none when tls_cert is empty). */
-export function readTlsFiles(config: Config): TlsFiles | undefined {
-  const { tls_cert, tls_key, tls_client_ca } = config.device;
-  if (!tls_cert && !tls_key && !tls_client_ca) return undefined;
-  if (!tls_cert || !tls_key) throw new Error("Invalid config: device.tls_cert and device.tls_key must be set together (PEM files)");
-  const read = (key: string, path: string) => {
-    try {
-      return readFileSync(path, "utf8");
-    } catch (e) {
-      throw new Error(`Cannot read ${key} ${path}: ${(e as Error).message}; check the path and that the gateway's user may read it`);
-    }
-  };
-  return {
-    cert: read("device.tls_cert", tls_cert),
-    key: read("device.tls_key", tls_key),
-    clientCa: tls_client_ca ? read("device.tls_client_ca", tls_client_ca) : undefined,
-  };
-}
+export { readTlsFiles } from "../listener/tls-config.ts";
 
 /** Longest a starting worker waits for its links to the other workers before reporting ready, in ms. */
 const MESH_READY_WAIT_MS = 5000;

@@ -5,6 +5,7 @@
  * split at random points. The same seed gives the same sessions.
  */
 import type { Prng } from "./prng.ts";
+import { isHardwareId } from "../../../src/protocol/hardware-id.ts";
 import { bytes, concat, randomValue, validFrame, flipBits, BAD_UTF8, jsonEdge } from "./fuzz-payloads.ts";
 
 /** What a session's main payload is. */
@@ -203,13 +204,14 @@ export class FuzzGenerator {
       }
       case "odd_identity": {
         // A valid token for a hardware id full of awkward characters: it must be welcomed, and
-        // its presence messages must not break the broker link. An id that is not well-formed
-        // UTF-16 (a lone surrogate, also from cutting an emoji in half) cannot be encoded as
-        // UTF-8 and is refused with bad_frame (docs/protocol-notes.md).
+        // its presence messages must not break the broker link. An id that is not a valid
+        // hardware id (a lone surrogate, also from cutting an emoji in half; a control or format
+        // character such as NUL, newline, tab or U+2028) is refused with bad_frame
+        // (docs/protocol-notes.md).
         const odd = r.pick(["\u0000", "💩".repeat(r.int(1, 128)), "é".repeat(256), "\ud800x", "a b\tc", "..", "#", "*", "\n", "x".repeat(256), "\u2028"]);
         const id = `${odd}`.slice(0, 256);
         s.hardwareId = id;
-        s.expect = id.isWellFormed() ? "welcome" : "bad_frame";
+        s.expect = isHardwareId(id) ? "welcome" : "bad_frame";
         const lines = [JSON.stringify({ op: "hello", v: 1, device: id, token: this.token(id) })];
         for (let i = 0; i < r.int(0, 3); i++) lines.push(JSON.stringify({ op: "pub", topic: "odd", body: { id }, ref: `${"💩".repeat(r.int(0, 64))}${i}`.slice(0, 128) }));
         lines.push('{"op":"ping"}');
