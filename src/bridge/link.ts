@@ -75,7 +75,9 @@ export const FRAME_POOL_MAX = 64;
  * pool, and returns it to the pool once confirmed; the pool never shrinks. A stampede with a
  * thousand publishes in flight leaves a thousand 128 KiB buffers in it for good (measured:
  * ~4.5 KB of resident memory per held device after a 15k welcome burst, as many buffers as
- * presence events were in flight). Trimming the pool lets the collector free them.
+ * presence events were in flight). The publisher trims the pool once a second while few
+ * publishes are in flight (a sustained stream keeps its buffers), so the collector can free
+ * them after a burst.
  */
 export function trimFramePool(channel: unknown): void {
   const pool = (channel as { connection?: { bufferPool?: unknown[] } } | null)?.connection?.bufferPool;

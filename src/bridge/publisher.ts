@@ -13,7 +13,7 @@ import type { Logger } from "../log/logger.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import type { OutboxRow, OutboxStore, UpMessage } from "../store/interfaces.ts";
 import { UnpublishableError } from "../protocol/gateway-messages.ts";
-import { trimFramePool, type BrokerLink } from "./link.ts";
+import { FRAME_POOL_MAX, trimFramePool, type BrokerLink } from "./link.ts";
 
 /** Options for {@link Publisher}. */
 export interface PublisherOptions {
@@ -88,7 +88,11 @@ export class Publisher {
     link.onUp(() => this.drain());
     link.onDown(() => this.onLinkDown());
     link.onUnblocked(() => this.drain());
-    this.drainTimer = setInterval(() => this.drain(), 1000);
+    this.drainTimer = setInterval(() => {
+      // Once a burst is over (few publishes in flight), let amqp-client's frame buffers go.
+      if (this.inflight < FRAME_POOL_MAX) trimFramePool(this.link.pub);
+      void this.drain();
+    }, 1000);
     metrics.gauge("owsla_publish_inflight", () => this.inflight);
   }
 
@@ -136,7 +140,6 @@ export class Publisher {
       const timer = setTimeout(() => this.spill(m.deviceId, "confirm_timeout"), this.opts.confirmTimeoutMs);
       ch.basicPublish(this.opts.exchange, m.routingKey, m.body, amqpProps(m)).then(
         () => {
-          trimFramePool(ch);
           if (!settle()) return;
           this.metrics.inc("owsla_messages_up_total");
           this.metrics.observe("owsla_publish_confirm_ms", performance.now() - started);
@@ -243,7 +246,6 @@ export class Publisher {
           rows.map((r) => ch.basicPublish(this.opts.exchange, r.routingKey, r.body, amqpProps(r))),
         );
         const results = await Promise.race([settled, Bun.sleep(this.opts.confirmTimeoutMs * 2).then(() => null)]);
-        trimFramePool(ch);
         if (!results) {
           this.log.warn("Broker did not confirm outbox messages in time; retrying later (the back-end may see duplicates)", { rows: rows.length });
           return;
