@@ -53,7 +53,7 @@ import type { Subprocess } from "bun";
 import type { Logger } from "../log/logger.ts";
 import { protocolTag, type Ping, type Shutdown } from "./protocol.ts";
 import { createRestartIntensity } from "./restart-intensity.ts";
-import { judge } from "./liveness.ts";
+import { judge, type LivenessState } from "./liveness.ts";
 import { validate, type Supervisor, type SupervisorOptions, type WorkerInfo } from "./options.ts";
 
 export type { Supervisor, SupervisorOptions, WorkerInfo };
@@ -63,25 +63,16 @@ const SPAWN_RETRY_MS = 100;
 /** After the shutdown deadline's SIGKILL, how long to wait for exits before resolving `done` anyway. */
 const REAP_GRACE_MS = 2000;
 
-interface Child {
-  id: number;
+/** A supervised worker: what the API shows of it, its liveness check's state, and the process. */
+interface Child extends WorkerInfo, LivenessState {
   log: Logger;
   proc: Subprocess | null;
   /** Bumped at every spawn; events from an older process are ignored. */
   gen: number;
-  pid: number;
-  restarts: number;
-  startedAt: number;
-  up: boolean;
-  ready: boolean;
-  lastPongAt: number;
   pingN: number;
   killedForHang: boolean;
-  /** CPU ticks when this silence was first noticed (null while it answers), and whether it was reported busy. */
-  cpuMark: number | null;
+  /** Whether this silence was reported as busy. */
   busyLogged: boolean;
-  /** Time the supervisor itself was stalled since the last pong (not counted as the worker's silence). */
-  deafMs: number;
   retry: ReturnType<typeof setTimeout> | null;
 }
 
