@@ -145,6 +145,12 @@ describe("upstream", () => {
     await Bun.sleep(200);
     expect(backend.received.some((r) => r.headers.hardware_id === "mq-retain" && r.headers.topic !== "$presence")).toBe(false);
     await c.end(true);
+    // Exactly one DISCONNECT, carrying that reason.
+    const raw = await RawMqtt.open(gw.mqttPort);
+    await raw.connect("mq-retain-raw", gw.token("mq-retain-raw"));
+    raw.send({ cmd: "publish", topic: "keep/me", payload: Buffer.from("1"), qos: 0, retain: true, dup: false });
+    await raw.whenClosed();
+    expect(raw.got.filter((p) => p.cmd === "disconnect").map((p) => (p as { reasonCode?: number }).reasonCode)).toEqual([0x9a]);
   });
 
   test("$ topics, wildcards and non-JSON payloads get MQTT 5 PUBACK reason codes; cmd/ and reply/ are not for devices", async () => {

@@ -222,6 +222,7 @@ export class MqttConnection implements DeviceSession, PublishPort, CommandPort {
 
   /** Sends a refusing CONNACK (the code in the connection's version's terms). */
   private connack(rc: number, message: string): void {
+    this.ctx.log.debug("MQTT CONNECT refused", { remote: this.socket.remoteAddress, code: rc, why: message });
     this.ctx.metrics.inc("owsla_mqtt_connacks_total", { code: `0x${rc.toString(16)}` });
     if (this.version === 5) this.send({ cmd: "connack", sessionPresent: false, reasonCode: rc, properties: { reasonString: message } });
     else this.send({ cmd: "connack", sessionPresent: false, returnCode: connackCode311(rc) });
@@ -274,16 +275,19 @@ export class MqttConnection implements DeviceSession, PublishPort, CommandPort {
   disconnect(reason: CloseReason, rc: number, message: string): void {
     if (this.done) return;
     this.ctx.log.debug("Closing MQTT connection", { conn: this.connId, device: this.deviceId, reason, code: rc, why: message });
-    this.closeReason ??= reason;
-    if (this.version === 5 && this.state === "open") this.send({ cmd: "disconnect", reasonCode: rc, properties: { reasonString: message } });
-    this.close(reason);
+    this.end(reason, rc, message);
   }
 
+  /** Closes gracefully with `reason` (MQTT 5: DISCONNECT with its reason code and `message`). */
   close(reason: CloseReason, _code?: string, message?: string): void {
+    this.end(reason, reason === "bye" || reason === "peer_closed" ? null : disconnectCode(reason), message);
+  }
+
+  private end(reason: CloseReason, rc: number | null, message: string | undefined): void {
     if (this.done) return;
     this.closeReason ??= reason;
-    if (this.version === 5 && this.state === "open" && reason !== "bye" && reason !== "peer_closed") {
-      this.send({ cmd: "disconnect", reasonCode: disconnectCode(reason), ...(message ? { properties: { reasonString: message } } : {}) });
+    if (this.version === 5 && this.state === "open" && rc !== null) {
+      this.send({ cmd: "disconnect", reasonCode: rc, ...(message ? { properties: { reasonString: message } } : {}) });
     }
     if (this.done) return;
     this.state = "closing";
