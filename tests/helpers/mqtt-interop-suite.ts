@@ -15,13 +15,6 @@ import { waitFor } from "./util.ts";
 /** CONNACK codes for a wrong password: 3.1.1 return code 4, MQTT 5 reason code 0x86. */
 export const BAD_PASSWORD: Record<MqttVersion, number> = { 4: 4, 5: 0x86 };
 
-/** The MQTT port of a gateway started by the test helpers. */
-export function mqttPortOf(gw: GatewayProcess): number {
-  const p = (gw as unknown as { mqttPort?: number }).mqttPort;
-  if (!p) throw new Error("GatewayProcess has no mqttPort: the MQTT listener is not wired into tests/helpers/gateway.ts (issue 14 item 1)");
-  return p;
-}
-
 /** Registers the suite for `client` (skipped with a console warning when it is missing here). */
 export function describeMqttInterop(client: MqttClientAdapter, tag: string): void {
   const missing = client.missing();
@@ -35,7 +28,7 @@ export function describeMqttInterop(client: MqttClientAdapter, tag: string): voi
     beforeAll(async () => {
       gw = await startGateway({ gatewayId, args: ["--workers", "2"] });
       backend = await new TestBackend(gw.prefix).start();
-      port = mqttPortOf(gw);
+      port = gw.mqttPort;
     }, 30_000);
     afterAll(async () => {
       await backend?.stop([gatewayId]);

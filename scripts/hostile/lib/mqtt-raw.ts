@@ -1,0 +1,182 @@
+/**
+ * A raw MQTT connection for hostile scenarios: writes arbitrary bytes (with backpressure),
+ * parses what the gateway sends with mqtt-packet (MQTT 5, or 3.1.1 for 3.1.1 sessions), keeps
+ * the packets, and records output that is not a valid server packet and how the connection
+ * ended. Valid packets to send are built with {@link mqttBytes}.
+ */
+import type { Socket } from "bun";
+import mqttPacket, { type Packet } from "mqtt-packet";
+
+/** Packet types a server may send. */
+export const SERVER_PACKETS: ReadonlySet<string> = new Set(["connack", "publish", "puback", "pubrec", "pubrel", "pubcomp", "suback", "unsuback", "pingresp", "disconnect", "auth"]);
+
+/** The wire bytes of `packet` for protocol level `version` (4 = 3.1.1, 5 = 5.0). */
+export function mqttBytes(packet: Record<string, unknown>, version: 4 | 5 = 5): Uint8Array {
+  return new Uint8Array(mqttPacket.generate(packet as unknown as Packet, { protocolVersion: version }));
+}
+
+/** A CONNECT for `clientId` with `password` (username "device"). */
+export function connectBytes(clientId: string, password: string, version: 4 | 5 = 5, extra: Record<string, unknown> = {}): Uint8Array {
+  return mqttBytes({ cmd: "connect", protocolId: "MQTT", protocolVersion: version, clean: true, keepalive: 30, clientId, username: "device", password: Buffer.from(password), ...extra }, version);
+}
+
+/** Options for {@link MqttRawConn.connect}. */
+export interface MqttRawOptions {
+  host?: string;
+  port: number;
+  /** Source address (an IP literal in 127.0.0.0/8). */
+  localAddress?: string;
+  /** Protocol level used to parse what the gateway sends (default 5). */
+  version?: 4 | 5;
+}
+
+/** One raw MQTT connection. */
+export class MqttRawConn {
+  socket!: Socket<undefined>;
+  closed = false;
+  closedAt = 0;
+  received = 0;
+  /** Packets the gateway sent (at most 1000 kept). */
+  readonly packets: Record<string, any>[] = [];
+  /** Output that did not parse as MQTT, or a packet type a server never sends. */
+  readonly badOutput: string[] = [];
+  private parser: ReturnType<typeof mqttPacket.parser>;
+  private queue: Uint8Array[] = [];
+  private closeWaiters: (() => void)[] = [];
+  private packetWaiters: { pred: (p: Record<string, any>) => boolean; resolve: (p: Record<string, any> | null) => void }[] = [];
+  private drainWaiters: (() => void)[] = [];
+
+  private constructor(readonly opts: MqttRawOptions) {
+    this.parser = mqttPacket.parser({ protocolVersion: opts.version ?? 5 });
+    this.parser.on("packet", (p: Record<string, any>) => this.onPacket(p));
+    this.parser.on("error", (e: Error) => this.badOutput.push(`unparsable: ${e.message}`));
+  }
+
+  /** Opens a connection; rejects when the connect fails. */
+  static async connect(opts: MqttRawOptions): Promise<MqttRawConn> {
+    const c = new MqttRawConn(opts);
+    c.socket = await Bun.connect({
+      hostname: opts.host ?? "127.0.0.1",
+      port: opts.port,
+      ...(opts.localAddress ? ({ localAddress: opts.localAddress } as object) : {}),
+      socket: {
+        data: (_s, d) => c.onData(d),
+        drain: () => c.flush(),
+        close: () => c.onClose(),
+        error: () => c.onClose(),
+        connectError: () => c.onClose(),
+      },
+    });
+    return c;
+  }
+
+  private onData(d: Uint8Array): void {
+    this.received += d.length;
+    if (this.badOutput.length > 0) return; // the parser's state is unknown after an error
+    this.parser.parse(Buffer.from(d));
+  }
+
+  private onPacket(p: Record<string, any>): void {
+    if (!SERVER_PACKETS.has(p.cmd)) this.badOutput.push(`a server never sends ${p.cmd}`);
+    if (this.packets.length < 1000) this.packets.push(p);
+    const i = this.packetWaiters.findIndex((w) => w.pred(p));
+    if (i >= 0) this.packetWaiters.splice(i, 1)[0]!.resolve(p);
+  }
+
+  private onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closedAt = performance.now();
+    for (const w of this.closeWaiters.splice(0)) w();
+    for (const w of this.packetWaiters.splice(0)) w.resolve(null);
+    for (const w of this.drainWaiters.splice(0)) w();
+  }
+
+  /** Queues bytes and writes what the kernel takes; the rest goes out on drain. */
+  write(data: Uint8Array | string): void {
+    if (this.closed) return;
+    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+    if (this.queue.length === 0) {
+      const n = this.socket.write(bytes);
+      if (n >= bytes.length) return;
+      this.queue.push(bytes.subarray(Math.max(0, n)));
+      return;
+    }
+    this.queue.push(bytes);
+  }
+
+  private flush(): void {
+    while (this.queue.length > 0 && !this.closed) {
+      const head = this.queue[0]!;
+      const n = this.socket.write(head);
+      if (n < head.length) {
+        if (n > 0) this.queue[0] = head.subarray(n);
+        return;
+      }
+      this.queue.shift();
+    }
+    if (this.queue.length === 0) for (const w of this.drainWaiters.splice(0)) w();
+  }
+
+  /** Resolves when everything queued was written (or the connection closed). */
+  drained(): Promise<void> {
+    if (this.queue.length === 0 || this.closed) return Promise.resolve();
+    return new Promise((r) => this.drainWaiters.push(r));
+  }
+
+  /** Resolves true when the connection closes within `timeoutMs`. */
+  waitClosed(timeoutMs: number): Promise<boolean> {
+    if (this.closed) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(false), timeoutMs);
+      this.closeWaiters.push(() => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
+  }
+
+  /** The first packet (already received or future) matching `pred`; null on timeout or close. */
+  waitPacket(pred: (p: Record<string, any>) => boolean, timeoutMs: number): Promise<Record<string, any> | null> {
+    const found = this.packets.find(pred);
+    if (found) return Promise.resolve(found);
+    if (this.closed) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      const w = {
+        pred,
+        resolve: (p: Record<string, any> | null) => {
+          clearTimeout(t);
+          resolve(p);
+        },
+      };
+      const t = setTimeout(() => {
+        const i = this.packetWaiters.indexOf(w);
+        if (i >= 0) this.packetWaiters.splice(i, 1);
+        resolve(null);
+      }, timeoutMs);
+      this.packetWaiters.push(w);
+    });
+  }
+
+  /** The CONNACK code (`reasonCode` in 5, `returnCode` in 3.1.1); null when none came within `timeoutMs`. */
+  async connack(timeoutMs = 5000): Promise<number | null> {
+    const p = await this.waitPacket((p) => p.cmd === "connack", timeoutMs);
+    return p ? (p.reasonCode ?? p.returnCode ?? 0) : null;
+  }
+
+  /** The reason code of the DISCONNECT the gateway sent, if any. */
+  disconnectReason(): number | null {
+    const d = this.packets.find((p) => p.cmd === "disconnect");
+    return d ? (d.reasonCode ?? 0) : null;
+  }
+
+  /** Graceful close (FIN). */
+  end(): void {
+    if (!this.closed) this.socket.end();
+  }
+
+  /** Abortive close. */
+  terminate(): void {
+    if (!this.closed) this.socket.terminate();
+  }
+}
