@@ -20,6 +20,19 @@ export function connectBytes(clientId: string, password: string, version: 4 | 5 
   return mqttBytes({ cmd: "connect", protocolId: "MQTT", protocolVersion: version, clean: true, keepalive: 30, clientId, username: "device", password: Buffer.from(password), ...extra }, version);
 }
 
+/**
+ * Why `bytes` is not a sequence of server packets in MQTT `version`, or null when it is (a
+ * packet cut off at the end counts as valid: the connection may close mid-write).
+ */
+export function invalidServerOutput(bytes: Uint8Array, version: 4 | 5): string | null {
+  const p = mqttPacket.parser({ protocolVersion: version });
+  let why: string | null = null;
+  p.on("packet", (x: Record<string, any>) => (why ??= SERVER_PACKETS.has(x.cmd) ? null : `a server never sends ${x.cmd}`));
+  p.on("error", (e: Error) => (why ??= `unparsable: ${e.message}`));
+  p.parse(Buffer.from(bytes));
+  return why;
+}
+
 /** Options for {@link MqttRawConn.connect}. */
 export interface MqttRawOptions {
   host?: string;
@@ -40,6 +53,8 @@ export class MqttRawConn {
   readonly packets: Record<string, any>[] = [];
   /** Output that did not parse as MQTT, or a packet type a server never sends. */
   readonly badOutput: string[] = [];
+  /** The first 64 KiB the gateway sent, as received. */
+  readonly rawIn: Uint8Array[] = [];
   private parser: ReturnType<typeof mqttPacket.parser>;
   private queue: Uint8Array[] = [];
   private closeWaiters: (() => void)[] = [];
@@ -71,6 +86,7 @@ export class MqttRawConn {
   }
 
   private onData(d: Uint8Array): void {
+    if (this.received < 65536) this.rawIn.push(new Uint8Array(d));
     this.received += d.length;
     if (this.badOutput.length > 0) return; // the parser's state is unknown after an error
     this.parser.parse(Buffer.from(d));
