@@ -26,8 +26,9 @@ export interface SocketLike {
   readonly remoteAddress: string;
 }
 
-/** Connection lifecycle. */
-export type ConnState = "hello" | "open" | "closing" | "closed";
+import type { ConnState, DeviceSession } from "./device-session.ts";
+
+export type { ConnState } from "./device-session.ts";
 
 /** Time a closing connection gets to flush its last frame before it is cut, in ms. */
 export const CLOSE_FLUSH_MS = 2000;
@@ -44,7 +45,7 @@ export const HELD_LINES_MAX = 64;
 export const TAKEN_OVER_MESSAGE = "Another connection presented the same device identity; this one is closed";
 
 /** A device connection. */
-export class DeviceConnection {
+export class DeviceConnection implements DeviceSession {
   state: ConnState = "hello";
   readonly connId = connectionId();
   deviceId: string | null = null;
