@@ -80,6 +80,7 @@ describe("MQTT slowloris", () => {
       fds = read(pids).fds;
     }
     const after = await mqttProbe(gw.gw.mqttPort, "loris-after", gw.token("loris-after"));
+    console.log(`hostile-mqtt slowloris: ${allClosed.filter(Boolean).length}/1100 closed, ${late} late, fds ${baseline.fds} -> ${fds}, probes ${meanwhile.ok} ok`);
     expect({
       closed: allClosed.filter(Boolean).length,
       lateOrOpen: late,
@@ -136,6 +137,7 @@ describe("MQTT connection flood", () => {
     const meanwhile = await probes.stop();
     const after = await mqttProbe(gw.gw.mqttPort, "flood-after", gw.token("flood-after"));
     const limit = Math.ceil(RATE * (seconds + 1)); // the rate over the run plus one second's burst
+    console.log(`hostile-mqtt flood: ${seconds.toFixed(1)} s, limit ${limit} per address, ${JSON.stringify(perAddress)}, probes ${meanwhile.ok} ok`);
     expect({
       perAddress: Object.fromEntries(Object.entries(perAddress).map(([a, t]) => [a, { withinRate: t.accepted <= limit ? "yes" : `${t.accepted} > ${limit}`, refusedSome: t.refused > 0, other: t.other }])),
       probesFailed: meanwhile.failed,

@@ -1,6 +1,7 @@
 /**
  * Hostile input on the MQTT port (issue 14 item 8), one case at a time against a real gateway
- * (one worker, so every bad client hits the worker the well-behaved device uses) and RabbitMQ:
+ * (one worker, so every bad client hits the worker the well-behaved device uses; a fresh one per
+ * case) and RabbitMQ:
  * packets before CONNECT, Remaining Length tricks, a second CONNECT, QoS 3, reserved flags,
  * zero-length and ill-formed client ids, packet id 0, PUBREL for unknown ids, oversized
  * properties, ill-formed UTF-8 in topics, many subscriptions. For each: the bad client is
@@ -9,7 +10,7 @@
  * The seeded fuzzer is tests/hostile-mqtt-fuzz.test.ts; flood and slowloris are in
  * tests/hostile-mqtt-flood.test.ts.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { HostileGateway } from "../scripts/hostile/lib/gateway.ts";
 import { lstr, packet, rawConnect, rawPublish, userProperties, varint } from "../scripts/hostile/lib/mqtt-bytes.ts";
 import { mqttProbe } from "../scripts/hostile/lib/mqtt-probe.ts";
@@ -27,12 +28,14 @@ let backend: TestBackend;
 let port = 0;
 let n = 0;
 
-beforeAll(async () => {
+// A gateway per case, so each outcome (and the well-behaved device after it) belongs to that
+// case's input alone.
+beforeEach(async () => {
   gw = await HostileGateway.start({ gatewayId: "mqtthostile", args: ["--workers", "1", "--device-hello-timeout-ms", String(CONNECT_TIMEOUT_MS)] });
   backend = await new TestBackend(gw.gw.prefix).start();
   port = gw.gw.mqttPort;
 }, 30_000);
-afterAll(async () => {
+afterEach(async () => {
   await backend?.stop([gw?.gw.gatewayId]);
   await gw?.stop();
 });
@@ -51,12 +54,18 @@ async function session(version: 4 | 5 = 5): Promise<MqttRawConn> {
   return c;
 }
 
-/** What happened to a connection within `ms`: closed or not, CONNACK code, DISCONNECT reason. */
+/** What happened to a connection within `ms`: closed or not, CONNACK code, (first) DISCONNECT reason, output that was not valid MQTT. */
 async function outcome(c: MqttRawConn, ms = 3000): Promise<{ closed: boolean; connack: number | null; disconnect: number | null; bad: string[] }> {
   const closed = await c.waitClosed(ms);
   const ca = c.packets.find((p) => p.cmd === "connack");
   c.terminate();
   return { closed, connack: ca ? (ca.reasonCode ?? ca.returnCode ?? 0) : null, disconnect: c.disconnectReason(), bad: c.badOutput };
+}
+
+/** Packets the gateway sent after its first DISCONNECT (MQTT-3.14.4-1: none). */
+function afterDisconnect(c: MqttRawConn): string[] {
+  const d = c.packets.findIndex((p) => p.cmd === "disconnect");
+  return d < 0 ? [] : c.packets.slice(d + 1).map((p) => `${p.cmd}${p.reasonCode !== undefined ? ` 0x${p.reasonCode.toString(16)}` : ""}`);
 }
 
 /** The worker still runs (same pid), no crash line, and a well-behaved device round-trips. */
@@ -128,8 +137,9 @@ describe("MQTT: before CONNECT", () => {
     await expectHealthy();
   });
 
-  test("an unknown protocol level (3 = MQIsdp level, 6, 255): refused and closed", async () => {
-    for (const level of [3, 6, 255]) {
+  // Level 3 (MQTT 3.1) is served like 3.1.1 (docs/mqtt.md); these levels do not exist.
+  test("an unknown protocol level (0, 2, 6, 255): refused and closed", async () => {
+    for (const level of [0, 2, 6, 255]) {
       const hw = `level-${++n}`;
       const c = await open(4);
       c.write(rawConnect({ clientId: hw, password: gw.token(hw), level }));
@@ -187,6 +197,24 @@ describe("MQTT: after CONNECT", () => {
     await expectHealthy();
   });
 
+  test("after its DISCONNECT the gateway sends nothing more (MQTT-3.14.4-1): one DISCONNECT per refused connection", async () => {
+    const seen: Record<string, string[]> = {};
+    const hw = `second-${++n}`;
+    const inputs: Record<string, Uint8Array> = {
+      "second CONNECT": connectBytes(hw, gw.token(hw)),
+      "QoS 3": rawPublish({ topic: "telemetry/x", flags: 0x06 }),
+      PUBREC: packet(0x50, [0, 1]),
+    };
+    for (const [name, bytes] of Object.entries(inputs)) {
+      const c = await session();
+      c.write(bytes);
+      await outcome(c);
+      seen[name] = afterDisconnect(c);
+    }
+    expect(seen).toEqual({ "second CONNECT": [], "QoS 3": [], PUBREC: [] });
+    await expectHealthy();
+  });
+
   test("PUBLISH with QoS 3 is malformed: MQTT 5 DISCONNECT 0x81, 3.1.1 closed; nothing reaches the back-end", async () => {
     for (const version of [5, 4] as const) {
       const c = await session(version);
@@ -232,6 +260,17 @@ describe("MQTT: after CONNECT", () => {
     const comps = c.packets.filter((p) => p.cmd === "pubcomp").map((p) => [p.messageId, p.reasonCode]);
     c.terminate();
     expect({ comps, pong: pong !== null }).toEqual({ comps: [[1, RC.packetIdNotFound], [500, RC.packetIdNotFound], [65535, RC.packetIdNotFound]], pong: true });
+    await expectHealthy();
+  });
+
+  test("PUBREL, PUBACK or UNSUBSCRIBE too short to hold a packet id is malformed: DISCONNECT 0x81, and nothing malformed comes back", async () => {
+    for (const bytes of [[0x62, 0x00], [0x62, 0x01, 0x05], [0x40, 0x00], [0xa2, 0x01, 0x00]]) {
+      const c = await session();
+      c.write(new Uint8Array(bytes));
+      c.write(mqttBytes({ cmd: "pingreq" }));
+      const o = await outcome(c);
+      expect({ input: bytes, ...o }).toEqual({ input: bytes, closed: true, connack: 0, disconnect: RC.malformed, bad: [] });
+    }
     await expectHealthy();
   });
 
