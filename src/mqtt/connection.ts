@@ -6,14 +6,13 @@
  * listener, registry and router it is a {@link DeviceSession} like any other.
  */
 import type { IConnectPacket, IConnackPacket, IPublishPacket } from "mqtt-packet";
-import { connectionId } from "../identity/identity.ts";
 import { isHardwareId } from "../protocol/hardware-id.ts";
 import type { AckRoute, Command } from "../protocol/gateway-messages.ts";
-import { Outbound } from "../session/outbound.ts";
 import type { SessionContext } from "../session/context.ts";
 import type { CloseReason } from "../session/close-reasons.ts";
-import type { ConnState, DeviceSession } from "../session/device-session.ts";
-import { wallClock, type SocketLike } from "../session/connection.ts";
+import type { DeviceSession } from "../session/device-session.ts";
+import { wallClock } from "../session/connection.ts";
+import { SocketSession, type SocketLike } from "../session/socket-session.ts";
 import { authenticate } from "../session/hello.ts";
 import type { Sender } from "../session/messages.ts";
 import { decodePacket, encodePacket, type MqttVersion, type Packet } from "./codec.ts";
@@ -32,24 +31,12 @@ export const HELD_PACKETS_MAX = 64;
 const WILL_REASONS: ReadonlySet<CloseReason> = new Set(["peer_closed", "socket_error", "keepalive_timeout", "bad_frame", "frame_too_large", "slow_consumer"]);
 
 /** An MQTT device connection. */
-export class MqttConnection implements DeviceSession, PublishPort, CommandPort {
-  state: ConnState = "hello";
-  readonly connId = connectionId();
-  deviceId: string | null = null;
-  hardwareId: string | null = null;
-  readonly acceptedAt = Date.now();
-  lastActivity = this.acceptedAt;
-  closeReason: CloseReason | null = null;
-  closingSince = 0;
-  handshaken = true;
-  certNames: string[] | null = null;
-  welcomedAt = 0;
+export class MqttConnection extends SocketSession implements DeviceSession, PublishPort, CommandPort {
   idleTimeoutMs: number | undefined = undefined;
   /** Protocol level from CONNECT (4 until then). */
   version: MqttVersion = 4;
   readonly limits: MqttLimits;
   private readonly framer: MqttFramer;
-  private readonly out: Outbound;
   private readonly inbound = new InboundPublishes(this);
   private commands: OutboundCommands | null = null;
   private connecting = false;
@@ -61,21 +48,13 @@ export class MqttConnection implements DeviceSession, PublishPort, CommandPort {
   private sessionExpiryS = 0;
 
   constructor(
-    private readonly socket: SocketLike,
-    readonly ctx: SessionContext,
+    socket: SocketLike,
+    ctx: SessionContext,
     private readonly deps: MqttDeps,
   ) {
+    super(socket, ctx);
     this.limits = deps.limits;
     this.framer = new MqttFramer(deps.limits.maxPacketBytes);
-    this.out = new Outbound(socket, ctx.limits.maxOutboundBytes);
-  }
-
-  get done(): boolean {
-    return this.state === "closing" || this.state === "closed";
-  }
-
-  get queuedBytes(): number {
-    return this.out.queued;
   }
 
   hasSent(id: string): boolean {
@@ -83,12 +62,7 @@ export class MqttConnection implements DeviceSession, PublishPort, CommandPort {
   }
 
   onData(chunk: Uint8Array): void {
-    if (this.state === "closing" && (this.closeReason === "frame_too_large" || this.closeReason === "bad_frame")) {
-      this.socket.terminate();
-      return;
-    }
-    if (this.done) return;
-    this.lastActivity = Date.now();
+    if (!this.takesInput()) return;
     for (const f of this.framer.push(chunk)) {
       if (this.done) return;
       if (f.kind === "too_large") return this.disconnect("frame_too_large", RC.packetTooLarge, `Packet of ${f.size} bytes exceeds the Maximum Packet Size ${this.limits.maxPacketBytes}`);
@@ -222,6 +196,7 @@ export class MqttConnection implements DeviceSession, PublishPort, CommandPort {
 
   /** Sends a refusing CONNACK (the code in the connection's version's terms). */
   private connack(rc: number, message: string): void {
+    this.ctx.log.debug("MQTT CONNECT refused", { remote: this.socket.remoteAddress, code: rc, why: message });
     this.ctx.metrics.inc("owsla_mqtt_connacks_total", { code: `0x${rc.toString(16)}` });
     if (this.version === 5) this.send({ cmd: "connack", sessionPresent: false, reasonCode: rc, properties: { reasonString: message } });
     else this.send({ cmd: "connack", sessionPresent: false, returnCode: connackCode311(rc) });
@@ -237,16 +212,6 @@ export class MqttConnection implements DeviceSession, PublishPort, CommandPort {
       return false;
     }
     return this.write(bytes);
-  }
-
-  write(bytes: Uint8Array): boolean {
-    if (this.state === "closed") return false;
-    if (this.out.write(bytes)) return true;
-    this.ctx.metrics.inc("owsla_slow_consumers_total");
-    this.closeReason ??= "slow_consumer";
-    this.state = "closing";
-    this.socket.terminate();
-    return false;
   }
 
   sender(): Sender {
@@ -274,16 +239,19 @@ export class MqttConnection implements DeviceSession, PublishPort, CommandPort {
   disconnect(reason: CloseReason, rc: number, message: string): void {
     if (this.done) return;
     this.ctx.log.debug("Closing MQTT connection", { conn: this.connId, device: this.deviceId, reason, code: rc, why: message });
-    this.closeReason ??= reason;
-    if (this.version === 5 && this.state === "open") this.send({ cmd: "disconnect", reasonCode: rc, properties: { reasonString: message } });
-    this.close(reason);
+    this.end(reason, rc, message);
   }
 
+  /** Closes gracefully with `reason` (MQTT 5: DISCONNECT with its reason code and `message`). */
   close(reason: CloseReason, _code?: string, message?: string): void {
+    this.end(reason, reason === "bye" || reason === "peer_closed" ? null : disconnectCode(reason), message);
+  }
+
+  private end(reason: CloseReason, rc: number | null, message: string | undefined): void {
     if (this.done) return;
     this.closeReason ??= reason;
-    if (this.version === 5 && this.state === "open" && reason !== "bye" && reason !== "peer_closed") {
-      this.send({ cmd: "disconnect", reasonCode: disconnectCode(reason), ...(message ? { properties: { reasonString: message } } : {}) });
+    if (this.version === 5 && this.state === "open" && rc !== null) {
+      this.send({ cmd: "disconnect", reasonCode: rc, ...(message ? { properties: { reasonString: message } } : {}) });
     }
     if (this.done) return;
     this.state = "closing";
@@ -299,14 +267,6 @@ export class MqttConnection implements DeviceSession, PublishPort, CommandPort {
 
   private closeIfFinished(): void {
     if (this.inputEnded && this.inbound.pending === 0 && !this.connecting && !this.done) this.close("peer_closed");
-  }
-
-  onDrain(): void {
-    if (this.out.flush() && this.state === "closing") this.socket.end();
-  }
-
-  terminate(): void {
-    this.socket.terminate();
   }
 
   onClosed(): void {

@@ -6,9 +6,8 @@
  * restart) as a command whose `corr` unpacks back into the topic and data.
  *
  * Format: `m5~<base64url(response topic)>~<base64url(correlation data)>` (data part empty when
- * there is none). A line-protocol `ref` never contains `~`-separated base64 like this... but
- * a line-protocol device could send such a ref: its reply then goes out on that topic, which
- * is still only that device's own connection.
+ * there is none). A line-protocol device may send a ref of this shape too; the reply then goes
+ * to its own connection as any reply does (only MQTT connections read the topic out of it).
  */
 
 /** Marks a packed ref. */
