@@ -126,19 +126,33 @@ describe("MQTT: before CONNECT", () => {
     await expectHealthy();
   });
 
-  test("CONNECT with flags set in the fixed header, or the reserved connect flag: closed, never accepted", async () => {
+  test("CONNECT with flags set in the fixed header: closed, never accepted", async () => {
     const hw = `flags-${++n}`;
-    for (const bytes of [rawConnect({ clientId: hw, password: gw.token(hw), first: 0x11 }), rawConnect({ clientId: hw, password: gw.token(hw), flags: 0x02 | 0x80 | 0x40 | 0x01 })]) {
-      const c = await open();
-      c.write(bytes);
-      const o = await outcome(c);
-      expect({ closed: o.closed, connack: o.connack === null || o.connack >= 0x80 ? "none or a failure code" : o.connack }).toEqual({ closed: true, connack: "none or a failure code" });
-    }
+    const c = await open();
+    c.write(rawConnect({ clientId: hw, password: gw.token(hw), first: 0x11 }));
+    const o = await outcome(c);
+    expect({ closed: o.closed, connack: o.connack === null || o.connack >= 0x80 ? "none or a failure code" : o.connack }).toEqual({ closed: true, connack: "none or a failure code" });
+    await expectHealthy();
+  });
+
+  // KNOWN BUG A (reported to the mqtt branch): a parse error in the middle of a packet leaves the
+  // worker's shared mqtt-packet parser with a stale read position (`_pos` is not reset by
+  // `_resetState()` in src/mqtt/codec.ts), so every later packet on that worker, of every
+  // connection, fails with "Cannot parse protocolId" and the well-behaved device gets no CONNACK.
+  // Remove `.failing` once fixed.
+  test.failing("CONNECT with the reserved connect flag (bit 0) set: closed, and the worker still serves other devices", async () => {
+    const hw = `flags-${++n}`;
+    const c = await open();
+    c.write(rawConnect({ clientId: hw, password: gw.token(hw), flags: 0x02 | 0x80 | 0x40 | 0x01 }));
+    const o = await outcome(c);
+    expect({ closed: o.closed, connack: o.connack === null || o.connack >= 0x80 ? "none or a failure code" : o.connack }).toEqual({ closed: true, connack: "none or a failure code" });
     await expectHealthy();
   });
 
   // Level 3 (MQTT 3.1) is served like 3.1.1 (docs/mqtt.md); these levels do not exist.
-  test("an unknown protocol level (0, 2, 6, 255): refused and closed", async () => {
+  // KNOWN BUG A (see above): the codec's "Invalid protocol version" error poisons the worker's
+  // parser. Remove `.failing` once fixed.
+  test.failing("an unknown protocol level (0, 2, 6, 255): refused and closed", async () => {
     for (const level of [0, 2, 6, 255]) {
       const hw = `level-${++n}`;
       const c = await open(4);
@@ -160,11 +174,17 @@ describe("MQTT: before CONNECT", () => {
     await expectHealthy();
   });
 
-  test("a client id with ill-formed UTF-8 is refused (0x85 or 0x81 Malformed) and closed", async () => {
-    const c = await open();
-    c.write(rawConnect({ clientId: [0x61, 0xff, 0xfe, 0xc0, 0x80], password: "x" }));
-    const o = await outcome(c);
-    expect({ closed: o.closed, connack: o.connack === null || o.connack === RC.clientIdNotValid || o.connack === RC.malformed ? "none, 0x85 or 0x81" : o.connack }).toEqual({ closed: true, connack: "none, 0x85 or 0x81" });
+  // KNOWN BUG D (reported to the mqtt branch): mqtt-packet decodes strings without checking
+  // UTF-8 (ill-formed bytes become U+FFFD), so client ids 61 ff and 61 fe are both the device
+  // "a\uFFFD" and are accepted with its token: two byte strings, one identity. MQTT-1.5.4-1 makes
+  // ill-formed UTF-8 a Malformed Packet. Remove `.failing` once fixed.
+  test.failing("client ids with ill-formed UTF-8 are refused (0x85, or 0x81 Malformed), even with the token of their U+FFFD reading", async () => {
+    for (const clientId of [[0x61, 0xff], [0x61, 0xfe], [0x61, 0xff, 0xfe, 0xc0, 0x80]]) {
+      const c = await open();
+      c.write(rawConnect({ clientId, password: gw.token("a\ufffd") }));
+      const o = await outcome(c);
+      expect({ clientId, closed: o.closed, connack: o.connack === null || o.connack === RC.clientIdNotValid || o.connack === RC.malformed ? "none, 0x85 or 0x81" : o.connack }).toEqual({ clientId, closed: true, connack: "none, 0x85 or 0x81" });
+    }
     await expectHealthy();
   });
 
@@ -225,7 +245,9 @@ describe("MQTT: after CONNECT", () => {
     expect(backend.received.filter((r) => r.body?.qos3 !== undefined)).toEqual([]);
   });
 
-  test("PUBLISH QoS 1 with packet id 0: DISCONNECT 0x81 or 0x82 and closed; not published", async () => {
+  // KNOWN BUG E (reported to the mqtt branch): packet id 0 is accepted (PUBACK 0, published);
+  // MQTT-2.2.1-3 requires a non-zero id. Remove `.failing` once fixed.
+  test.failing("PUBLISH QoS 1 with packet id 0: DISCONNECT 0x81 or 0x82 and closed; not published", async () => {
     const c = await session();
     c.write(rawPublish({ topic: "telemetry/zero", flags: 0x02, packetId: 0, payload: '{"zeroid":1}' }));
     const o = await outcome(c);
@@ -263,7 +285,11 @@ describe("MQTT: after CONNECT", () => {
     await expectHealthy();
   });
 
-  test("PUBREL, PUBACK or UNSUBSCRIBE too short to hold a packet id is malformed: DISCONNECT 0x81, and nothing malformed comes back", async () => {
+  // KNOWN BUG B (reported to the mqtt branch): mqtt-packet reads the missing packet id as -1;
+  // the gateway answers PUBREL 62 00 with a PUBCOMP for id -1, which mqtt-packet encodes as the
+  // two bytes 70 04 (a header announcing 4 bytes and no body), so the client's stream is out of
+  // step (the next PINGRESP is read as that PUBCOMP's body). Remove `.failing` once fixed.
+  test.failing("PUBREL, PUBACK or UNSUBSCRIBE too short to hold a packet id is malformed: DISCONNECT 0x81, and nothing malformed comes back", async () => {
     for (const bytes of [[0x62, 0x00], [0x62, 0x01, 0x05], [0x40, 0x00], [0xa2, 0x01, 0x00]]) {
       const c = await session();
       c.write(new Uint8Array(bytes));
