@@ -15,6 +15,7 @@ import { HostileGateway } from "../scripts/hostile/lib/gateway.ts";
 import { lstr, packet, rawConnect, rawPublish, userProperties, varint } from "../scripts/hostile/lib/mqtt-bytes.ts";
 import { mqttProbe } from "../scripts/hostile/lib/mqtt-probe.ts";
 import { connectBytes, mqttBytes, MqttRawConn } from "../scripts/hostile/lib/mqtt-raw.ts";
+import { read } from "../scripts/hostile/lib/proc.ts";
 import { TestBackend } from "./helpers/backend.ts";
 
 const CONNECT_TIMEOUT_MS = 2000;
@@ -352,6 +353,29 @@ describe("MQTT: after CONNECT", () => {
     }
     await expectHealthy();
   }, 30_000);
+
+  // MISSING FEATURE G (reported to the mqtt branch): no cap on subscriptions per session. One
+  // device's 150k distinct filters (100 SUBSCRIBE packets under the size limit) are all granted
+  // and kept with its persistent session: measured +36 to +64 MiB in the worker per such device (4
+  // devices: +145 MiB, still held after they left), and every command is matched against all
+  // of them. Un-skip once a cap refuses filters past it (SUBACK 0x97 Quota exceeded).
+  test.skip("150k distinct filters from one device: the worker's memory grows by less than 20 MiB (filters past a cap get 0x97)", async () => {
+    const pids = gw.workerPids();
+    const before = read(pids).rssKb;
+    const hw = `subflood-${++n}`;
+    const c = await open();
+    c.write(connectBytes(hw, gw.token(hw), 5, { clean: false, properties: { sessionExpiryInterval: 3600 } }));
+    expect(await c.connack()).toBe(0);
+    for (let i = 0; i < 100; i++) {
+      c.write(mqttBytes({ cmd: "subscribe", messageId: i + 1, subscriptions: Array.from({ length: 1500 }, (_, j) => ({ topic: `cmd/${i}-${j}-xxxxxxxxxx`, qos: 1 as const })) }));
+    }
+    const last = await c.waitPacket((p) => p.cmd === "suback" && p.messageId === 100, 30_000);
+    const growthMb = (read(pids).rssKb - before) / 1024;
+    const quota = c.packets.filter((p) => p.cmd === "suback").flatMap((p) => p.granted).filter((g: number) => g === 0x97).length;
+    c.terminate();
+    expect({ answered: last !== null || c.disconnectReason() === 0x97, refusedPastCap: quota > 0 || c.disconnectReason() === 0x97, growth: growthMb < 20 ? "< 20 MiB" : `${growthMb.toFixed(0)} MiB` }).toEqual({ answered: true, refusedPastCap: true, growth: "< 20 MiB" });
+    await expectHealthy();
+  }, 60_000);
 
   test("a SUBSCRIBE with a filter outside the device's topics gets 0x87 (5) / 0x80 (3.1.1)", async () => {
     for (const version of [5, 4] as const) {
