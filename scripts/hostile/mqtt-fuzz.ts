@@ -20,7 +20,7 @@ import { mqttProbe } from "./lib/mqtt-probe.ts";
 import { connectBytes, invalidServerOutput, MqttRawConn } from "./lib/mqtt-raw.ts";
 import { concat } from "./lib/fuzz-payloads.ts";
 import { Prng, randomSeed } from "./lib/prng.ts";
-import { read } from "./lib/proc.ts";
+import { read, settleRss } from "./lib/proc.ts";
 import { count, mb } from "./lib/stats.ts";
 
 /** Options of {@link run}. */
@@ -90,13 +90,7 @@ async function runSession(s: MqttFuzzSession, port: number, local: string, token
         }
       }
     }
-    for (let i = 0; i < s.chunks.length && !c.closed; i++) {
-      if (s.pausesMs[i]) {
-        await c.drained();
-        await Bun.sleep(s.pausesMs[i]!);
-      }
-      c.write(s.chunks[i]!);
-    }
+    await c.writeChunks(s.chunks, s.pausesMs);
     if (s.expect === "puback") {
       const rc = await c.connack(5000);
       const ack = rc === 0 ? await c.waitPacket((p) => p.cmd === "puback" && p.messageId === 2, 5000) : null;
@@ -162,24 +156,14 @@ export async function run(o: MqttFuzzOptions, log: (m: string) => void = () => {
     const fuzzMs = performance.now() - started;
     log(`mqtt-fuzz: ${t.sessions} sessions in ${Math.round(fuzzMs / 1000)} s; waiting for connections to close`);
 
-    let open = Number.NaN;
-    for (let i = 0; i < 60; i++) {
-      open = HostileGateway.metric(await gw.metrics(), "owsla_connections");
-      if (open === 0) break;
-      await Bun.sleep(500);
-    }
+    const open = await gw.connectionsAfterRun();
     const after: string[] = [];
     for (let i = 0; i < 5; i++) {
       const p = await mqttProbe(port, `mfz-after-${i}`, tokenFor(`mfz-after-${i}`));
       if (!p.ok) after.push(p.why ?? "?");
     }
     const limitKb = baseline.rssKb + o.rss_margin_mb * 1024;
-    let end = read(pids);
-    const settleStart = performance.now();
-    while (end.rssKb > limitKb && performance.now() - settleStart < o.settle_s * 1000) {
-      await Bun.sleep(1000);
-      end = read(pids);
-    }
+    const { end } = await settleRss(pids, limitKb, o.settle_s);
     const crash = gw.crashLines();
     checks.check("workers_unchanged", gw.workersUnchanged(), `pids at start ${gw.pidsAtStart.join(",")}, now ${gw.workerPids().join(",")}`);
     checks.check("no_crash_lines", crash.length === 0, crash.length ? crash.slice(0, 5).join("\n") : "none");

@@ -1,11 +1,11 @@
 /**
- * A raw MQTT connection for hostile scenarios: writes arbitrary bytes (with backpressure),
- * parses what the gateway sends with mqtt-packet (MQTT 5, or 3.1.1 for 3.1.1 sessions), keeps
+ * A raw MQTT connection for hostile scenarios: writes arbitrary bytes (with backpressure, see
+ * raw-socket.ts), parses what the gateway sends with mqtt-packet (MQTT 5, or 3.1.1 for 3.1.1 sessions), keeps
  * the packets, and records output that is not a valid server packet and how the connection
  * ended. Valid packets to send are built with {@link mqttBytes}.
  */
-import type { Socket } from "bun";
 import mqttPacket, { type Packet } from "mqtt-packet";
+import { RawSocket, type RawSocketOptions } from "./raw-socket.ts";
 
 /** Packet types a server may send. */
 export const SERVER_PACKETS: ReadonlySet<string> = new Set(["connack", "publish", "puback", "pubrec", "pubrel", "pubcomp", "suback", "unsuback", "pingresp", "disconnect", "auth"]);
@@ -34,21 +34,13 @@ export function invalidServerOutput(bytes: Uint8Array, version: 4 | 5): string |
 }
 
 /** Options for {@link MqttRawConn.connect}. */
-export interface MqttRawOptions {
-  host?: string;
-  port: number;
-  /** Source address (an IP literal in 127.0.0.0/8). */
-  localAddress?: string;
+export interface MqttRawOptions extends RawSocketOptions {
   /** Protocol level used to parse what the gateway sends (default 5). */
   version?: 4 | 5;
 }
 
 /** One raw MQTT connection. */
-export class MqttRawConn {
-  socket!: Socket<undefined>;
-  closed = false;
-  closedAt = 0;
-  received = 0;
+export class MqttRawConn extends RawSocket {
   /** Packets the gateway sent (at most 1000 kept). */
   readonly packets: Record<string, any>[] = [];
   /** Output that did not parse as MQTT, or a packet type a server never sends. */
@@ -56,38 +48,22 @@ export class MqttRawConn {
   /** The first 64 KiB the gateway sent, as received. */
   readonly rawIn: Uint8Array[] = [];
   private parser: ReturnType<typeof mqttPacket.parser>;
-  private queue: Uint8Array[] = [];
-  private closeWaiters: (() => void)[] = [];
   private packetWaiters: { pred: (p: Record<string, any>) => boolean; resolve: (p: Record<string, any> | null) => void }[] = [];
-  private drainWaiters: (() => void)[] = [];
 
   private constructor(readonly opts: MqttRawOptions) {
+    super();
     this.parser = mqttPacket.parser({ protocolVersion: opts.version ?? 5 });
     this.parser.on("packet", (p: Record<string, any>) => this.onPacket(p));
     this.parser.on("error", (e: Error) => this.badOutput.push(`unparsable: ${e.message}`));
   }
 
   /** Opens a connection; rejects when the connect fails. */
-  static async connect(opts: MqttRawOptions): Promise<MqttRawConn> {
-    const c = new MqttRawConn(opts);
-    c.socket = await Bun.connect({
-      hostname: opts.host ?? "127.0.0.1",
-      port: opts.port,
-      ...(opts.localAddress ? ({ localAddress: opts.localAddress } as object) : {}),
-      socket: {
-        data: (_s, d) => c.onData(d),
-        drain: () => c.flush(),
-        close: () => c.onClose(),
-        error: () => c.onClose(),
-        connectError: () => c.onClose(),
-      },
-    });
-    return c;
+  static connect(opts: MqttRawOptions): Promise<MqttRawConn> {
+    return RawSocket.open(new MqttRawConn(opts), opts);
   }
 
-  private onData(d: Uint8Array): void {
+  protected onBytes(d: Uint8Array): void {
     if (this.received < 65536) this.rawIn.push(new Uint8Array(d));
-    this.received += d.length;
     if (this.badOutput.length > 0) return; // the parser's state is unknown after an error
     this.parser.parse(Buffer.from(d));
   }
@@ -99,57 +75,8 @@ export class MqttRawConn {
     if (i >= 0) this.packetWaiters.splice(i, 1)[0]!.resolve(p);
   }
 
-  private onClose(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.closedAt = performance.now();
-    for (const w of this.closeWaiters.splice(0)) w();
+  protected onClosed(): void {
     for (const w of this.packetWaiters.splice(0)) w.resolve(null);
-    for (const w of this.drainWaiters.splice(0)) w();
-  }
-
-  /** Queues bytes and writes what the kernel takes; the rest goes out on drain. */
-  write(data: Uint8Array | string): void {
-    if (this.closed) return;
-    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-    if (this.queue.length === 0) {
-      const n = this.socket.write(bytes);
-      if (n >= bytes.length) return;
-      this.queue.push(bytes.subarray(Math.max(0, n)));
-      return;
-    }
-    this.queue.push(bytes);
-  }
-
-  private flush(): void {
-    while (this.queue.length > 0 && !this.closed) {
-      const head = this.queue[0]!;
-      const n = this.socket.write(head);
-      if (n < head.length) {
-        if (n > 0) this.queue[0] = head.subarray(n);
-        return;
-      }
-      this.queue.shift();
-    }
-    if (this.queue.length === 0) for (const w of this.drainWaiters.splice(0)) w();
-  }
-
-  /** Resolves when everything queued was written (or the connection closed). */
-  drained(): Promise<void> {
-    if (this.queue.length === 0 || this.closed) return Promise.resolve();
-    return new Promise((r) => this.drainWaiters.push(r));
-  }
-
-  /** Resolves true when the connection closes within `timeoutMs`. */
-  waitClosed(timeoutMs: number): Promise<boolean> {
-    if (this.closed) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const t = setTimeout(() => resolve(false), timeoutMs);
-      this.closeWaiters.push(() => {
-        clearTimeout(t);
-        resolve(true);
-      });
-    });
   }
 
   /** The first packet (already received or future) matching `pred`; null on timeout or close. */
@@ -184,15 +111,5 @@ export class MqttRawConn {
   disconnectReason(): number | null {
     const d = this.packets.find((p) => p.cmd === "disconnect");
     return d ? (d.reasonCode ?? 0) : null;
-  }
-
-  /** Graceful close (FIN). */
-  end(): void {
-    if (!this.closed) this.socket.end();
-  }
-
-  /** Abortive close. */
-  terminate(): void {
-    if (!this.closed) this.socket.terminate();
   }
 }
