@@ -368,7 +368,7 @@ function floodGuard(opts: ListenerOptions, server: () => TCPSocketListener<unkno
     const fd = listenerFd(server());
     if (fd !== null) filter.apply(fd, sources);
   });
-  metrics.gauge("owsla_flood_dropped_addresses", () => guard.droppedCount);
+  metrics.gauge(`${opts.metricPrefix ?? "owsla_"}flood_dropped_addresses`, () => guard.droppedCount);
   let broken = false;
   const attempt = (what: string, f: () => void) => {
     if (broken) return;

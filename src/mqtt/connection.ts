@@ -33,6 +33,8 @@ const WILL_REASONS: ReadonlySet<CloseReason> = new Set(["peer_closed", "socket_e
 /** An MQTT device connection. */
 export class MqttConnection extends SocketSession implements DeviceSession, PublishPort, CommandPort {
   idleTimeoutMs: number | undefined = undefined;
+  /** MQTT 5 Request Problem Information from CONNECT. */
+  problemInfo = true;
   /** Protocol level from CONNECT (4 until then). */
   version: MqttVersion = 4;
   readonly limits: MqttLimits;
@@ -165,6 +167,7 @@ export class MqttConnection extends SocketSession implements DeviceSession, Publ
     this.sessionExpiryS = Math.min(requestedExpiry, limits.sessionExpiryMaxS);
     const kept = p.clean ? (this.deps.sessions.take(outcome.deviceId), null) : this.deps.sessions.take(outcome.deviceId);
     this.commands = new OutboundCommands(this, kept ?? emptySession());
+    if (p.properties?.requestProblemInformation === false) this.problemInfo = false;
     if (p.properties?.receiveMaximum) this.commands.clientReceiveMaximum = p.properties.receiveMaximum;
     if (p.properties?.maximumPacketSize) this.commands.clientMaxPacket = p.properties.maximumPacketSize;
     const asked = p.keepalive ?? 0;
