@@ -94,12 +94,16 @@ async function serve(config: Config, args: string[]): Promise<number> {
   const count = config.workers.count || availableParallelism();
   log.info("Starting Owsla gateway", { version: VERSION, workers: count, config: describeConfig(config) });
   // Both ports are checked before anything starts: a port that is taken is one line and exit 3.
-  const problems = unavailablePorts({ device: config.device, api: config.api });
+  let tls: ReturnType<typeof readTlsFiles> | null = null;
+  const tlsProblems: string[] = [];
   try {
-    readTlsFiles(config); // each worker reads them again; a missing file is said once, here
+    tls = readTlsFiles(config); // each worker reads them again; a missing file is said once, here
   } catch (err) {
-    problems.push(`Cannot start: ${(err as Error).message}`);
+    tlsProblems.push(`Cannot start: ${(err as Error).message}`);
   }
+  const mqttHost = config.mqtt.host || config.device.host;
+  const mqttPort = tls ? { port: config.mqtt.tls_port, key: "mqtt.tls_port" } : { port: config.mqtt.port, key: "mqtt.port" };
+  const problems = [...unavailablePorts({ device: config.device, api: config.api, more: config.mqtt.enabled ? [{ host: mqttHost, ...mqttPort }] : [] }), ...tlsProblems];
   for (const line of problems) log.error(line);
   if (problems.length > 0) return EXIT.unavailable;
   // The API listens before the workers start (answering 503 until the control plane exists),

@@ -91,6 +91,11 @@ describe("register and revoke", () => {
     expect((await dev.op("error", 3000)).code).toBe("unauthorized");
     expect((await api("GET", `/api/v1/devices/${id}`)).json.revoked).toBe(true);
     expect(await hello(gw.port, "daily-lock-1", token)).toMatchObject({ op: "error", code: "unauthorized" });
+    // Registering it again does not hand out a token that would lift the revocation.
+    const again = await admin("register", "daily-lock-1");
+    expect([again.code, again.stderr]).toEqual([0, ""]);
+    expect(again.stdout).toBe(`device ${id} (daily-lock-1) is revoked\nno token: the device is revoked; re-issue one with POST /api/v1/devices/${id}/token\n`);
+    expect((await api("POST", "/api/v1/devices", { hardware_id: "daily-lock-1" })).json).toMatchObject({ device: { id, revoked: true }, token: null });
     // By UUID too; an unknown device is refused (exit 1); a bad hardware id is a usage error of the API (exit 1).
     expect((await admin("revoke", id, "--json")).code).toBe(0);
     const unknown = await admin("revoke", "no-such-device-anywhere");

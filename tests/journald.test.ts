@@ -36,7 +36,7 @@ const PRIORITY: Record<string, string> = { error: "<3>", warn: "<4>", info: "<6>
 
 test("supervisor and worker lines carry their priority when stdout is the journal", async () => {
   const data = join(dir, "data");
-  const { proc, lines } = spawnToFile(["serve", "--data", data, "--port", String(freePort()), "--api-port", "0", "--workers", "2", "--broker", BROKER_URL, "--log-format", "json", "--broker-url", "amqp://guest:guest@127.0.0.1:1"], "serve");
+  const { proc, lines } = spawnToFile(["serve", "--data", data, "--port", String(freePort()), "--api-port", "0", "--mqtt-port", "0", "--workers", "2", "--broker", BROKER_URL, "--log-format", "json", "--broker-url", "amqp://guest:guest@127.0.0.1:1"], "serve");
   for (let i = 0; i < 400 && !lines().some((l) => l.includes("Gateway ready")); i++) await Bun.sleep(25);
   // Broker port 1 refuses: the workers warn about the broker link.
   for (let i = 0; i < 400 && !lines().some((l) => l.startsWith("<4>")); i++) await Bun.sleep(25);
@@ -59,7 +59,7 @@ test("supervisor and worker lines carry their priority when stdout is the journa
 test("a start-up error and a config error are <3> lines", async () => {
   const holder = Bun.listen({ hostname: "0.0.0.0", port: 0, socket: { data() {} } });
   try {
-    const taken = spawnToFile(["serve", "--data", join(dir, "d2"), "--port", String(holder.port), "--api-port", "0", "--log-format", "json"], "taken");
+    const taken = spawnToFile(["serve", "--data", join(dir, "d2"), "--port", String(holder.port), "--api-port", "0", "--mqtt-port", "0", "--log-format", "json"], "taken");
     expect(await taken.proc.exited).toBe(3);
     expect(taken.lines().filter((l) => l.startsWith("<3>"))).toHaveLength(1);
   } finally {

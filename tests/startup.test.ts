@@ -14,7 +14,7 @@ import { TestDevice } from "./helpers/device.ts";
 async function serveUntilExit(args: string[]): Promise<{ code: number; lines: string[] }> {
   const dir = mkdtempSync(join(tmpdir(), "owsla-startup-"));
   try {
-    const p = Bun.spawn([...owslaCommand(), "serve", "--data", dir, "--broker", BROKER_URL, "--log-format", "json", "--workers", "2", ...args], {
+    const p = Bun.spawn([...owslaCommand(), "serve", "--data", dir, "--broker", BROKER_URL, "--log-format", "json", "--workers", "2", "--mqtt-port", "0", "--mqtt-tls-port", "0", ...args], {
       stdout: "pipe",
       stderr: "pipe",
       stdin: "ignore",
@@ -42,6 +42,20 @@ describe("start-up failures", () => {
       expect(errors(lines)).toHaveLength(1);
       expect(errors(lines)[0]).toContain(`Cannot start: device port 0.0.0.0:${port} is not free (address already in use)`);
       expect(errors(lines)[0]).toContain("set device.port");
+      expect(workerStarts(lines)).toEqual([]);
+    } finally {
+      holder.stop(true);
+    }
+  });
+
+  test("an MQTT port held by another program (an MQTT broker): one error line, exit 3, no worker started", async () => {
+    const holder = Bun.listen({ hostname: "0.0.0.0", port: 0, socket: { data() {} } });
+    try {
+      const { code, lines } = await serveUntilExit(["--port", String(freePort()), "--api-port", "0", "--mqtt-port", String(holder.port)]);
+      expect(code).toBe(3);
+      expect(errors(lines)).toHaveLength(1);
+      expect(errors(lines)[0]).toContain(`Cannot start: mqtt.port 0.0.0.0:${holder.port} is not free (address already in use)`);
+      expect(errors(lines)[0]).toContain("mqtt.enabled = false");
       expect(workerStarts(lines)).toEqual([]);
     } finally {
       holder.stop(true);

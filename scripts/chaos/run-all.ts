@@ -10,7 +10,7 @@
  * Raw JSON and logs of every script go to a temporary directory named at the end.
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus, release, tmpdir, totalmem } from "node:os";
+import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import type { ScenarioResult } from "../../tests/helpers/chaos-scenarios.ts";
 import { parseFlags, progress } from "./lib.ts";
@@ -206,7 +206,7 @@ function report(runs: Ran[], o: typeof DEFAULTS, started: Date, rawDir: string):
     "(do not edit by hand; re-run it). Every number below comes from the run described here.",
     "",
     `- Run: ${started.toISOString()}, ${o.quick ? "**CI size (--quick)**" : "full size"}, suites: ${o.only}`,
-    `- Machine: ${availableParallelism()} CPUs (${cpus()[0]?.model ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Linux ${release()}, Bun ${Bun.version}; nothing else ran on it during the run`,
+    `- Machine: ${availableParallelism()} CPUs (${cpus()[0]?.model ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Linux ${release()}, Bun ${Bun.version}; load average (1 min) ${startLoad.toFixed(2)} at the start, ${loadavg()[0]!.toFixed(2)} at the end (above ~0.5 at the start, other work shared the CPUs)`,
     `- Code: ${codeVersion(rawDir)}`,
     `- Raw JSON and logs: \`${rawDir}\` (temporary)`,
     "",
@@ -292,6 +292,8 @@ const o = (() => {
 })();
 const only = new Set(o.only.split(",").map((s) => s.trim()));
 let started = new Date();
+/** Load average when the run began: shows whether the machine was quiet. */
+const startLoad = loadavg()[0]!;
 const rawDir = o.from ? resolve(o.from) : join(tmpdir(), `owsla-chaos-${started.toISOString().replace(/[:.]/g, "-")}`);
 mkdirSync(rawDir, { recursive: true });
 

@@ -73,7 +73,7 @@ export interface ApiDeps {
   listDevices(q: { cursor?: string; limit: number; connected?: boolean; hardware_id?: string; search?: string }): Promise<DevicePage>;
   getDevice(id: string): Promise<Maybe<DeviceView>>;
   /** Pre-registers a device by hardware id with metadata; returns the view and a fresh token. */
-  registerDevice(hardwareId: string, meta: Record<string, unknown>): Promise<{ device: DeviceView; token: string; created: boolean }>;
+  registerDevice(hardwareId: string, meta: Record<string, unknown>): Promise<{ device: DeviceView; token: string | null; created: boolean }>;
   updateDevice(id: string, meta: Record<string, unknown>): Promise<Maybe<DeviceView>>;
   /** Revokes the device's tokens and disconnects it; returns null when unknown. */
   revokeDevice(id: string): Promise<Maybe<DeviceView>>;

@@ -123,7 +123,7 @@ export function createFakeDeps(overrides: Partial<ApiDeps> = {}): FakeDeps {
       const existing = devices.get(id);
       const device = existing ?? fake.addDevice(hardwareId);
       device.meta = { ...device.meta, ...meta };
-      return { device, token: tokenOf(id), created: !existing };
+      return { device, token: device.revoked ? null : tokenOf(id), created: !existing };
     },
     async updateDevice(id, meta) {
       const d = devices.get(id);

@@ -87,7 +87,7 @@ export const SCHEMAS: Doc = {
   DeviceWithToken: {
     type: "object",
     required: ["device", "token"],
-    properties: { device: ref("Device"), token: { type: "string", description: "Credential for the device's hello." } },
+    properties: { device: ref("Device"), token: { type: ["string", "null"], description: "Credential for the device's hello; null when the device is revoked (re-issue one with POST /api/v1/devices/{id}/token)." } },
   },
   Token: { type: "object", required: ["token"], properties: { token: { type: "string" } } },
   Command: {

@@ -233,7 +233,7 @@ export async function runAdmin(command: string, args: string[], flags: AdminFlag
         if (ctx.json) ctx.out(JSON.stringify(r));
         else {
           ctx.out(`device ${r.device.id} (${r.device.hardware_id})${r.device.revoked ? " is revoked" : ""}`);
-          ctx.out(`token ${r.token}`);
+          ctx.out(r.token === null ? `no token: the device is revoked; re-issue one with POST /api/v1/devices/${r.device.id}/token` : `token ${r.token}`);
         }
         return EXIT.ok;
       }

@@ -73,6 +73,27 @@ export const DEFAULT_DEVICE_TLS_CRL = "";
 /** Lowest TLS version accepted from devices (Bun never accepts 1.0 or 1.1). */
 export const DEFAULT_DEVICE_TLS_MIN_VERSION = "1.2";
 
+// ---- [mqtt] ----
+
+/** Whether devices may connect over MQTT. */
+export const DEFAULT_MQTT_ENABLED = true;
+/** Address the MQTT listener binds to; empty = the device listener's host. */
+export const DEFAULT_MQTT_HOST = "";
+/** Plain MQTT port (IANA). */
+export const DEFAULT_MQTT_PORT = 1883;
+/** MQTT over TLS port (IANA); served only when the device TLS files are set. */
+export const DEFAULT_MQTT_TLS_PORT = 8883;
+/** Largest MQTT packet accepted or sent, in bytes (the line protocol's frame limit). */
+export const DEFAULT_MQTT_MAX_PACKET_BYTES = 65536;
+/** QoS 1/2 publishes a device may have awaiting PUBACK/PUBREC (Receive Maximum). */
+export const DEFAULT_MQTT_RECEIVE_MAXIMUM = 1024;
+/** Longest topic name or filter, in bytes. */
+export const DEFAULT_MQTT_MAX_TOPIC_BYTES = 256;
+/** Longest session expiry granted to a persistent session, in seconds (the command TTL). */
+export const DEFAULT_MQTT_SESSION_EXPIRY_MAX_S = 3600;
+/** Longest keepalive granted, in seconds (a client asking for 0 or more gets this). */
+export const DEFAULT_MQTT_KEEPALIVE_MAX_S = 300;
+
 // ---- [auth] ----
 
 /** How devices authenticate: `token` (site secret), `cert` (client certificate names the hardware id) or `none`. */

@@ -51,6 +51,17 @@ const EXPECTED_DEFAULTS: Config = {
     tls_crl: "",
     tls_min_version: "1.2",
   },
+  mqtt: {
+    enabled: true,
+    host: "",
+    port: 1883,
+    tls_port: 8883,
+    max_packet_bytes: 65536,
+    receive_maximum: 1024,
+    max_topic_bytes: 256,
+    session_expiry_max_s: 3600,
+    keepalive_max_s: 300,
+  },
   auth: { mode: "token", secret_file: "", ban_failures: 10, ban_window_s: 60, ban_duration_s: 300 },
   broker: {
     url: "amqp://guest:guest@127.0.0.1:5672",

@@ -53,6 +53,8 @@ for (const spec of SCHEMA) {
 const FLAG_OPTIONS = {
   help: { type: "boolean" as const, short: "h" },
   config: { type: "string" as const },
+  /** Shorthand for `--mqtt-enabled false`. */
+  "no-mqtt": { type: "boolean" as const },
   ...Object.fromEntries([...BY_FLAG.keys()].map((f) => [f, { type: "string" as const }])),
 };
 
@@ -249,6 +251,10 @@ export function loadConfig(args: string[], env: Record<string, string | undefine
 
   for (const token of parsed.tokens) {
     if (token.kind !== "option") continue;
+    if (token.name === "no-mqtt") {
+      set(values, findKey("mqtt", "enabled")!, false, false, "from --no-mqtt");
+      continue;
+    }
     const spec = BY_FLAG.get(token.name);
     if (spec) set(values, spec, token.value, true, `from ${token.rawName}`);
   }

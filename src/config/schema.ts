@@ -173,6 +173,43 @@ export const SCHEMA = [
     doc: "Lowest TLS version devices may use (1.0 and 1.1 are never accepted).",
   }),
 
+  def("mqtt", "enabled", {
+    type: "bool", default: D.DEFAULT_MQTT_ENABLED,
+    doc: "Serve MQTT 3.1.1 and 5.0 to devices (flag --no-mqtt turns it off).",
+  }),
+  def("mqtt", "host", {
+    type: "string", default: D.DEFAULT_MQTT_HOST, pattern: /^\S*$/, expect: "an address without spaces, or empty",
+    doc: "Address the MQTT listener binds to; empty = device.host.",
+  }),
+  def("mqtt", "port", {
+    type: "int", default: D.DEFAULT_MQTT_PORT, min: 0, max: 65535,
+    doc: "TCP port for MQTT; 0 picks a free port.",
+  }),
+  def("mqtt", "tls_port", {
+    type: "int", default: D.DEFAULT_MQTT_TLS_PORT, min: 0, max: 65535,
+    doc: "TCP port for MQTT over TLS, served only when device.tls_cert and tls_key are set (same certificate, client CA, CRL and identity rules); 0 picks a free port.",
+  }),
+  def("mqtt", "max_packet_bytes", {
+    type: "int", default: D.DEFAULT_MQTT_MAX_PACKET_BYTES, min: 128, max: 16_777_216,
+    doc: "Largest MQTT packet a device may send or receive, in bytes (advertised as Maximum Packet Size).",
+  }),
+  def("mqtt", "receive_maximum", {
+    type: "int", default: D.DEFAULT_MQTT_RECEIVE_MAXIMUM, min: 1, max: 65535,
+    doc: "QoS 1 and 2 publishes a device may have awaiting PUBACK/PUBREC (advertised as Receive Maximum).",
+  }),
+  def("mqtt", "max_topic_bytes", {
+    type: "int", default: D.DEFAULT_MQTT_MAX_TOPIC_BYTES, min: 8, max: 65535,
+    doc: "Longest topic name or subscription filter, in bytes.",
+  }),
+  def("mqtt", "session_expiry_max_s", {
+    type: "int", default: D.DEFAULT_MQTT_SESSION_EXPIRY_MAX_S, min: 0, max: 30 * 86_400,
+    doc: "Longest session expiry granted to a persistent session, in seconds.",
+  }),
+  def("mqtt", "keepalive_max_s", {
+    type: "int", default: D.DEFAULT_MQTT_KEEPALIVE_MAX_S, min: 1, max: 65535,
+    doc: "Longest keepalive granted, in seconds; a client asking for 0 (none) or more gets this (MQTT 5: Server Keep Alive).",
+  }),
+
   def("auth", "mode", {
     type: "enum", default: D.DEFAULT_AUTH_MODE, values: ["token", "cert", "none"],
     doc: "Device authentication: token (site secret), cert (the client certificate's CN or a SAN must be the hello's hardware id; needs device.tls_client_ca) or none.",

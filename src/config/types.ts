@@ -63,6 +63,28 @@ export interface DeviceConfig {
   tls_min_version: "1.2" | "1.3";
 }
 
+/** `[mqtt]`: the MQTT 3.1.1/5.0 listener for devices (see docs/mqtt.md). */
+export interface MqttConfig {
+  /** Serve MQTT. Default true. */
+  enabled: boolean;
+  /** Bind address; empty = `device.host`. Default empty. */
+  host: string;
+  /** Plain MQTT port; 0 picks a free port. Default 1883. */
+  port: number;
+  /** MQTT over TLS port (served only when device.tls_cert/tls_key are set); 0 picks a free port. Default 8883. */
+  tls_port: number;
+  /** Largest MQTT packet accepted or sent, in bytes. Default 65536. */
+  max_packet_bytes: number;
+  /** QoS 1/2 publishes a device may have awaiting PUBACK/PUBREC. Default 1024. */
+  receive_maximum: number;
+  /** Longest topic name or filter, in bytes. Default 256. */
+  max_topic_bytes: number;
+  /** Longest session expiry granted to a persistent session, s. Default 3600. */
+  session_expiry_max_s: number;
+  /** Longest keepalive granted (a client asking for 0 or more gets this), s. Default 300. */
+  keepalive_max_s: number;
+}
+
 /** `[auth]`: device authentication. */
 export interface AuthConfig {
   /** Default `token`. */
@@ -168,6 +190,7 @@ export interface LogConfig {
 export interface Config {
   gateway: GatewayConfig;
   device: DeviceConfig;
+  mqtt: MqttConfig;
   auth: AuthConfig;
   broker: BrokerConfig;
   store: StoreConfig;

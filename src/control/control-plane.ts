@@ -215,7 +215,10 @@ export class ControlPlane implements ApiDeps {
     const id = deviceUuid(this.o.siteNamespace, hardwareId);
     const created = this.o.devices.register(id, hardwareId, meta);
     const row = this.o.devices.get(id)!;
-    return { device: view(row, (await this.holders([id])).get(id)), token: mintToken(this.o.secret, hardwareId, row.token_gen), created };
+    // A revoked device gets no token here: that would lift the revocation behind the operator's
+    // back. Re-issuing is explicit (POST /api/v1/devices/{id}/token).
+    const token = row.revoked ? null : mintToken(this.o.secret, hardwareId, row.token_gen);
+    return { device: view(row, (await this.holders([id])).get(id)), token, created };
   }
 
   async updateDevice(id: string, meta: Record<string, unknown>): Promise<DeviceView | null> {

@@ -1,11 +1,13 @@
 /**
  * The device listener: accepts TCP connections (SO_REUSEPORT, so several worker processes
- * share the port), enforces the connection limit, and hands each socket to a
- * {@link DeviceConnection}. A one-second sweep closes connections past their hello or
- * keepalive deadline (own timestamps; Bun socket timeouts are not relied upon).
+ * share the port), enforces the connection limit, and hands each socket to a connection made by
+ * its {@link ConnectionFactory} (the line protocol's {@link DeviceConnection} by default; MQTT
+ * has its own). A one-second sweep closes connections past their hello or keepalive deadline
+ * (own timestamps; Bun socket timeouts are not relied upon).
  */
 import type { Socket, TCPSocketListener } from "bun";
-import { DeviceConnection, CLOSE_FLUSH_MS, RETRY_AFTER_MS } from "../session/connection.ts";
+import { DeviceConnection, CLOSE_FLUSH_MS, RETRY_AFTER_MS, type SocketLike } from "../session/connection.ts";
+import type { DeviceSession } from "../session/device-session.ts";
 import type { SessionContext } from "../session/context.ts";
 import { encodeFrame, errorFrame } from "../protocol/frames.ts";
 import { AcceptLimiter } from "./accept-limiter.ts";
@@ -57,14 +59,34 @@ export interface ListenerOptions {
   floodBlockMs: number;
   /** Serve TLS with these PEM contents instead of plain TCP. */
   tls?: TlsFiles;
+  /** Prefix of this listener's own metrics (`<prefix>connections`, `<prefix>accepts_total`). Default `owsla_`. */
+  metricPrefix?: string;
+  /** The config key of the port, named when it cannot be bound. Default `device.port`. */
+  portKey?: string;
 }
 
+/** Makes the connections of one protocol, and says "no" in that protocol at accept time. */
+export interface ConnectionFactory<C extends DeviceSession> {
+  create(socket: SocketLike, ctx: SessionContext): C;
+  /** Refuses a just-accepted socket (limit, ban, rate) and ends it; `socket.data` is already null. */
+  refuse(socket: SocketLike & { end(): void }, code: "server_busy" | "rate_limited", message: string, retryAfterMs: number): void;
+}
+
+/** The line protocol's connections: an error frame says why a socket is refused. */
+export const LINE_PROTOCOL: ConnectionFactory<DeviceConnection> = {
+  create: (socket, ctx) => new DeviceConnection(socket, ctx),
+  refuse(socket, code, message, retryAfterMs) {
+    socket.write(encodeFrame(errorFrame(code, message, retryAfterMs)));
+    socket.end();
+  },
+};
+
 /** A running device listener. */
-export interface DeviceListener {
+export interface DeviceListener<C extends DeviceSession = DeviceConnection> {
   /** The bound port (useful with port 0). */
   readonly port: number;
   /** Open connections (any state). */
-  readonly connections: Set<DeviceConnection>;
+  readonly connections: Set<C>;
   /** Stops accepting new connections (existing ones stay). */
   stopAccepting(): void;
   /**
@@ -77,13 +99,18 @@ export interface DeviceListener {
   close(): void;
 }
 
-type Sock = Socket<DeviceConnection | null>;
-
-/** Binds the device port and serves the line protocol. */
-export function startListener(opts: ListenerOptions, ctx: SessionContext, held: { readonly size: number }): DeviceListener {
-  const connections = new Set<DeviceConnection>();
+/** Binds the port and serves the protocol of `factory` (the line protocol by default). */
+export function startListener<C extends DeviceSession = DeviceConnection>(
+  opts: ListenerOptions,
+  ctx: SessionContext,
+  held: { readonly size: number },
+  factory: ConnectionFactory<C> = LINE_PROTOCOL as unknown as ConnectionFactory<C>,
+): DeviceListener<C> {
+  type Sock = Socket<C | null>;
+  const connections = new Set<C>();
   const { metrics, log } = ctx;
-  metrics.gauge("owsla_connections", () => connections.size);
+  const prefix = opts.metricPrefix ?? "owsla_";
+  metrics.gauge(`${prefix}connections`, () => connections.size);
   metrics.gauge("owsla_devices_held", () => held.size);
   metrics.gauge("owsla_auth_bans_active", () => ctx.auth.bans.activeBans());
   const limiter = new AcceptLimiter(opts.acceptRatePerIp, opts.acceptRateTotal);
@@ -97,13 +124,12 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext, held: 
     metrics.inc("owsla_burst_gc_total");
   });
   const refuse = (socket: Sock, reason: string, code: "server_busy" | "rate_limited", message: string) => {
-    metrics.inc("owsla_accepts_rejected_total", { reason });
+    metrics.inc(`${prefix}accepts_rejected_total`, { reason });
     socket.data = null;
-    socket.write(encodeFrame(errorFrame(code, message, RETRY_AFTER_MS)));
-    socket.end();
+    factory.refuse(socket, code, message, RETRY_AFTER_MS);
   };
 
-  const listen = (port: number): TCPSocketListener<DeviceConnection | null> => Bun.listen<DeviceConnection | null>({
+  const listen = (port: number): TCPSocketListener<C | null> => Bun.listen<C | null>({
     hostname: opts.host,
     port,
     // Missing from Bun's public types, supported on Linux.
@@ -118,10 +144,9 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext, held: 
         }
         const banned = ctx.auth.bans.remaining(`ip:${socket.remoteAddress}`);
         if (banned > 0) {
-          metrics.inc("owsla_accepts_rejected_total", { reason: "banned_address" });
+          metrics.inc(`${prefix}accepts_rejected_total`, { reason: "banned_address" });
           socket.data = null;
-          socket.write(encodeFrame(errorFrame("rate_limited", `Too many failed logins from this address; retry in ${Math.ceil(banned / 1000)} s`, banned)));
-          socket.end();
+          factory.refuse(socket, "rate_limited", `Too many failed logins from this address; retry in ${Math.ceil(banned / 1000)} s`, banned);
           return;
         }
         const limited = limiter.admit(socket.remoteAddress);
@@ -129,11 +154,11 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext, held: 
           if (limited === "per_ip") guard?.refused(socket.remoteAddress);
           return refuse(socket, `accept_rate_${limited}`, "rate_limited", limited === "per_ip" ? "Too many new connections from this address; retry later" : "Too many new connections; retry later");
         }
-        const conn = new DeviceConnection(socket, ctx);
+        const conn = factory.create(socket, ctx);
         conn.handshaken = !opts.tls;
         socket.data = conn;
         connections.add(conn);
-        metrics.inc("owsla_accepts_total");
+        metrics.inc(`${prefix}accepts_total`);
       },
       data(socket: Sock, data: Buffer) {
         const conn = socket.data;
@@ -178,7 +203,7 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext, held: 
       },
     },
   });
-  let server: TCPSocketListener<DeviceConnection | null> | null;
+  let server: TCPSocketListener<C | null> | null;
   try {
     server = listen(opts.port);
   } catch (e) {
@@ -186,7 +211,7 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext, held: 
     if (opts.tls && /PEM|SSL|X509|certificate/i.test(msg)) {
       throw new Error(`Cannot listen for devices on ${opts.host}:${opts.port} with the TLS files: ${msg}; check that device.tls_cert and device.tls_key are a matching PEM certificate and key`);
     }
-    throw new Error(`Cannot listen for devices on ${opts.host}:${opts.port}: ${msg}. Another program may hold the port (or one without SO_REUSEPORT); stop it or set device.port`);
+    throw new Error(`Cannot listen for devices on ${opts.host}:${opts.port}: ${msg}. Another program may hold the port (or one without SO_REUSEPORT); stop it or set ${opts.portKey ?? "device.port"}`);
   }
   const boundPort = server.port;
   let accepting = true;
@@ -194,7 +219,7 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext, held: 
 
   // Expired connections are closed in slices, yielding to I/O between them: closing thousands
   // at once (a slowloris wave hitting its deadline) would stall honest devices' welcomes.
-  let toClose: { c: DeviceConnection; why: "hello_timeout" | "hello_timeout_tls" | "keepalive_timeout" | "flush_timeout" }[] = [];
+  let toClose: { c: C; why: "hello_timeout" | "hello_timeout_tls" | "keepalive_timeout" | "flush_timeout" }[] = [];
   const closeSlice = () => {
     const slice = toClose.splice(0, CLOSE_SLICE);
     for (const { c, why } of slice) {
@@ -216,11 +241,11 @@ export function startListener(opts: ListenerOptions, ctx: SessionContext, held: 
     try {
       const now = Date.now();
       const helloDeadline = now - ctx.limits.helloTimeoutMs;
-      const idleDeadline = now - ctx.limits.keepaliveS * 1500;
+      const defaultIdleMs = ctx.limits.keepaliveS * 1500;
       const due: typeof toClose = [];
       for (const c of connections) {
         if (c.state === "hello" && c.acceptedAt < helloDeadline) due.push({ c, why: c.handshaken ? "hello_timeout" : "hello_timeout_tls" });
-        else if (c.state === "open" && c.lastActivity < idleDeadline) due.push({ c, why: "keepalive_timeout" });
+        else if (c.state === "open" && c.lastActivity < now - (c.idleTimeoutMs ?? defaultIdleMs)) due.push({ c, why: "keepalive_timeout" });
         else if (c.state === "closing" && c.closingSince && c.closingSince < now - CLOSE_FLUSH_MS) due.push({ c, why: "flush_timeout" });
       }
       const idle = toClose.length === 0;

@@ -8,9 +8,7 @@
  */
 import { LineDecoder } from "../protocol/line-decoder.ts";
 import { encodeCommandFrame, encodeFrame, errorFrame, parseFrame, type DeviceFrame, type GatewayFrame, type HelloFrame, type PubFrame } from "../protocol/frames.ts";
-import { connectionId } from "../identity/identity.ts";
 import { UnpublishableError, type AckRoute, type Command } from "../protocol/gateway-messages.ts";
-import { Outbound } from "./outbound.ts";
 import type { SessionContext } from "./context.ts";
 import type { CloseReason } from "./close-reasons.ts";
 import { presenceMessage, upMessage, type Sender } from "./messages.ts";
@@ -18,16 +16,12 @@ import { authenticate, RETRY_AFTER_MS } from "./hello.ts";
 
 export { RETRY_AFTER_MS };
 
-/** The part of a Bun socket a session uses. */
-export interface SocketLike {
-  write(data: Uint8Array): number;
-  end(): void;
-  terminate(): void;
-  readonly remoteAddress: string;
-}
+export type { SocketLike } from "./socket-session.ts";
 
-/** Connection lifecycle. */
-export type ConnState = "hello" | "open" | "closing" | "closed";
+import type { DeviceSession } from "./device-session.ts";
+import { SocketSession, type SocketLike } from "./socket-session.ts";
+
+export type { ConnState } from "./device-session.ts";
 
 /** Time a closing connection gets to flush its last frame before it is cut, in ms. */
 export const CLOSE_FLUSH_MS = 2000;
@@ -44,21 +38,7 @@ export const HELD_LINES_MAX = 64;
 export const TAKEN_OVER_MESSAGE = "Another connection presented the same device identity; this one is closed";
 
 /** A device connection. */
-export class DeviceConnection {
-  state: ConnState = "hello";
-  readonly connId = connectionId();
-  deviceId: string | null = null;
-  hardwareId: string | null = null;
-  readonly acceptedAt = Date.now();
-  lastActivity = this.acceptedAt;
-  closeReason: CloseReason | null = null;
-  closingSince = 0;
-  /** False until a TLS handshake completes (always true on plain TCP). */
-  handshaken = true;
-  /** Names of the verified TLS client certificate (CN, SANs); null without one. */
-  certNames: string[] | null = null;
-  /** When `welcome` was sent (high-resolution wall clock, comparable across workers). */
-  welcomedAt = 0;
+export class DeviceConnection extends SocketSession implements DeviceSession {
   /** Commands written on this connection and not yet acked -> where their ack goes (created on first use). */
   private sent: Map<string, AckRoute> | null = null;
   private pendingPubs = 0;
@@ -68,24 +48,10 @@ export class DeviceConnection {
   /** Lines that arrived while the hello was being decided; handled right after it. */
   private held: string[] | null = null;
   private readonly decoder: LineDecoder;
-  private readonly out: Outbound;
 
-  constructor(
-    private readonly socket: SocketLike,
-    private readonly ctx: SessionContext,
-  ) {
+  constructor(socket: SocketLike, ctx: SessionContext) {
+    super(socket, ctx);
     this.decoder = new LineDecoder(ctx.limits.maxFrameBytes);
-    this.out = new Outbound(socket, ctx.limits.maxOutboundBytes);
-  }
-
-  /** Whether the connection is closing or closed (re-read after calls that may close it). */
-  get done(): boolean {
-    return this.state === "closing" || this.state === "closed";
-  }
-
-  /** Bytes queued for this device. */
-  get queuedBytes(): number {
-    return this.out.queued;
   }
 
   /** Whether command `id` was written on this connection and not acked yet. */
@@ -95,14 +61,7 @@ export class DeviceConnection {
 
   /** Feeds bytes read from the socket. */
   onData(chunk: Uint8Array): void {
-    if (this.state === "closing" && (this.closeReason === "frame_too_large" || this.closeReason === "bad_frame")) {
-      // It keeps streaming after its error frame: stop reading at once (a 100 MB line must not
-      // keep the worker busy with buffers it will drop anyway).
-      this.socket.terminate();
-      return;
-    }
-    if (this.state === "closing" || this.state === "closed") return;
-    this.lastActivity = Date.now();
+    if (!this.takesInput()) return;
     for (const r of this.decoder.push(chunk)) {
       if (this.done) return;
       if (r.kind === "error") {
@@ -151,24 +110,9 @@ export class DeviceConnection {
     if (this.inputEnded && this.pendingPubs === 0 && !this.helloInProgress && !this.done) this.close("peer_closed");
   }
 
-  /** The socket can take more output. */
-  onDrain(): void {
-    if (this.out.flush() && this.state === "closing") this.socket.end();
-  }
-
   /** Sends a frame; closes the connection as a slow consumer when its queue is full. */
   send(frame: GatewayFrame): boolean {
     return this.write(encodeFrame(frame));
-  }
-
-  private write(bytes: Uint8Array): boolean {
-    if (this.state === "closed") return false;
-    if (this.out.write(bytes)) return true;
-    this.ctx.metrics.inc("owsla_slow_consumers_total");
-    this.closeReason ??= "slow_consumer";
-    this.state = "closing";
-    this.socket.terminate();
-    return false;
   }
 
   /**
@@ -206,11 +150,6 @@ export class DeviceConnection {
 
   private fail(code: "bad_frame" | "frame_too_large", message: string): void {
     this.close(code, code, message);
-  }
-
-  /** Cuts the connection without flushing. */
-  terminate(): void {
-    this.socket.terminate();
   }
 
   /** The socket closed (by either side). Releases the device and records why. */

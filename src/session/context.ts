@@ -41,6 +41,11 @@ export interface DeviceDirectory {
   welcomed(conn: SessionHolder, deviceId: string, hardwareId: string | null): void;
   /** The connection of `deviceId` closed; `unacked` are routes of commands it did not ack. */
   released(conn: SessionHolder, deviceId: string, reason: string, lastSeen: number, unacked: Iterable<AckRoute>): void;
+  /**
+   * The connection can take commands it refused before (an MQTT subscription arrived, or its
+   * inflight window opened): send it the device's stored commands again.
+   */
+  resend?(conn: SessionHolder, deviceId: string): void;
   /** The device acked a command written on its connection with `route`. */
   acked(deviceId: string, cmdId: string, route: AckRoute): void;
   /** Whether `deviceId` is an anonymous identity this gateway issued (for `resume`). */

@@ -47,6 +47,8 @@ export function tryExclusiveBind(host: string, port: number): string | null {
 export interface PortNeeds {
   device: { host: string; port: number };
   api: { host: string; port: number };
+  /** More device ports (MQTT), each with the config key that sets it. */
+  more?: { host: string; port: number; key: string }[];
 }
 
 /** One clear sentence per port that cannot be had, in the order device, API; empty when both are free. */
@@ -65,6 +67,15 @@ export function unavailablePorts(need: PortNeeds, bind: typeof tryExclusiveBind 
       `Cannot start: control API port ${need.api.host}:${need.api.port} is not free (${api}). Another program holds it ` +
         `(see \`ss -ltnp 'sport = :${need.api.port}'\`); stop it or set api.port`,
     );
+  }
+  for (const m of need.more ?? []) {
+    const why = bind(m.host, m.port);
+    if (why) {
+      problems.push(
+        `Cannot start: ${m.key} ${m.host}:${m.port} is not free (${why}). Another program holds it — possibly an MQTT broker ` +
+          `(see \`ss -ltnp 'sport = :${m.port}'\`); stop it, set ${m.key}, or turn MQTT off with mqtt.enabled = false`,
+      );
+    }
   }
   return problems;
 }

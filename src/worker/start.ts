@@ -27,7 +27,8 @@ import { loadOrCreateSecret } from "../auth/token.ts";
 import { startListener } from "../listener/listener.ts";
 import { readTlsFiles } from "../listener/tls-config.ts";
 import { maxConnections } from "../listener/fd-limit.ts";
-import type { DeviceConnection } from "../session/connection.ts";
+import type { DeviceSession } from "../session/device-session.ts";
+import { startMqttListeners } from "../mqtt/listen.ts";
 import type { DeviceDirectory, SessionContext } from "../session/context.ts";
 import { drainConnections } from "../session/drain.ts";
 import { BanList } from "../auth/bans.ts";
@@ -43,6 +44,8 @@ const MESH_READY_WAIT_MS = 5000;
 /** A running gateway worker: listener, sessions, store and broker link of one process. */
 export interface RunningWorker {
   port: number;
+  /** The MQTT port (plain, or TLS when the device TLS files are set); null with MQTT off. */
+  mqttPort: number | null;
   stop(): Promise<void>;
 }
 
@@ -112,7 +115,7 @@ export async function startWorker(
     metrics,
     log,
   );
-  const registry = new Registry<DeviceConnection>();
+  const registry = new Registry<DeviceSession>();
   const siteLink = new SiteLink(workerId, (m) => sup.send(m), sup.enabled ? null : { apply: (items) => site.applySightings(items), createIdentity: (id) => site.createIdentity(id) });
   let mesh: Mesh | null = null;
   const router = new CommandRouter({
@@ -145,13 +148,15 @@ export async function startWorker(
   }
   const directory: DeviceDirectory = {
     welcomed(conn, deviceId, hardwareId) {
-      router.welcomed(deviceId, conn as DeviceConnection);
+      router.welcomed(deviceId, conn as DeviceSession);
       siteLink.connected(deviceId, hardwareId, conn.connId, Date.now());
     },
     released(conn, deviceId, reason, lastSeen, unacked) {
-      router.released(deviceId, conn as DeviceConnection, unacked);
+      router.released(deviceId, conn as DeviceSession, unacked);
       siteLink.disconnected(deviceId, conn.connId, reason, lastSeen);
     },
+    // Re-claiming is idempotent for the holder and makes the stored commands' origins send them.
+    resend: (conn, deviceId) => router.welcomed(deviceId, conn as DeviceSession),
     acked: (deviceId, cmdId, route) => router.deviceAck(deviceId, cmdId, route),
     anonymousKnown(deviceId) {
       if (registry.get(deviceId)) return "anonymous";
@@ -185,22 +190,20 @@ export async function startWorker(
     log,
   };
   new CommandConsumer(link, topo.queue, config.broker.command_ttl_s * 1000, config.device.max_frame_bytes, router, metrics, log);
-  const listener = startListener(
-    {
-      host: config.device.host,
-      port: config.device.port,
-      maxConnections: maxConnections(config.device.max_connections),
-      // The rates are for the whole gateway; the kernel spreads connections evenly, so each
-      // worker enforces its share.
-      acceptRatePerIp: config.device.accept_rate_per_ip / workersTotal,
-      acceptRateTotal: config.device.accept_rate_total / workersTotal,
-      floodThreshold: config.device.flood_threshold / workersTotal,
-      floodBlockMs: config.device.flood_block_s * 1000,
-      tls: readTlsFiles(config),
-    },
-    ctx,
-    registry,
-  );
+  const limits = {
+    maxConnections: maxConnections(config.device.max_connections),
+    // The rates are for the whole gateway; the kernel spreads connections evenly, so each
+    // worker enforces its share.
+    acceptRatePerIp: config.device.accept_rate_per_ip / workersTotal,
+    acceptRateTotal: config.device.accept_rate_total / workersTotal,
+    floodThreshold: config.device.flood_threshold / workersTotal,
+    floodBlockMs: config.device.flood_block_s * 1000,
+  };
+  const tlsFiles = readTlsFiles(config);
+  const listener = startListener({ ...limits, host: config.device.host, port: config.device.port, tls: tlsFiles }, ctx, registry);
+  const mqtt = startMqttListeners(config, ctx, registry, limits, tlsFiles);
+  const listeners = [listener, ...mqtt.all];
+  const mqttPort = mqtt.all[0]?.port ?? null;
   link.start();
   linkMetrics(link, metrics);
   metrics.gauge("owsla_outbox_depth", () => publisher.outboxDepth);
@@ -244,15 +247,16 @@ export async function startWorker(
       log.warn("Cannot expire old commands; retrying in a minute", { err: err as Error });
     }
   }, 60_000);
-  log.info("Worker listening for devices", { host: config.device.host, port: listener.port, gateway: config.gateway.id });
+  log.info("Worker listening for devices", { host: config.device.host, port: listener.port, mqtt_port: mqttPort, mqtt_tls: mqtt.tls !== null, gateway: config.gateway.id });
 
   return {
     port: listener.port,
+    mqttPort,
     onSupervisorMessage(m: unknown) {
       if (isReload(m)) {
         ctx.limits.helloTimeoutMs = m.helloTimeoutMs;
         try {
-          listener.reload({ maxConnections: maxConnections(m.maxConnections), tls: m.tls });
+          for (const l of listeners) l.reload({ maxConnections: maxConnections(m.maxConnections), tls: m.tls });
           log.info("Reloaded settings applied", { tls: m.tls !== undefined });
         } catch (err) {
           log.error("Reload: cannot apply the new TLS files; the previous certificate stays in use", { err: err as Error });
@@ -268,7 +272,7 @@ export async function startWorker(
             stats: () => ({
               snapshot: metrics.snapshot(),
               broker: link.state,
-              connections: listener.connections.size,
+              connections: listeners.reduce((n, l) => n + l.connections.size, 0),
               store: storeError() ? `error: ${storeError()!.message}` : "ok",
             }),
             held: ({ ids }) => {
@@ -316,9 +320,9 @@ export async function startWorker(
     async stop() {
       clearInterval(expiry);
       clearInterval(storeProbe);
-      listener.stopAccepting();
+      for (const l of listeners) l.stopAccepting();
       // device.drain_rate is for the whole gateway: each worker takes its share.
-      await drainConnections(listener.connections, config.device.drain_rate / workersTotal);
+      await drainConnections(listeners.map((l) => l.connections), config.device.drain_rate / workersTotal);
       const deadline = Date.now() + 5000;
       while (publisher.inflight > 0 && Date.now() < deadline) await Bun.sleep(20);
       siteLink.flush();
@@ -326,7 +330,7 @@ export async function startWorker(
       publisher.stop();
       router.stop();
       await link.close();
-      listener.close();
+      for (const l of listeners) l.close();
       mesh?.close();
       batcher.flush();
       db.close();

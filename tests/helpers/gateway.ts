@@ -48,10 +48,26 @@ export interface GatewayOptions {
   waitBroker?: boolean;
 }
 
+/** The value of `--flag N` (or `--flag=N`) in `args`, if given. */
+function flagValue(args: string[], flag: string): number | undefined {
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === flag && i + 1 < args.length) return Number(args[i + 1]);
+    if (args[i]!.startsWith(`${flag}=`)) return Number(args[i]!.slice(flag.length + 1));
+  }
+  return undefined;
+}
+
 /** A gateway process under test. */
 export class GatewayProcess {
   logs: string[] = [];
   proc!: Subprocess<"ignore", "pipe", "pipe">;
+  /**
+   * The MQTT port every worker listens on: picked free like `port` (never 0: with SO_REUSEPORT
+   * each worker would get its own), or the one given with `--mqtt-port` in `args`.
+   */
+  readonly mqttPort: number;
+  /** The MQTT-over-TLS port (served only when the device TLS files are configured). */
+  readonly mqttTlsPort: number;
   constructor(
     readonly dir: string,
     readonly gatewayId: string,
@@ -59,7 +75,10 @@ export class GatewayProcess {
     readonly port: number,
     readonly args: string[],
     readonly env: Record<string, string>,
-  ) {}
+  ) {
+    this.mqttPort = flagValue(args, "--mqtt-port") ?? freePort();
+    this.mqttTlsPort = flagValue(args, "--mqtt-tls-port") ?? freePort();
+  }
 
   /** The device token for `hardwareId` under this gateway's site secret. */
   token(hardwareId: string): string {
@@ -87,7 +106,7 @@ export class GatewayProcess {
     const waitFor = "Gateway ready";
     this.logs = [];
     this.proc = Bun.spawn(
-      [...owslaCommand(), "serve", "--data", this.dir, "--port", String(this.port), "--gateway", this.gatewayId, "--broker-prefix", this.prefix, "--broker", BROKER_URL, "--log-format", "json", "--api-port", "0", ...this.args],
+      [...owslaCommand(), "serve", "--data", this.dir, "--port", String(this.port), "--gateway", this.gatewayId, "--broker-prefix", this.prefix, "--broker", BROKER_URL, "--log-format", "json", "--api-port", "0", "--mqtt-port", String(this.mqttPort), "--mqtt-tls-port", String(this.mqttTlsPort), ...this.args],
       { stdout: "pipe", stderr: "pipe", stdin: "ignore", env: { ...process.env, ...this.env } },
     );
     const seen = new Promise<void>((resolve, reject) => {
