@@ -58,11 +58,10 @@ export async function mqttPhase(P: MqttPhaseParams, load: LoadFn, log: (s: strin
     : await attempt("gateway", log, async () => {
         const g = await startBenchGateway("mqtt", P.workers);
         try {
-          const mqttPort = (g.gw as unknown as { mqttPort?: number }).mqttPort;
-          if (!mqttPort) throw new Error("this gateway build exposes no MQTT port (GatewayProcess.mqttPort)");
+          const mqttPort = g.gw.mqttPort;
           const run = await load("mqtt owsla", [...common, "--mqtt-port", String(mqttPort), "--data", g.gw.dir, "--prefix", g.gw.prefix, "--cmd-rate", String(P.cmdRate)], timeout);
           const { warnings } = await g.stop();
-          return { gateway_command: `${show(g.argv)} --mqtt-port ${mqttPort}`, workers: P.workers, mqtt_version: "5", ...run, gateway_warnings: warnings };
+          return { gateway_command: show(g.argv), workers: P.workers, mqtt_version: "5", ...run, gateway_warnings: warnings };
         } catch (e) {
           await g.stop().catch(() => {});
           throw e;
