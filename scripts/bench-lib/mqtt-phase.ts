@@ -4,7 +4,7 @@
  * against the gateway's MQTT port, a private Mosquitto and a private RabbitMQ node with its MQTT
  * plugin, one after the other in one run. Each target's result is kept even when another fails.
  */
-import { freePort } from "../../tests/helpers/gateway.ts";
+import { freePort, ROOT } from "../../tests/helpers/gateway.ts";
 import { startMosquitto, startRabbitMq, type Peer } from "./mqtt-peers.ts";
 import { show, startBenchGateway } from "./procs.ts";
 
@@ -40,6 +40,7 @@ async function attempt<T extends object>(what: string, log: (s: string) => void,
 
 /** Runs the three targets; returns everything the report needs. */
 export async function mqttPhase(P: MqttPhaseParams, load: LoadFn, log: (s: string) => void): Promise<Record<string, unknown>> {
+  const startedAt = new Date().toISOString();
   const duration = String(P.connectS + P.msgS);
   const timeout = P.connectS + P.msgS + 180;
   const common = ["--mqtt", "--devices", String(P.devices), "--duration", duration, "--msg-rate", String(P.msgRate), "--with-backend"];
@@ -71,7 +72,8 @@ export async function mqttPhase(P: MqttPhaseParams, load: LoadFn, log: (s: strin
   const rabbitmq = await attempt("RabbitMQ", log, async () => {
     return onPeer(await startRabbitMq({ amqp: freePortBelowEphemeral(), dist: freePortBelowEphemeral(), mqtt: freePortBelowEphemeral() }), "3.1.1");
   });
-  return { params: P, owsla, mosquitto, rabbitmq };
+  const commit = Bun.spawnSync(["git", "rev-parse", "--short", "HEAD"], { cwd: ROOT, stdout: "pipe" }).stdout.toString().trim() || "?";
+  return { params: P, started_at: startedAt, commit, owsla, mosquitto, rabbitmq };
 }
 
 /** A free port below the ephemeral range (fixed ports there would collide with outgoing connections). */
