@@ -4,7 +4,7 @@
  * ratios against Mosquitto and the issue's aims (at least Mosquitto's connects/s, under its
  * memory per connection).
  */
-import { bytes, errorsText, fmt, ms, perRoundTrip, ratio, us, verdict } from "./format.ts";
+import { bytes, cpuNote, errorsText, fmt, ms, perRoundTrip, ratio, us, verdict } from "./format.ts";
 import type { Results } from "./render.ts";
 
 type Target = { key: "owsla" | "mosquitto" | "rabbitmq"; name: string };
@@ -75,6 +75,8 @@ export function renderMqtt(R: Results, w: (s?: string) => void): void {
   const mem = O?.gateway?.user_bytes_per_connection != null && Q?.gateway?.user_bytes_per_connection != null ? O.gateway.user_bytes_per_connection < Q.gateway.user_bytes_per_connection : null;
   const rate = O?.welcomes_per_s != null && Q?.welcomes_per_s != null ? O.welcomes_per_s >= Q.welcomes_per_s : null;
   w(`Aims of issue 14 against Mosquitto in this run: connects/s at least Mosquitto's: ${verdict(rate)}; memory per connection under Mosquitto's: ${verdict(mem)}.`);
+  w();
+  w(`${cpuNote(M)} (RabbitMQ here is every beam.smp: the shared node behind the gateway and the private MQTT node.) Gateway warnings and errors logged during its run: ${errorsText(M.owsla?.gateway_warnings)}.`);
   w();
   w("Memory is the RSS growth of the target's processes (the gateway: supervisor and workers; Mosquitto: its one process; RabbitMQ: the node's beam.smp and its helpers) between before connecting and every device held + 3 s, divided by the connections. CPU is user + system time of the same processes, per connect from the start to the held snapshot, per request over the message phase (for the gateway, door unlocks count as requests too). The gateway's figures do not include the shared RabbitMQ node behind it (it persists and confirms every message and queues every reply), while the peers' figures include everything they do; Mosquitto and RabbitMQ also acknowledge a QoS 1 message on receipt, the end-to-end confirm the gateway gives and they do not.");
   w();
