@@ -21,6 +21,8 @@ export interface MqttPhaseParams {
   connectS: number;
   /** Seconds of messages. */
   msgS: number;
+  /** CONNECTs in flight per client process: under Mosquitto 2.0.11's fixed listen backlog of 100. */
+  window: number;
   /** Skip the gateway (e.g. a branch without the MQTT listener). */
   skipOwsla: boolean;
 }
@@ -43,7 +45,7 @@ export async function mqttPhase(P: MqttPhaseParams, load: LoadFn, log: (s: strin
   const startedAt = new Date().toISOString();
   const duration = String(P.connectS + P.msgS);
   const timeout = P.connectS + P.msgS + 180;
-  const common = ["--mqtt", "--devices", String(P.devices), "--duration", duration, "--msg-rate", String(P.msgRate), "--with-backend"];
+  const common = ["--mqtt", "--devices", String(P.devices), "--window", String(P.window), "--duration", duration, "--msg-rate", String(P.msgRate), "--with-backend"];
 
   const onPeer = async (peer: Peer, version: "5" | "3.1.1") => {
     try {

@@ -226,7 +226,7 @@ const MQTT_DEVICES = int("mqtt-devices", QUICK ? 1000 : 15_000);
 if (MQTT_DEVICES > 0) {
   await phase("mqtt", true, async () =>
     mqttPhase(
-      { devices: MQTT_DEVICES, workers: navigator.hardwareConcurrency, msgRate: int("mqtt-rate", QUICK ? 100 : 500), cmdRate: QUICK ? 5 : 10, connectS: QUICK ? 15 : 60, msgS: QUICK ? 10 : 30, skipOwsla: has("mqtt-skip-owsla") },
+      { devices: MQTT_DEVICES, workers: navigator.hardwareConcurrency, msgRate: int("mqtt-rate", QUICK ? 100 : 500), cmdRate: QUICK ? 5 : 10, connectS: QUICK ? 15 : 60, msgS: QUICK ? 10 : 30, window: 96, skipOwsla: has("mqtt-skip-owsla") },
       load,
       log,
     ),
