@@ -55,7 +55,7 @@ export class MqttBackendSim {
         drain: (s) => {
           if (!this.out) return;
           const n = s.write(this.out);
-          this.out = n >= this.out.length ? null : Buffer.from(this.out.subarray(n));
+          this.out = n >= this.out.length ? null : Buffer.from(this.out.subarray(Math.max(0, n)));
         },
         close: () => {
           this.socket = null;
