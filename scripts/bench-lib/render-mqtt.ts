@@ -72,6 +72,13 @@ export function renderMqtt(R: Results, w: (s?: string) => void): void {
   row("lost devices (not connected at the end)", (x) => fmt(x.lost_devices));
   row("problems reported by the load tool", (x) => (x.problems ?? []).join("; ") || "none");
   w();
+  for (const t of TARGETS) {
+    const m = s(t.key)?.messages;
+    if (m && m.sent > 0 && m.rpc_replies < 0.95 * m.sent) {
+      w(`**${t.name} fell behind the load:** ${fmt(m.rpc_replies)} of ${fmt(m.sent)} requests got their reply before the run ended (${fmt(m.acked)} PUBACKed); its latencies are those of an overloaded target.`);
+      w();
+    }
+  }
   const mem = O?.gateway?.user_bytes_per_connection != null && Q?.gateway?.user_bytes_per_connection != null ? O.gateway.user_bytes_per_connection < Q.gateway.user_bytes_per_connection : null;
   const rate = O?.welcomes_per_s != null && Q?.welcomes_per_s != null ? O.welcomes_per_s >= Q.welcomes_per_s : null;
   w(`Aims of issue 14 against Mosquitto in this run: connects/s at least Mosquitto's: ${verdict(rate)}; memory per connection under Mosquitto's: ${verdict(mem)}.`);
