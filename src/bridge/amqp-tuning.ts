@@ -10,7 +10,7 @@ export const FRAME_POOL_MAX = 64;
 /**
  * amqp-client builds each publish in a buffer of `frameMax` bytes taken from a per-connection
  * pool, and returns it to the pool once confirmed; the pool never shrinks. A stampede with a
- * thousand publishes in flight leaves a thousand 128 KiB buffers in it for good (measured:
+ * thousand publishes in flight leaves a thousand such buffers in it for good (measured with 128 KiB frames:
  * ~4.5 KB of resident memory per held device after a 15k welcome burst, as many buffers as
  * presence events were in flight). The publisher trims the pool once a second while few
  * publishes are in flight (a sustained stream keeps its buffers), so the collector can free
@@ -26,7 +26,7 @@ export function trimFramePool(channel: unknown): void {
  * the turn. Under saturation one event-loop turn handles thousands of device events; holding
  * every publish until its end made each wait for all of them.
  */
-export const CORK_MAX_WRITES = Number(process.env.OWSLA_CORK_MAX_WRITES ?? 64);
+export const CORK_MAX_WRITES = 64;
 
 /** Corked socket -> writes collected in this turn. */
 const corked = new WeakMap<object, { n: number }>();

@@ -4,9 +4,23 @@
  * its AMQP frames and confirm promise); during a stampede of thousands per second the heap
  * grows with it, and the collector's own pacing leaves the process holding that peak long
  * after. Once the stampede is over (a second with under a tenth of the peak rate), one full
- * collection runs, so the memory a worker holds reflects its live connections. Steady traffic
- * never triggers it.
+ * collection runs and the freed pages go back to the system ({@link shrinkHeap}), so the memory
+ * a worker holds reflects its live connections. Steady traffic never triggers it.
  */
+
+/**
+ * A full collection that also gives the freed memory back to the operating system:
+ * `Bun.shrink()` (JavaScriptCore's shrinkFootprintWhenIdle: drops compiled code, which is
+ * compiled again when next used, collects, then releases the allocator's free pages). A plain
+ * full collection frees the objects but the process kept their pages (measured on one worker
+ * after a 15k-device stampede: ~2,800 B of RSS per held device with `Bun.gc(true)`, ~2,450 B
+ * with this). Falls back to `Bun.gc(true)` on a Bun without it (the API is marked deprecated).
+ */
+export function shrinkHeap(): void {
+  const shrink = (Bun as { shrink?: () => void }).shrink;
+  if (typeof shrink === "function") shrink();
+  else Bun.gc(true);
+}
 
 /** Welcomes per second that count as a burst. */
 export const BURST_MIN_PER_S = 200;

@@ -13,7 +13,7 @@ import { encodeFrame, errorFrame } from "../protocol/frames.ts";
 import { AcceptLimiter } from "./accept-limiter.ts";
 import { fdLimit } from "./fd-limit.ts";
 import { JunkCollector } from "./junk-gc.ts";
-import { BurstCollector } from "./burst-gc.ts";
+import { BurstCollector, shrinkHeap } from "./burst-gc.ts";
 import { FloodGuard } from "./flood-guard.ts";
 import { openSynFilter } from "./syn-filter.ts";
 import { readdirSync } from "node:fs";
@@ -120,7 +120,7 @@ export function startListener<C extends DeviceSession = DeviceConnection>(
   });
   const guard = floodGuard(opts, () => server, ctx);
   const burst = new BurstCollector(() => {
-    Bun.gc(true);
+    shrinkHeap();
     metrics.inc("owsla_burst_gc_total");
   });
   const refuse = (socket: Sock, reason: string, code: "server_busy" | "rate_limited", message: string) => {
