@@ -177,6 +177,23 @@ describe("upstream", () => {
     raw.drop();
   });
 
+  test("a device that asked for no problem information gets the reason code without a reason string", async () => {
+    const raw = await RawMqtt.open(gw.mqttPort);
+    await raw.connect("mq-quiet", gw.token("mq-quiet"), { properties: { requestProblemInformation: false } });
+    raw.send({ cmd: "publish", topic: "$SYS/x", payload: Buffer.from("1"), qos: 1, messageId: 9, retain: false, dup: false });
+    const ack = (await raw.next((p) => p.cmd === "puback")) as { reasonCode?: number; properties?: { reasonString?: string } };
+    expect(ack.reasonCode).toBe(0x90);
+    expect(ack.properties?.reasonString).toBeUndefined();
+    raw.drop();
+  });
+
+  test("a packet before CONNECT closes the connection without an answer", async () => {
+    const raw = await RawMqtt.open(gw.mqttPort);
+    raw.send({ cmd: "pingreq" });
+    await raw.whenClosed();
+    expect(raw.got).toEqual([]);
+  });
+
   test("MQTT 3.1.1 has no negative PUBACK: a $ topic closes the connection", async () => {
     const raw = await RawMqtt.open(gw.mqttPort, 4);
     await raw.connect("mq-bad-v4", gw.token("mq-bad-v4"));

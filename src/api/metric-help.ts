@@ -41,6 +41,7 @@ export const METRIC_HELP: Readonly<Record<string, string>> = {
   owsla_mqtt_publishes_total: "PUBLISH packets from devices taken for the broker, by QoS.",
   owsla_mqtt_publishes_refused_total: "PUBLISH packets refused, by MQTT 5 reason code (0x90 topic, 0x87 cmd/ or reply/, 0x99 not JSON, 0x9a retain...).",
   owsla_mqtt_subscriptions_refused_total: "SUBSCRIBE filters refused (outside cmd/# and reply/#).",
+  owsla_mqtt_flood_dropped_addresses: "Source addresses whose new connections to the MQTT port(s) the kernel drops now.",
   owsla_mqtt_sessions_kept: "Persistent MQTT sessions the worker keeps for disconnected devices.",
   owsla_pubs_received_total: "pub frames received from devices.",
   owsla_messages_up_total: "Device messages confirmed by the broker.",

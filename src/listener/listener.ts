@@ -65,11 +65,18 @@ export interface ListenerOptions {
   portKey?: string;
 }
 
+/** Why a socket was refused at accept. */
+export type RefusalReason = "max_connections" | "banned_address" | "accept_rate_per_ip" | "accept_rate_total";
+
 /** Makes the connections of one protocol, and says "no" in that protocol at accept time. */
 export interface ConnectionFactory<C extends DeviceSession> {
   create(socket: SocketLike, ctx: SessionContext): C;
-  /** Refuses a just-accepted socket (limit, ban, rate) and ends it; `socket.data` is already null. */
-  refuse(socket: SocketLike & { end(): void }, code: "server_busy" | "rate_limited", message: string, retryAfterMs: number): void;
+  /**
+   * Refuses a just-accepted socket (limit, ban, rate; `reason` as counted in metrics). Either
+   * ends it and returns null, or returns a connection (never counted among the listener's) that
+   * says no in the protocol's words once the peer has spoken, then closes.
+   */
+  refuse(socket: SocketLike & { end(): void }, code: "server_busy" | "rate_limited", message: string, retryAfterMs: number, reason: RefusalReason): C | null;
 }
 
 /** The line protocol's connections: an error frame says why a socket is refused. */
@@ -78,6 +85,7 @@ export const LINE_PROTOCOL: ConnectionFactory<DeviceConnection> = {
   refuse(socket, code, message, retryAfterMs) {
     socket.write(encodeFrame(errorFrame(code, message, retryAfterMs)));
     socket.end();
+    return null;
   },
 };
 
@@ -123,10 +131,10 @@ export function startListener<C extends DeviceSession = DeviceConnection>(
     shrinkHeap();
     metrics.inc("owsla_burst_gc_total");
   });
-  const refuse = (socket: Sock, reason: string, code: "server_busy" | "rate_limited", message: string) => {
+  const refuse = (socket: Sock, reason: RefusalReason, code: "server_busy" | "rate_limited", message: string, retryAfterMs = RETRY_AFTER_MS) => {
     metrics.inc(`${prefix}accepts_rejected_total`, { reason });
     socket.data = null;
-    factory.refuse(socket, code, message, RETRY_AFTER_MS);
+    socket.data = factory.refuse(socket, code, message, retryAfterMs, reason);
   };
 
   const listen = (port: number): TCPSocketListener<C | null> => Bun.listen<C | null>({
@@ -144,10 +152,7 @@ export function startListener<C extends DeviceSession = DeviceConnection>(
         }
         const banned = ctx.auth.bans.remaining(`ip:${socket.remoteAddress}`);
         if (banned > 0) {
-          metrics.inc(`${prefix}accepts_rejected_total`, { reason: "banned_address" });
-          socket.data = null;
-          factory.refuse(socket, "rate_limited", `Too many failed logins from this address; retry in ${Math.ceil(banned / 1000)} s`, banned);
-          return;
+          return refuse(socket, "banned_address", "rate_limited", `Too many failed logins from this address; retry in ${Math.ceil(banned / 1000)} s`, banned);
         }
         const limited = limiter.admit(socket.remoteAddress);
         if (limited) {
@@ -368,7 +373,7 @@ function floodGuard(opts: ListenerOptions, server: () => TCPSocketListener<unkno
     const fd = listenerFd(server());
     if (fd !== null) filter.apply(fd, sources);
   });
-  metrics.gauge("owsla_flood_dropped_addresses", () => guard.droppedCount);
+  metrics.gauge(`${opts.metricPrefix ?? "owsla_"}flood_dropped_addresses`, () => guard.droppedCount);
   let broken = false;
   const attempt = (what: string, f: () => void) => {
     if (broken) return;

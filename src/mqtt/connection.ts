@@ -33,6 +33,10 @@ const WILL_REASONS: ReadonlySet<CloseReason> = new Set(["peer_closed", "socket_e
 /** An MQTT device connection. */
 export class MqttConnection extends SocketSession implements DeviceSession, PublishPort, CommandPort {
   idleTimeoutMs: number | undefined = undefined;
+  /** Set on a connection refused at accept: its CONNECT gets this CONNACK, then it closes. */
+  refusal: { rc: number; message: string } | null = null;
+  /** MQTT 5 Request Problem Information from CONNECT. */
+  problemInfo = true;
   /** Protocol level from CONNECT (4 until then). */
   version: MqttVersion = 4;
   readonly limits: MqttLimits;
@@ -91,6 +95,11 @@ export class MqttConnection extends SocketSession implements DeviceSession, Publ
   private handle(p: Packet): void {
     if (this.state === "hello") {
       if (p.cmd !== "connect") return this.disconnect("bad_frame", RC.protocolError, `First packet must be CONNECT, got ${p.cmd}`);
+      if (this.refusal) {
+        this.version = p.protocolVersion === 5 ? 5 : 4;
+        this.connack(this.refusal.rc, this.refusal.message);
+        return this.close("server_busy");
+      }
       this.connect(p).catch((err: Error) => {
         this.connecting = false;
         this.ctx.log.warn("MQTT CONNECT failed unexpectedly; closing the connection", { err, remote: this.socket.remoteAddress });
@@ -165,6 +174,7 @@ export class MqttConnection extends SocketSession implements DeviceSession, Publ
     this.sessionExpiryS = Math.min(requestedExpiry, limits.sessionExpiryMaxS);
     const kept = p.clean ? (this.deps.sessions.take(outcome.deviceId), null) : this.deps.sessions.take(outcome.deviceId);
     this.commands = new OutboundCommands(this, kept ?? emptySession());
+    if (p.properties?.requestProblemInformation === false) this.problemInfo = false;
     if (p.properties?.receiveMaximum) this.commands.clientReceiveMaximum = p.properties.receiveMaximum;
     if (p.properties?.maximumPacketSize) this.commands.clientMaxPacket = p.properties.maximumPacketSize;
     const asked = p.keepalive ?? 0;
@@ -271,6 +281,11 @@ export class MqttConnection extends SocketSession implements DeviceSession, Publ
 
   onClosed(): void {
     if (this.state === "closed") return;
+    if (this.refusal) {
+      // Refused at accept: counted there, never a session.
+      this.state = "closed";
+      return;
+    }
     const wasOpen = this.deviceId !== null && this.welcomedAt > 0;
     this.state = "closed";
     const reason = this.closeReason ?? "peer_closed";

@@ -5,12 +5,13 @@
  * plain MQTT on `mqtt.port`.
  */
 import type { Config } from "../config/types.ts";
-import { startListener, type ConnectionFactory, type DeviceListener } from "../listener/listener.ts";
+import { startListener, type ConnectionFactory, type DeviceListener, type RefusalReason } from "../listener/listener.ts";
 import type { TlsFiles } from "../listener/tls-config.ts";
 import type { SessionContext } from "../session/context.ts";
 import { MqttConnection } from "./connection.ts";
 import type { MqttDeps, MqttLimits } from "./limits.ts";
 import { SessionStore } from "./sessions.ts";
+import { RC } from "./reason-codes.ts";
 
 /** MQTT limits from the `[mqtt]` config section. */
 export function mqttLimits(config: Config): MqttLimits {
@@ -24,15 +25,31 @@ export function mqttLimits(config: Config): MqttLimits {
   };
 }
 
+/** How long a connection refused at accept may take to send its CONNECT, in ms. */
+export const REFUSAL_WAIT_MS = 2000;
+
+/** The CONNACK reason code (MQTT 5) of a refusal at accept. */
+const REFUSAL_CODE: Record<RefusalReason, number> = {
+  max_connections: RC.serverBusy,
+  banned_address: RC.banned,
+  accept_rate_per_ip: RC.connectionRateExceeded,
+  accept_rate_total: RC.connectionRateExceeded,
+};
+
 /**
- * Refuses a socket at accept (connection limit, banned address, accept rate): it is closed
- * before its CONNECT is read (the CONNACK's version is not known yet, and a flood must cost
- * nothing); the client sees the connection closed and retries later.
+ * MQTT connections. A socket refused at accept (connection limit, banned address, accept
+ * rate) is answered after its CONNECT — whose protocol version the CONNACK must match — with
+ * the refusal's reason code, and cut if no CONNECT comes within {@link REFUSAL_WAIT_MS}.
  */
-function mqttFactory(deps: MqttDeps): ConnectionFactory<MqttConnection> {
+function mqttFactory(deps: MqttDeps, ctx: SessionContext): ConnectionFactory<MqttConnection> {
   return {
     create: (socket, ctx) => new MqttConnection(socket, ctx, deps),
-    refuse: (socket) => socket.end(),
+    refuse(socket, _code, message, _retry, reason) {
+      const conn = new MqttConnection(socket, ctx, deps);
+      conn.refusal = { rc: REFUSAL_CODE[reason], message };
+      setTimeout(() => conn.terminate(), REFUSAL_WAIT_MS).unref();
+      return conn;
+    },
   };
 }
 
@@ -57,7 +74,7 @@ export function startMqttListeners(
   const deps: MqttDeps = { limits: mqttLimits(config), sessions: new SessionStore() };
   ctx.metrics.gauge("owsla_mqtt_sessions_kept", () => deps.sessions.size);
   const host = config.mqtt.host || config.device.host;
-  const factory = mqttFactory(deps);
+  const factory = mqttFactory(deps, ctx);
   const opts = { ...base, host, metricPrefix: "owsla_mqtt_" };
   const listener = tls
     ? startListener({ ...opts, port: config.mqtt.tls_port, tls, portKey: "mqtt.tls_port" }, ctx, held, factory)

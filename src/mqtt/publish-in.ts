@@ -20,6 +20,8 @@ export interface PublishPort {
   readonly ctx: SessionContext;
   readonly limits: MqttLimits;
   readonly done: boolean;
+  /** MQTT 5 Request Problem Information (default true): false = no Reason String on PUBACK/PUBREC. */
+  readonly problemInfo: boolean;
   send(p: Packet): boolean;
   /** Ends the connection because of `rc` (MQTT 5 DISCONNECT with it; 3.1.1 just closes). */
   disconnect(reason: CloseReason, rc: number, message: string): void;
@@ -134,7 +136,7 @@ export class InboundPublishes {
     c.ctx.metrics.inc("owsla_mqtt_publishes_refused_total", { code: `0x${rc.toString(16)}` });
     if (c.version === 5 && p.qos > 0) {
       c.ctx.log.debug("MQTT publish refused", { topic: p.topic, code: rc, why: message });
-      const ack = { messageId: p.messageId, reasonCode: rc, properties: { reasonString: message } };
+      const ack = { messageId: p.messageId, reasonCode: rc, ...(c.problemInfo ? { properties: { reasonString: message } } : {}) };
       c.send(p.qos === 1 ? { cmd: "puback", ...ack } : { cmd: "pubrec", ...ack });
       return;
     }

@@ -18,6 +18,7 @@ export const RC = {
   notAuthorized: 0x87,
   serverUnavailable: 0x88,
   serverBusy: 0x89,
+  banned: 0x8a,
   serverShuttingDown: 0x8b,
   keepAliveTimeout: 0x8d,
   sessionTakenOver: 0x8e,
@@ -57,6 +58,7 @@ export function connackCode311(rc5: number): number {
     case RC.badUserNameOrPassword:
       return RC311.badUserNameOrPassword;
     case RC.notAuthorized:
+    case RC.banned:
       return RC311.notAuthorized;
     case RC.unsupportedProtocolVersion:
       return RC311.unacceptableProtocolVersion;

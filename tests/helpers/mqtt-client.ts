@@ -48,7 +48,7 @@ export class TestMqtt {
  * `protocolVersion` says otherwise); no automatic reconnect. Rejects with the CONNACK error.
  */
 export async function connectMqtt(gw: GatewayProcess, hardwareId: string, opts: IClientOptions = {}): Promise<TestMqtt> {
-  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.mqttPort}`, {
+  const client = mqtt.connect(`mqtt://127.0.0.1:${gw.mqttPort}`, {
     clientId: hardwareId,
     username: "device",
     password: gw.token(hardwareId),
@@ -57,7 +57,16 @@ export async function connectMqtt(gw: GatewayProcess, hardwareId: string, opts: 
     connectTimeout: 5000,
     ...opts,
   });
-  return new TestMqtt(client);
+  // Listening before the CONNACK: commands may arrive in the same read as it.
+  const t = new TestMqtt(client);
+  await new Promise<void>((resolve, reject) => {
+    client.once("connect", () => resolve());
+    client.once("error", (e) => {
+      client.end(true);
+      reject(e);
+    });
+  });
+  return t;
 }
 
 /** The error a refused connect rejects with (its `code` is the CONNACK reason/return code). */
