@@ -89,7 +89,7 @@ export async function startBenchGateway(tag: string, workers: number, extra: str
   const gw = new GatewayProcess(dir, `bench-${tag}`, uniquePrefix(`bench-${tag}`), freePort(), args, {});
   gateways.add(gw);
   await gw.start(true, 120_000);
-  const argv = [...owslaCommand(), "serve", "--data", dir, "--port", String(gw.port), "--gateway", gw.gatewayId, "--broker-prefix", gw.prefix, "--broker", BROKER_URL, "--api-port", "0", ...args];
+  const argv = [...owslaCommand(), "serve", "--data", dir, "--port", String(gw.port), "--gateway", gw.gatewayId, "--broker-prefix", gw.prefix, "--broker", BROKER_URL, "--api-port", "0", "--mqtt-port", String(gw.mqttPort), ...args];
   return {
     gw,
     argv,

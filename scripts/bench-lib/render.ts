@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT } from "../../tests/helpers/gateway.ts";
+import { renderMqtt } from "./render-mqtt.ts";
 import { fmt, ms, bytes, ratio, verdict, code, errorsText, cpuNote, latencyRow, LAT_HEAD, failed, us, sumOrNull, warningCount, perRoundTrip, scaleRuns } from "./format.ts";
 
 /** Results by phase name (the JSON files of a results directory). */
@@ -298,6 +299,8 @@ export function renderReport(R: Results, opts: { quick: boolean; resultsDir: str
       w();
     }
   }
+
+  renderMqtt(R, w);
 
   // ---- existing benchmarks ----
   w("## Earlier benchmarks (same run)");

@@ -10,8 +10,11 @@
  *   --huge N   also tries N devices (e.g. 1000000) on ceil(N / 16,700) workers (default 0: skipped)
  *   --render   re-renders the report from a results directory without running anything
  *   --small N  devices of the gateway_small phase (default 20000; 0 skips it)
- * Phases: machine, startup, forward, welcomes, broker_rtt, throughput, gateway_small, bare, gateway,
- * bare_big, gateway_big, bare_huge, gateway_huge.
+ *   --mqtt-devices N  devices of the mqtt phase (default 15000; each broker is one process under
+ *              the 20000-descriptor limit), --mqtt-rate R its requests/s (default 500),
+ *              --mqtt-skip-owsla  runs only Mosquitto and RabbitMQ
+ * Phases: machine, startup, forward, welcomes, broker_rtt, throughput, gateway_small, rate_sweep,
+ * mqtt, bare, gateway, bare_big, gateway_big, bare_huge, gateway_huge.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -20,6 +23,7 @@ import { TestBackend } from "../../tests/helpers/backend.ts";
 import { cpuAccounting, machineInfo, waitForQuiet } from "./machine.ts";
 import { loadArgv, runJson, show, startBackend, startBareServers, startBenchGateway, stopAll } from "./procs.ts";
 import { renderReport, type Results } from "./render.ts";
+import { mqttPhase } from "./mqtt-phase.ts";
 
 const argv = process.argv.slice(2);
 const has = (f: string) => argv.includes(`--${f}`);
@@ -216,6 +220,17 @@ if (SMALL > 0 && SWEEP.length) {
     }
     return { gateway_command: show(g.argv), workers: navigator.hardwareConcurrency, devices: SMALL, runs, gateway_warnings: warnings };
   });
+}
+/** Gateway MQTT port vs Mosquitto vs RabbitMQ MQTT, same load (see mqtt-phase.ts). */
+const MQTT_DEVICES = int("mqtt-devices", QUICK ? 1000 : 15_000);
+if (MQTT_DEVICES > 0) {
+  await phase("mqtt", true, async () =>
+    mqttPhase(
+      { devices: MQTT_DEVICES, workers: navigator.hardwareConcurrency, msgRate: int("mqtt-rate", QUICK ? 100 : 500), cmdRate: QUICK ? 5 : 10, connectS: QUICK ? 15 : 60, msgS: QUICK ? 10 : 30, window: 96, skipOwsla: has("mqtt-skip-owsla") },
+      load,
+      log,
+    ),
+  );
 }
 await phase("bare", true, async () => bareRun("bare", DEVICES, WORKERS));
 await phase("gateway", true, async () => gatewayRun("gateway", DEVICES, WORKERS));

@@ -18,7 +18,7 @@ import { Checks, runCli, type ScenarioResult } from "./lib/cli.ts";
 import { FUZZ_KINDS, FuzzGenerator, type FuzzKind, type FuzzSession } from "./lib/fuzz-gen.ts";
 import { HostileGateway } from "./lib/gateway.ts";
 import { Prng, randomSeed } from "./lib/prng.ts";
-import { read, Sampler } from "./lib/proc.ts";
+import { read, Sampler, settleRss } from "./lib/proc.ts";
 import { RawConn } from "./lib/raw.ts";
 import { count, latencySummary, mb } from "./lib/stats.ts";
 
@@ -105,14 +105,7 @@ async function runSession(s: FuzzSession, port: number, local: string, dest: str
         }
       }
     }
-    for (let i = 0; i < s.chunks.length && !c.closed; i++) {
-      if (s.pausesMs[i]) {
-        await c.drained();
-        await Bun.sleep(s.pausesMs[i]!);
-      }
-      c.write(s.chunks[i]!);
-      t.bytesSent += s.chunks[i]!.length;
-    }
+    t.bytesSent += await c.writeChunks(s.chunks, s.pausesMs);
     if (s.expect) {
       const want = s.expect;
       const f = await c.waitFrame(
@@ -214,12 +207,7 @@ export async function run(o: FuzzOptions, log: (m: string) => void = () => {}): 
     log(`fuzz: done, ${t.sessions} sessions in ${Math.round(fuzzMs / 1000)} s; waiting for connections to close`);
 
     // Every fuzz connection is closed by the client; wait until the gateway has none left.
-    let open = Number.NaN;
-    for (let i = 0; i < 60; i++) {
-      open = HostileGateway.metric(await gw.metrics(), "owsla_connections");
-      if (open === 0) break;
-      await Bun.sleep(500);
-    }
+    const open = await gw.connectionsAfterRun();
     const during = { peakRssKb: sampler.peakRssKb, peakFds: sampler.peakFds, samples: [...sampler.samples] };
     sampler.stop();
 
@@ -228,12 +216,7 @@ export async function run(o: FuzzOptions, log: (m: string) => void = () => {}): 
 
     // Memory back near the baseline (the runtime returns freed pages lazily: poll).
     const limitKb = baseline.rssKb + o.rss_margin_mb * 1024;
-    let end = read(pids);
-    const settleStart = performance.now();
-    while (end.rssKb > limitKb && performance.now() - settleStart < o.settle_s * 1000) {
-      await Bun.sleep(1000);
-      end = read(pids);
-    }
+    const { end, waitedS } = await settleRss(pids, limitKb, o.settle_s);
     const m = await gw.metrics();
     const crash = gw.crashLines();
 
@@ -264,7 +247,7 @@ export async function run(o: FuzzOptions, log: (m: string) => void = () => {}): 
       replay: `bun scripts/hostile/fuzz.ts --seed ${seed} --duration-s ${o.duration_s} --concurrency ${o.concurrency}`,
       params: o,
       checks: checks.all,
-      durations: { fuzz_s: Math.round(fuzzMs / 100) / 10, settle_s: Math.round((performance.now() - settleStart) / 100) / 10 },
+      durations: { fuzz_s: Math.round(fuzzMs / 100) / 10, settle_s: waitedS },
       sessions: t.sessions,
       sessions_per_s: Math.round(t.sessions / (fuzzMs / 1000)),
       bytes_sent: t.bytesSent,

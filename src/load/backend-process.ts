@@ -3,14 +3,20 @@
  * summary on stdout) or as a child of the coordinator (`owsla load --with-backend`).
  */
 import { BackendSim } from "./backend.ts";
+import { MqttBackendSim } from "./mqtt-backend.ts";
 import { connectToCoordinator } from "./child-link.ts";
 import type { FromBackend, ToBackend } from "./ipc.ts";
 import type { BackendOptions } from "./options.ts";
 import { backendProgressLine, backendSummary } from "./report.ts";
 
+/** The simulator `opts` asks for: AMQP (the gateway's broker) or MQTT (a plain MQTT broker). */
+function newSim(opts: BackendOptions): BackendSim | MqttBackendSim {
+  return opts.mqtt ? new MqttBackendSim(opts) : new BackendSim(opts);
+}
+
 /** `owsla load --backend`: runs for the configured duration or until SIGINT/SIGTERM. */
 export async function runBackendStandalone(opts: BackendOptions): Promise<number> {
-  const sim = new BackendSim(opts);
+  const sim = newSim(opts);
   await sim.start();
   sim.startCommands();
   const t0 = performance.now();
@@ -38,7 +44,7 @@ export async function runBackendStandalone(opts: BackendOptions): Promise<number
 
 /** `owsla load --child backend`: driven by the coordinator over IPC. */
 export function runBackendChild(): Promise<number> {
-  let sim: BackendSim | null = null;
+  let sim: BackendSim | MqttBackendSim | null = null;
   let report: ReturnType<typeof setInterval> | null = null;
   let resolveExit!: (code: number) => void;
   const exited = new Promise<number>((r) => (resolveExit = r));
@@ -51,7 +57,7 @@ export function runBackendChild(): Promise<number> {
     (m) => {
       switch (m.t) {
         case "start":
-          sim = new BackendSim(m.options);
+          sim = newSim(m.options);
           sim.start().then(
             () => {
               link.send({ t: "ready" });

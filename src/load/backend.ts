@@ -31,6 +31,16 @@ const HEARTBEAT_S = 0;
 const now = () => performance.now();
 const wall = () => performance.timeOrigin + performance.now();
 
+/** The `id` of a JSON body `{"id": ...}` ("" when there is none). */
+function bodyId(msg: AMQPMessage): string {
+  try {
+    const id = JSON.parse(msg.bodyString() ?? "{}")?.id;
+    return typeof id === "string" ? id : "";
+  } catch {
+    return "";
+  }
+}
+
 /** Connected devices known from presence, with O(1) add, remove and random pick. */
 class DeviceSet {
   private readonly ids: string[] = [];
@@ -162,7 +172,8 @@ export class BackendSim {
     }
     if (topic === "door.ack") {
       const corr = p.correlationId ?? "";
-      const cmdId = corr.slice(corr.indexOf(":") + 1);
+      // The line protocol's ref is the command id; an MQTT device names it in the body.
+      const cmdId = this.pending.has(corr.slice(corr.indexOf(":") + 1)) ? corr.slice(corr.indexOf(":") + 1) : bodyId(msg);
       const t0 = this.pending.get(cmdId);
       if (t0 !== undefined) {
         this.pending.delete(cmdId);

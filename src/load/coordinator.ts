@@ -77,6 +77,7 @@ function clientSpecs(opts: LoadOptions, secretHex: string | null): ClientSpec[] 
       inflight: opts.inflight,
       payload: opts.payload,
       pingEveryS: opts.pingEveryS,
+      mqtt: opts.mqtt,
     });
   }
   return specs;

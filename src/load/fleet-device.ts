@@ -1,7 +1,8 @@
 /**
  * A simulated device of the load tool and the byte-level I/O of its connection: newline-framed
  * input split into lines across chunks, and output the kernel did not take yet kept in order
- * until the socket drains. Used by {@link Fleet}, which holds the protocol logic.
+ * until the socket drains. Used by {@link Fleet} (pacing, retries, timing) and by the device
+ * protocols (`line-protocol.ts`, `mqtt-protocol.ts`), which hold the wire logic.
  */
 import type { Socket } from "bun";
 
@@ -13,12 +14,15 @@ export interface Attempt {
   /** The gateway sent an error frame explaining the close (counted already). */
   explained: boolean;
   retryAfter: number | undefined;
+  /** Per-connection state of the device protocol (the MQTT decoder and packet ids), or null. */
+  codec: unknown;
 }
 
 export interface Dev {
   n: number;
   hw: string;
-  hello: string | null;
+  /** The opening bytes (hello line, MQTT CONNECT), built once. */
+  hello: string | Buffer | null;
   state: DevState;
   attempt: Attempt | null;
   socket: Socket<Attempt> | null;
@@ -69,18 +73,18 @@ export function dropSocket(d: Dev): void {
   }
 }
 
-/** Writes `line` to the device's socket, behind any output still waiting for a drain. */
-export function writeLine(d: Dev, line: string): void {
+/** Writes `data` to the device's socket, behind any output still waiting for a drain. */
+export function writeOut(d: Dev, data: string | Buffer): void {
   const s = d.socket;
   if (!s) return;
   if (d.out) {
-    d.out = Buffer.concat([d.out, Buffer.from(line)]);
+    d.out = Buffer.concat([d.out, typeof data === "string" ? Buffer.from(data) : data]);
     return;
   }
-  const n = s.write(line);
-  if (n < line.length) {
-    const bytes = Buffer.from(line);
-    if (n < bytes.length) d.out = bytes.subarray(Math.max(0, n));
+  const n = s.write(data);
+  if (n < data.length) {
+    const bytes = typeof data === "string" ? Buffer.from(data) : data;
+    if (n < bytes.length) d.out = Buffer.from(bytes.subarray(Math.max(0, n)));
   }
 }
 

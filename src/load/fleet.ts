@@ -6,17 +6,19 @@
  *
  * All devices of a process share one set of socket handlers; a small per-attempt object in
  * `socket.data` tells a live attempt from a stale one. The device record and its byte I/O are
- * in `fleet-device.ts`.
+ * in `fleet-device.ts`; the wire protocol (line protocol or MQTT, per the spec) is a
+ * {@link DeviceProtocol} that reports back through the {@link FleetEvents} this class implements.
  */
 import type { Socket, SocketHandler } from "bun";
-import { mintToken } from "../auth/token.ts";
 import { Histogram } from "./histogram.ts";
 import { watchLoopLag } from "./loop-lag.ts";
 import type { ClientSpec } from "./ipc.ts";
 import { RETRYABLE_CODES, retryDelay } from "./retry.ts";
-import { ackLine, doorAckLine, helloLine, PING_LINE, pubLineBuilder } from "./device-frames.ts";
 import { zeroClientCounters, type ClientCounters, type ClientFinal } from "./stats.ts";
-import { drainOut, dropSocket, newDev, takeLines, writeLine, type Attempt, type Dev } from "./fleet-device.ts";
+import { drainOut, dropSocket, newDev, writeOut, type Attempt, type Dev } from "./fleet-device.ts";
+import type { DeviceCommand, DeviceProtocol, FleetEvents } from "./device-protocol.ts";
+import { LineProtocol, NON_CLOSING_CODES } from "./line-protocol.ts";
+import { MqttProtocol } from "./mqtt-protocol.ts";
 
 /** How often pacing, pings and timeouts are looked at, in ms. */
 const TICK_MS = 10;
@@ -30,16 +32,12 @@ const ACK_TIMEOUT_MS = 60_000;
 const REPLY_TIMEOUT_MS = 30_000;
 /** Most pubs sent in one tick when the process lags behind its rate (1 s of backlog). */
 const MAX_CATCH_UP_S = 1;
-/** Topic of the pubs devices send. */
-const PUB_TOPIC = "load";
-/** Error codes after which the gateway keeps the connection open. */
-const NON_CLOSING_CODES: ReadonlySet<string> = new Set(["unknown_op", "not_ready", "rate_limited"]);
 
 const now = () => performance.now();
 const wall = () => performance.timeOrigin + performance.now();
 
 /** The simulated devices of one client process. */
-export class Fleet {
+export class Fleet implements FleetEvents {
   readonly counters: ClientCounters = zeroClientCounters();
   readonly handshake = new Histogram();
   readonly timeToWelcome = new Histogram();
@@ -62,16 +60,16 @@ export class Fleet {
   private repliesSeen = false;
   private readonly ackPending = new Map<string, number>();
   private readonly replyPending = new Map<string, number>();
-  private readonly secret: Uint8Array | null;
-  private readonly pubLine: (ref: string) => string;
+  private readonly proto: DeviceProtocol;
   private readonly handlers: SocketHandler<Attempt>;
   private tick: ReturnType<typeof setInterval> | null = null;
   private sweep: ReturnType<typeof setInterval> | null = null;
   private stopped = false;
 
   constructor(private readonly spec: ClientSpec) {
-    this.secret = spec.secretHex === null ? null : Buffer.from(spec.secretHex, "hex");
-    this.pubLine = pubLineBuilder(PUB_TOPIC, spec.payload);
+    const secret = spec.secretHex === null ? null : Buffer.from(spec.secretHex, "hex");
+    const write = (d: Dev, data: string | Buffer) => this.write(d, data);
+    this.proto = spec.mqtt ? new MqttProtocol(this, write, secret, spec.payload, spec.mqtt) : new LineProtocol(this, write, secret, spec.payload);
     this.devs = Array.from({ length: spec.count }, (_, i) => newDev(spec.firstDevice + i, `${spec.idPrefix}${spec.firstDevice + i}`));
     this.handlers = {
       open: (s) => this.onOpen(s),
@@ -133,6 +131,7 @@ export class Fleet {
     if (this.tick) clearInterval(this.tick);
     if (this.sweep) clearInterval(this.sweep);
     for (const d of this.devs) {
+      if (d.state === "open") this.proto.bye(d);
       d.state = "stopped";
       d.attempt = null;
       dropSocket(d);
@@ -164,14 +163,13 @@ export class Fleet {
   }
 
   private connect(d: Dev): void {
-    const a: Attempt = { d, explained: false, retryAfter: undefined };
+    const a: Attempt = { d, explained: false, retryAfter: undefined, codec: null };
     d.attempt = a;
     d.state = "connecting";
     d.rest = null;
     d.out = null;
     d.attemptStartedAt = now();
     if (d.firstStartedAt === 0) d.firstStartedAt = d.attemptStartedAt;
-    if (d.hello === null) d.hello = helloLine(d.hw, this.secret ? mintToken(this.secret, d.hw) : null);
     this.counters.attempts++;
     this.counters.handshaking++;
     this.connectsStarted++;
@@ -186,7 +184,7 @@ export class Fleet {
     if (this.stopped || a.d.attempt !== a) return void s.end();
     a.d.socket = s;
     s.setNoDelay(true);
-    this.write(a.d, a.d.hello!);
+    this.proto.open(a.d, a);
   }
 
   /** The attempt ended before or after welcome: count it, forget the socket, and retry later. */
@@ -214,6 +212,11 @@ export class Fleet {
     this.pump();
   }
 
+  /** An unexpected frame or packet from the gateway. */
+  bad(a: Attempt, kind: string): void {
+    this.countError(a, kind);
+  }
+
   private countError(a: Attempt | undefined, kind: string): void {
     if (a && a.d.attempt !== a) return;
     this.counters.errors[kind] = (this.counters.errors[kind] ?? 0) + 1;
@@ -221,10 +224,10 @@ export class Fleet {
 
   // ---- I/O ----
 
-  private write(d: Dev, line: string): void {
+  private write(d: Dev, data: string | Buffer): void {
     if (!d.socket) return;
     d.lastSentAt = now();
-    writeLine(d, line);
+    writeOut(d, data);
   }
 
   private onDrain(s: Socket<Attempt>): void {
@@ -233,39 +236,10 @@ export class Fleet {
 
   private onData(s: Socket<Attempt>, chunk: Buffer): void {
     const a = s.data;
-    const d = a.d;
-    if (d.attempt !== a) return;
-    for (const line of takeLines(d, chunk)) {
-      if (d.attempt !== a) return;
-      let f: Record<string, unknown>;
-      try {
-        f = JSON.parse(line);
-      } catch {
-        this.countError(a, "bad_line_from_gateway");
-        continue;
-      }
-      this.onFrame(d, a, f);
-    }
+    if (a.d.attempt === a) this.proto.data(a.d, a, chunk);
   }
 
-  private onFrame(d: Dev, a: Attempt, f: Record<string, unknown>): void {
-    switch (f.op) {
-      case "welcome":
-        return this.onWelcome(d, f);
-      case "ack":
-        return this.onAck(d, String(f.ref));
-      case "cmd":
-        return this.onCmd(d, f);
-      case "pong":
-        return;
-      case "error":
-        return this.onError(d, a, f);
-      default:
-        this.countError(a, `unexpected_${String(f.op)}`);
-    }
-  }
-
-  private onWelcome(d: Dev, f: Record<string, unknown>): void {
+  welcome(d: Dev, keepaliveS: number | undefined): void {
     if (d.state !== "connecting") return;
     const t = now();
     this.counters.handshaking--;
@@ -273,7 +247,7 @@ export class Fleet {
     this.counters.welcomes++;
     d.state = "open";
     d.failures = 0;
-    if (typeof f.keepalive === "number" && f.keepalive > 0) d.keepaliveMs = f.keepalive * 1000;
+    if (keepaliveS !== undefined) d.keepaliveMs = keepaliveS * 1000;
     this.handshake.recordMs(t - d.attemptStartedAt);
     if (!d.everWelcomed) {
       d.everWelcomed = true;
@@ -284,7 +258,7 @@ export class Fleet {
     this.pump();
   }
 
-  private onAck(d: Dev, ref: string): void {
+  ack(d: Dev, ref: string): void {
     const t0 = this.ackPending.get(ref);
     if (t0 === undefined) return;
     this.ackPending.delete(ref);
@@ -297,12 +271,11 @@ export class Fleet {
     }
   }
 
-  private onCmd(d: Dev, f: Record<string, unknown>): void {
-    const id = String(f.id);
+  cmd(d: Dev, c: DeviceCommand): void {
+    const { id, corr } = c;
     this.counters.cmds++;
-    this.write(d, ackLine(id));
-    const corr = f.corr;
-    if (typeof corr === "string" && corr !== "") {
+    this.proto.ackCmd(d, id);
+    if (corr !== null) {
       const t0 = this.replyPending.get(corr);
       if (t0 !== undefined) {
         this.replyPending.delete(corr);
@@ -313,20 +286,18 @@ export class Fleet {
       return;
     }
     // A back-end-initiated command (door unlock): confirm it upstream so the back-end can time it.
-    const body = f.body as { t?: unknown } | null;
+    const body = c.body as { t?: unknown } | null;
     if (body && typeof body.t === "number") this.cmdDelivery.recordMs(wall() - body.t);
     this.ackPending.set(id, now());
     this.counters.doorAcks++;
-    this.write(d, doorAckLine(id));
+    this.proto.doorAck(d, id);
   }
 
-  private onError(d: Dev, a: Attempt, f: Record<string, unknown>): void {
-    const code = typeof f.code === "string" ? f.code : "error";
+  refused(d: Dev, a: Attempt, code: string, retryAfter?: number, ref?: string): void {
     this.countError(a, code);
-    const retryAfter = typeof f.retry_after === "number" ? f.retry_after : undefined;
-    if (typeof f.ref === "string" && this.ackPending.delete(f.ref)) {
-      // A pub the gateway did not take (rate_limited): the connection stays.
-      this.replyPending.delete(f.ref);
+    if (ref !== undefined && this.ackPending.delete(ref)) {
+      // A pub the gateway did not take (rate_limited, a negative PUBACK): the connection stays.
+      this.replyPending.delete(ref);
       if (d.inflight > 0) d.inflight--;
       return;
     }
@@ -345,7 +316,7 @@ export class Fleet {
     this.ackPending.set(ref, t);
     this.replyPending.set(ref, t);
     this.counters.pubs++;
-    this.write(d, this.pubLine(ref));
+    this.proto.pub(d, ref);
   }
 
   /** Closed loop: tops the device's unacked pubs up to `inflight`. */
@@ -390,7 +361,7 @@ export class Fleet {
       const every = this.spec.pingEveryS > 0 ? this.spec.pingEveryS * 1000 : d.keepaliveMs;
       if (t - d.lastSentAt >= every) {
         this.counters.pings++;
-        this.write(d, PING_LINE);
+        this.proto.ping(d);
       }
       if (this.msgsOn && this.spec.inflight > 0 && d.inflight < this.spec.inflight) this.fill(d);
     }

@@ -5,6 +5,14 @@
 import type { BackendOptions } from "./options.ts";
 import type { BackendCounters, BackendFinal, ClientCounters, ClientFinal } from "./stats.ts";
 
+/** How the devices speak MQTT (`owsla load --mqtt`). */
+export interface MqttSpec {
+  /** 5 = MQTT 5.0, 4 = MQTT 3.1.1 (request reply address in the JSON payload). */
+  version: 4 | 5;
+  /** The target is a plain MQTT broker (Mosquitto, RabbitMQ), not the gateway: see `deviceFilters` in mqtt-protocol.ts. */
+  broker: boolean;
+}
+
 /** Everything one client process needs to simulate its share of the devices. */
 export interface ClientSpec {
   /** Index of this process (0-based). */
@@ -28,6 +36,8 @@ export interface ClientSpec {
   payload: number;
   /** Seconds between pings of an idle device; 0 = the welcome's keepalive. */
   pingEveryS: number;
+  /** MQTT devices instead of the line protocol (null). */
+  mqtt: MqttSpec | null;
 }
 
 /** Coordinator -> client. */

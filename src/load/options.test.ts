@@ -43,3 +43,25 @@ test("destination addresses carry across octets and stay in 127/8", () => {
   expect(hostFor("127.0.0.250", 10)).toBe("127.0.1.4");
   expect(() => hostFor("127.255.255.250", 10)).toThrow(/leaves 127.0.0.0\/8/);
 });
+
+test("--mqtt targets the MQTT port (default 1883), MQTT 5, the gateway", () => {
+  const o = load(["--mqtt", "--auth", "none", "--port", "7000"]);
+  expect(o.mqtt).toEqual({ version: 5, broker: false });
+  expect(o.port).toBe(1883);
+  expect(load(["--mqtt", "--auth", "none", "--mqtt-port", "11883", "--mqtt-version", "3.1.1"])).toMatchObject({ port: 11883, mqtt: { version: 4 } });
+  expect(load(["--auth", "none"]).mqtt).toBeNull();
+});
+
+test("--mqtt-broker defaults to anonymous devices and answers over MQTT on the broker", () => {
+  const o = load(["--mqtt", "--mqtt-broker", "--mqtt-port", "18831", "--with-backend", "--host-base", "127.9.0.1"]);
+  expect(o.auth).toBe("none");
+  expect(o.backend?.mqtt).toEqual({ host: "127.9.0.1", port: 18831, version: 5 });
+  expect(load(["--mqtt", "--auth", "none", "--with-backend"]).backend?.mqtt).toBeNull();
+});
+
+test("MQTT flags without --mqtt, a bad version, tokens or commands on a plain broker are refused", () => {
+  expect(() => load(["--mqtt-port", "1883", "--auth", "none"])).toThrow("--mqtt-port needs --mqtt");
+  expect(() => load(["--mqtt", "--mqtt-version", "4", "--auth", "none"])).toThrow('Invalid --mqtt-version "4": expected 5 or 3.1.1');
+  expect(() => load(["--mqtt", "--mqtt-broker", "--auth", "token", "--data", "/tmp"])).toThrow(/anonymous broker/);
+  expect(() => load(["--mqtt", "--mqtt-broker", "--with-backend", "--cmd-rate", "5"])).toThrow(/--cmd-rate is not supported with --mqtt-broker/);
+});

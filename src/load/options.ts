@@ -4,6 +4,7 @@
  * errors that name the flag and say what is expected.
  */
 import { parseArgs } from "node:util";
+import type { MqttSpec } from "./ipc.ts";
 import { DEFAULT_BROKER_URL, DEFAULT_DEVICE_PORT } from "../config/defaults.ts";
 
 /** Simulated devices. */
@@ -31,6 +32,9 @@ export const DEFAULT_HOST_BASE = "127.0.0.1";
  */
 export const DEVICES_PER_ADDRESS = 8000;
 
+/** MQTT port of the target when --mqtt is given without --mqtt-port (the MQTT default). */
+export const DEFAULT_MQTT_PORT = 1883;
+
 /** Topic of back-end-initiated commands. */
 export const DEFAULT_CMD_TOPIC = "door.unlock";
 
@@ -53,6 +57,8 @@ export interface BackendOptions {
   reply: boolean;
   /** Seconds to run when standalone (default 30). */
   durationS: number;
+  /** Answer the devices over MQTT on a plain broker instead (--mqtt-broker); null: AMQP. */
+  mqtt: { host: string; port: number; version: 4 | 5 } | null;
   /** No progress lines on stderr (default false). */
   quiet: boolean;
 }
@@ -88,6 +94,8 @@ export interface LoadOptions {
   pingEveryS: number;
   /** Start a back-end simulator child with these options (null: none). */
   backend: BackendOptions | null;
+  /** Devices speak MQTT (--mqtt; `port` is then the MQTT port); null: the line protocol. */
+  mqtt: MqttSpec | null;
   quiet: boolean;
 }
 
@@ -134,7 +142,17 @@ Back-end simulator (with --backend or --with-backend):
   --cmd-topic T        their topic (default ${DEFAULT_CMD_TOPIC})
   --no-reply           do not answer device messages
 Devices answer every cmd with ack; a command without corr also gets a pub on door.ack with
-ref = the command id, which the back-end times (command -> device -> back-end).`;
+ref = the command id, which the back-end times (command -> device -> back-end).
+MQTT (devices speak MQTT instead of the line protocol; welcome = CONNACK):
+  --mqtt               simulate MQTT devices: QoS 1 PUBLISH on "load" with response topic
+                       reply/<n> and the request's ref as correlation data, PUBACK on commands
+  --mqtt-port P        the target's MQTT port (default ${DEFAULT_MQTT_PORT}; --port is ignored)
+  --mqtt-version V     5 or 3.1.1 (default 5; with 3.1.1 the reply address travels in the
+                       JSON payload as "r" and "c")
+  --mqtt-broker        the target is a plain MQTT broker (Mosquitto, RabbitMQ's MQTT plugin):
+                       no auth, devices subscribe to reply/<n> and cmd/<hardware id>/#, and
+                       --with-backend answers over MQTT (subscribes to "load" at QoS 0, replies
+                       QoS 1 to each response topic) instead of AMQP; --cmd-rate is not supported`;
 
 const FLAGS = {
   help: { type: "boolean", short: "h" },
@@ -166,6 +184,10 @@ const FLAGS = {
   "cmd-rate": { type: "string" },
   "cmd-topic": { type: "string" },
   "no-reply": { type: "boolean" },
+  mqtt: { type: "boolean" },
+  "mqtt-port": { type: "string" },
+  "mqtt-version": { type: "string" },
+  "mqtt-broker": { type: "boolean" },
 } as const;
 
 type Values = ReturnType<typeof parse>["values"];
@@ -205,7 +227,20 @@ function backendOptions(v: Values): BackendOptions {
     reply: !v["no-reply"],
     durationS: num(v, "duration", DEFAULT_DURATION_S, 1, 7 * 86_400, false),
     quiet: Boolean(v.quiet),
+    mqtt: null,
   };
+}
+
+/** The MQTT part of the options, or null without --mqtt. */
+function mqttSpec(v: Values): MqttSpec | null {
+  if (!v.mqtt) {
+    const stray = (["mqtt-port", "mqtt-version", "mqtt-broker"] as const).find((f) => v[f] !== undefined);
+    if (stray) throw new LoadUsageError(`--${stray} needs --mqtt`);
+    return null;
+  }
+  const version = str(v, "mqtt-version", "5");
+  if (version !== "5" && version !== "3.1.1") throw new LoadUsageError(`Invalid --mqtt-version ${JSON.stringify(version)}: expected 5 or 3.1.1`);
+  return { version: version === "5" ? 5 : 4, broker: Boolean(v["mqtt-broker"]) };
 }
 
 /** Parses the arguments after `load`; throws {@link LoadUsageError} on a bad value. */
@@ -235,7 +270,9 @@ export function parseLoadArgs(argv: string[]): LoadCommand {
   if (v["connect-rate"] !== undefined && v.ramp !== undefined) throw new LoadUsageError("Give --connect-rate or --ramp, not both");
   const ramp = num(v, "ramp", 0, 0, 86_400, false);
   const connectRate = ramp > 0 ? devices / ramp : num(v, "connect-rate", 0, 0, 10_000_000, false);
-  const auth = str(v, "auth", "token");
+  const mqtt = mqttSpec(v);
+  const auth = str(v, "auth", mqtt?.broker ? "none" : "token");
+  if (mqtt?.broker && auth !== "none") throw new LoadUsageError("--mqtt-broker targets an anonymous broker: drop --auth token");
   if (auth !== "token" && auth !== "none") throw new LoadUsageError(`Invalid --auth ${JSON.stringify(auth)}: expected token or none`);
   const data = typeof v.data === "string" ? v.data : null;
   const secretFile = typeof v["secret-file"] === "string" ? v["secret-file"] : null;
@@ -249,6 +286,12 @@ export function parseLoadArgs(argv: string[]): LoadCommand {
     throw new LoadUsageError(`Invalid --host-base ${JSON.stringify(hostBase)}: expected an IPv4 address such as 127.0.0.1`);
   }
   const gatewayPid = v["gateway-pid"] === undefined ? null : num(v, "gateway-pid", 0, 1, 2 ** 22);
+  const port = mqtt ? num(v, "mqtt-port", DEFAULT_MQTT_PORT, 1, 65535) : num(v, "port", DEFAULT_DEVICE_PORT, 1, 65535);
+  let backend = v["with-backend"] ? backendOptions(v) : null;
+  if (backend && mqtt?.broker) {
+    if (backend.cmdRate > 0) throw new LoadUsageError("--cmd-rate is not supported with --mqtt-broker (a plain broker has no presence to pick connected devices from)");
+    backend = { ...backend, mqtt: { host: str(v, "host", "") || hostBase, port, version: mqtt.version } };
+  }
   return {
     kind: "load",
     options: {
@@ -265,12 +308,13 @@ export function parseLoadArgs(argv: string[]): LoadCommand {
       payload: num(v, "payload", DEFAULT_PAYLOAD, 0, 60_000),
       durationS: num(v, "duration", DEFAULT_DURATION_S, 1, 7 * 86_400, false),
       settleS: num(v, "settle", DEFAULT_SETTLE_S, 0, 3600, false),
-      port: num(v, "port", DEFAULT_DEVICE_PORT, 1, 65535),
+      port,
       host: str(v, "host", ""),
       hostBase,
       gatewayPid,
       pingEveryS: num(v, "ping-every", 0, 0, 86_400, false),
-      backend: v["with-backend"] ? backendOptions(v) : null,
+      backend,
+      mqtt,
       quiet: Boolean(v.quiet),
     },
   };

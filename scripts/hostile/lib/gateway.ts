@@ -83,6 +83,17 @@ export class HostileGateway {
     return sumOverWorkers(parseExposition(await res.text()));
   }
 
+  /** Polls owsla_connections until it is 0 (at most 30 s); returns the last value. */
+  async connectionsAfterRun(): Promise<number> {
+    let open = Number.NaN;
+    for (let i = 0; i < 60; i++) {
+      open = HostileGateway.metric(await this.metrics(), "owsla_connections");
+      if (open === 0) break;
+      await Bun.sleep(500);
+    }
+    return open;
+  }
+
   /** The value of metric `key` (e.g. `owsla_closes_total{reason="bad_frame"}`), 0 when absent. */
   static metric(m: Map<string, number>, key: string): number {
     return m.get(key) ?? 0;

@@ -150,3 +150,17 @@ export async function cpuDuring<T>(pids: number[], fn: () => Promise<T>): Promis
   const pct = (s: number) => Math.round((s / (wallMs / 1000)) * 100);
   return { result, cpuPct: pct(used.reduce((a, b) => a + b, 0)), perPid: used.map(pct), wallMs: Math.round(wallMs) };
 }
+
+/**
+ * Reads `pids` once a second until their summed VmRSS is at most `limitKb` or `settleS` passed
+ * (the runtime returns freed pages lazily); returns the last reading and the seconds waited.
+ */
+export async function settleRss(pids: number[], limitKb: number, settleS: number): Promise<{ end: Reading; waitedS: number }> {
+  let end = read(pids);
+  const start = performance.now();
+  while (end.rssKb > limitKb && performance.now() - start < settleS * 1000) {
+    await Bun.sleep(1000);
+    end = read(pids);
+  }
+  return { end, waitedS: Math.round((performance.now() - start) / 100) / 10 };
+}

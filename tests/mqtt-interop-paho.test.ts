@@ -1,0 +1,9 @@
+/**
+ * MQTT interop with Eclipse paho for Python (Debian python3-paho-mqtt, tests/interop/paho-client.py), MQTT 3.1.1 and 5, against a
+ * real gateway and RabbitMQ: see tests/helpers/mqtt-interop-suite.ts. Skipped with a warning
+ * only when the client is missing.
+ */
+import { pahoClient } from "./helpers/mqtt-clients.ts";
+import { describeMqttInterop } from "./helpers/mqtt-interop-suite.ts";
+
+describeMqttInterop(pahoClient, "paho");
