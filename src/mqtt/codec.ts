@@ -25,8 +25,11 @@ parser.on("error", (e: Error) => {
 export function decodePacket(bytes: Uint8Array, version: MqttVersion): Packet | Error {
   parsed = null;
   failed = null;
-  const p = parser as unknown as { settings: object; _list: { length: number }; _resetState(): void };
+  const p = parser as unknown as { settings: object; _pos: number; _list: { length: number }; _resetState(): void };
   p.settings = { protocolVersion: version };
+  // Every packet starts at position 0 (a packet that failed mid-field left the read position
+  // behind, and `_resetState()` does not reset it).
+  p._pos = 0;
   try {
     parser.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
   } catch (e) {
@@ -34,7 +37,10 @@ export function decodePacket(bytes: Uint8Array, version: MqttVersion): Packet | 
   }
   const out: Packet | Error = failed ?? parsed ?? new Error("Packet ends before its fields do");
   // Whatever happened, the next packet (of any connection) starts from a clean state.
-  if (failed || !parsed || p._list.length > 0) p._resetState();
+  if (failed || !parsed || p._list.length > 0) {
+    p._resetState();
+    p._pos = 0;
+  }
   return out;
 }
 

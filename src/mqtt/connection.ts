@@ -108,6 +108,12 @@ export class MqttConnection extends SocketSession implements DeviceSession, Publ
       });
       return;
     }
+    // Packet ids are 1..65535 (a packet too short to hold one parses without it).
+    const pid = (p as { messageId?: unknown }).messageId;
+    const needsId = p.cmd === "puback" || p.cmd === "pubrel" || p.cmd === "subscribe" || p.cmd === "unsubscribe" || (p.cmd === "publish" && p.qos > 0);
+    if (needsId && !(typeof pid === "number" && Number.isInteger(pid) && pid >= 1 && pid <= 65535)) {
+      return this.disconnect("bad_frame", RC.malformedPacket, `${p.cmd} without a valid packet identifier (1 to 65535)`);
+    }
     switch (p.cmd) {
       case "publish":
         return this.inbound.publish(p);
@@ -146,7 +152,8 @@ export class MqttConnection extends SocketSession implements DeviceSession, Publ
     const { ctx, limits } = this;
     this.version = p.protocolVersion === 5 ? 5 : 4;
     const clientId = p.clientId ?? "";
-    if (!isHardwareId(clientId)) {
+    // Ill-formed UTF-8 reaches us as U+FFFD: refused rather than read as another id.
+    if (!isHardwareId(clientId) || clientId.includes("\uFFFD")) {
       ctx.metrics.inc("owsla_auth_failures_total");
       this.connack(RC.clientIdentifierNotValid, "Client identifier must be the device's hardware id (1 to 256 characters, no control characters)");
       return this.close("unauthorized");
