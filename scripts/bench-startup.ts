@@ -59,7 +59,7 @@ for (let i = 0; i < RUNS; i++) {
   for (const [workers, into] of [[1, gw1], [2, gw2]] as const) {
     const data = join(work, `data-${workers}-${i}`);
     // Broker deliberately unreachable: ready means all workers listen, not that AMQP is up.
-    into.push(await timeTo([bin, "serve", "--workers", String(workers), "--data", data, "--port", String(freePort()), "--api-port", "0", "--broker", "amqp://guest:guest@127.0.0.1:1", "--log-format", "json"], "Gateway ready"));
+    into.push(await timeTo([bin, "serve", "--workers", String(workers), "--data", data, "--port", String(freePort()), "--mqtt-port", String(freePort()), "--api-port", "0", "--broker", "amqp://guest:guest@127.0.0.1:1", "--log-format", "json"], "Gateway ready"));
   }
 }
 const size = (p: string) => statSync(p).size;

@@ -136,12 +136,10 @@ describe("MQTT: before CONNECT", () => {
     await expectHealthy();
   });
 
-  // KNOWN BUG A (reported to the mqtt branch): a parse error in the middle of a packet leaves the
-  // worker's shared mqtt-packet parser with a stale read position (`_pos` is not reset by
-  // `_resetState()` in src/mqtt/codec.ts), so every later packet on that worker, of every
-  // connection, fails with "Cannot parse protocolId" and the well-behaved device gets no CONNACK.
-  // Remove `.failing` once fixed.
-  test.failing("CONNECT with the reserved connect flag (bit 0) set: closed, and the worker still serves other devices", async () => {
+  // Found by this suite: a parse error in the middle of a packet left the worker's shared
+  // mqtt-packet parser with a stale read position, so every later packet on that worker, of
+  // every connection, failed and the well-behaved device got no CONNACK (src/mqtt/codec.ts).
+  test("CONNECT with the reserved connect flag (bit 0) set: closed, and the worker still serves other devices", async () => {
     const hw = `flags-${++n}`;
     const c = await open();
     c.write(rawConnect({ clientId: hw, password: gw.token(hw), flags: 0x02 | 0x80 | 0x40 | 0x01 }));
@@ -151,9 +149,8 @@ describe("MQTT: before CONNECT", () => {
   });
 
   // Level 3 (MQTT 3.1) is served like 3.1.1 (docs/mqtt.md); these levels do not exist.
-  // KNOWN BUG A (see above): the codec's "Invalid protocol version" error poisons the worker's
-  // parser. Remove `.failing` once fixed.
-  test.failing("an unknown protocol level (0, 2, 6, 255): refused and closed", async () => {
+  // The same stale parser state, from an "Invalid protocol version" error.
+  test("an unknown protocol level (0, 2, 6, 255): refused and closed", async () => {
     for (const level of [0, 2, 6, 255]) {
       const hw = `level-${++n}`;
       const c = await open(4);
@@ -175,11 +172,10 @@ describe("MQTT: before CONNECT", () => {
     await expectHealthy();
   });
 
-  // KNOWN BUG D (reported to the mqtt branch): mqtt-packet decodes strings without checking
-  // UTF-8 (ill-formed bytes become U+FFFD), so client ids 61 ff and 61 fe are both the device
-  // "a\uFFFD" and are accepted with its token: two byte strings, one identity. MQTT-1.5.4-1 makes
-  // ill-formed UTF-8 a Malformed Packet. Remove `.failing` once fixed.
-  test.failing("client ids with ill-formed UTF-8 are refused (0x85, or 0x81 Malformed), even with the token of their U+FFFD reading", async () => {
+  // mqtt-packet decodes strings without checking UTF-8 (ill-formed bytes become U+FFFD), so
+  // client ids 61 ff and 61 fe were both the device "a\uFFFD": two byte strings, one identity.
+  // MQTT-1.5.4-1 makes ill-formed UTF-8 a Malformed Packet.
+  test("client ids with ill-formed UTF-8 are refused (0x85, or 0x81 Malformed), even with the token of their U+FFFD reading", async () => {
     for (const clientId of [[0x61, 0xff], [0x61, 0xfe], [0x61, 0xff, 0xfe, 0xc0, 0x80]]) {
       const c = await open();
       c.write(rawConnect({ clientId, password: gw.token("a\ufffd") }));
@@ -246,9 +242,8 @@ describe("MQTT: after CONNECT", () => {
     expect(backend.received.filter((r) => r.body?.qos3 !== undefined)).toEqual([]);
   });
 
-  // KNOWN BUG E (reported to the mqtt branch): packet id 0 is accepted (PUBACK 0, published);
-  // MQTT-2.2.1-3 requires a non-zero id. Remove `.failing` once fixed.
-  test.failing("PUBLISH QoS 1 with packet id 0: DISCONNECT 0x81 or 0x82 and closed; not published", async () => {
+  // MQTT-2.2.1-3 requires a non-zero packet id (id 0 was once PUBACKed and published).
+  test("PUBLISH QoS 1 with packet id 0: DISCONNECT 0x81 or 0x82 and closed; not published", async () => {
     const c = await session();
     c.write(rawPublish({ topic: "telemetry/zero", flags: 0x02, packetId: 0, payload: '{"zeroid":1}' }));
     const o = await outcome(c);
@@ -286,11 +281,10 @@ describe("MQTT: after CONNECT", () => {
     await expectHealthy();
   });
 
-  // KNOWN BUG B (reported to the mqtt branch): mqtt-packet reads the missing packet id as -1;
-  // the gateway answers PUBREL 62 00 with a PUBCOMP for id -1, which mqtt-packet encodes as the
-  // two bytes 70 04 (a header announcing 4 bytes and no body), so the client's stream is out of
-  // step (the next PINGRESP is read as that PUBCOMP's body). Remove `.failing` once fixed.
-  test.failing("PUBREL, PUBACK or UNSUBSCRIBE too short to hold a packet id is malformed: DISCONNECT 0x81, and nothing malformed comes back", async () => {
+  // mqtt-packet reads a missing packet id as -1; the gateway once answered PUBREL 62 00 with a
+  // PUBCOMP for id -1, encoded as the two bytes 70 04 (a header announcing 4 bytes and no body),
+  // which put the client's stream out of step.
+  test("PUBREL, PUBACK or UNSUBSCRIBE too short to hold a packet id is malformed: DISCONNECT 0x81, and nothing malformed comes back", async () => {
     for (const bytes of [[0x62, 0x00], [0x62, 0x01, 0x05], [0x40, 0x00], [0xa2, 0x01, 0x00]]) {
       const c = await session();
       c.write(new Uint8Array(bytes));
@@ -354,12 +348,10 @@ describe("MQTT: after CONNECT", () => {
     await expectHealthy();
   }, 30_000);
 
-  // MISSING FEATURE G (reported to the mqtt branch): no cap on subscriptions per session. One
-  // device's 150k distinct filters (100 SUBSCRIBE packets under the size limit) are all granted
-  // and kept with its persistent session: measured +36 to +64 MiB in the worker per such device (4
-  // devices: +145 MiB, still held after they left), and every command is matched against all
-  // of them. Un-skip once a cap refuses filters past it (SUBACK 0x97 Quota exceeded).
-  test.skip("150k distinct filters from one device: the worker's memory grows by less than 20 MiB (filters past a cap get 0x97)", async () => {
+  // A session holds at most MAX_SUBSCRIPTIONS filters (src/mqtt/commands-out.ts); past it SUBACK
+  // 0x97. Without the cap one device's 150k filters cost the worker 36-64 MiB, kept with its
+  // persistent session.
+  test("150k distinct filters from one device: the worker's memory grows by less than 20 MiB (filters past a cap get 0x97)", async () => {
     const pids = gw.workerPids();
     const before = read(pids).rssKb;
     const hw = `subflood-${++n}`;

@@ -55,12 +55,9 @@ async function visit(hw: string, version: 4 | 5, ms: number): Promise<string[]> 
 
 describe("persistent MQTT sessions on 2 workers", () => {
   for (const version of [4, 5] as const) {
-    // KNOWN BUG F (reported to the mqtt branch): every SUBSCRIBE that adds a filter calls
-    // askAgain() -> router.welcomed(), which re-reads the command store; a command the device has
-    // just PUBACKed (and the connection has forgotten: `sent.delete`) is delivered again under a
-    // new packet id before its deletion reaches the store. Seen here 2 to 7 copies per command;
-    // with real clients (mqtt.js, mosquitto_sub) intermittently 2. Remove `.failing` once fixed.
-    test.failing(`MQTT ${version === 5 ? "5" : "3.1.1"}: a command queued while the session was away arrives once, and not again on the next visit`, async () => {
+    // Clients subscribe again on every connection; that SUBSCRIBE once made the gateway re-read
+    // the command store and send a just-acked command again (2 to 7 copies seen here).
+    test(`MQTT ${version === 5 ? "5" : "3.1.1"}: a command queued while the session was away arrives once, and not again on the next visit`, async () => {
       const outcomes: Record<string, { second: number; third: number }> = {};
       for (let i = 0; i < 10; i++) {
         const hw = `once-v${version}-${i}`;

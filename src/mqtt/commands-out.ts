@@ -31,6 +31,15 @@ export interface CommandPort {
 
 /** SUBACK code refusing a filter: MQTT 5 Not authorized, 3.1.1 Failure. */
 const SUBACK_REFUSED = { 5: RC.notAuthorized, 4: 0x80, 3: 0x80 } as const;
+/** SUBACK code for a filter past {@link MAX_SUBSCRIPTIONS}: MQTT 5 Quota exceeded, 3.1.1 Failure. */
+const SUBACK_QUOTA = { 5: RC.quotaExceeded, 4: 0x80, 3: 0x80 } as const;
+
+/**
+ * Filters one session may hold. A device needs two (`cmd/#` and `reply/#`) or a few narrower
+ * ones; without a cap one device's 150k filters cost a worker 36-64 MiB, kept with its
+ * persistent session, and every command was matched against all of them.
+ */
+export const MAX_SUBSCRIPTIONS = 64;
 
 /** Subscriptions and unacked commands of one connection. */
 export class OutboundCommands {
@@ -129,6 +138,9 @@ export class OutboundCommands {
       } else if (!subscriptionAllowed(s.topic, this.c.limits.maxTopicBytes)) {
         this.c.ctx.metrics.inc("owsla_mqtt_subscriptions_refused_total");
         granted.push(SUBACK_REFUSED[this.c.version]);
+      } else if (this.session.subscriptions.size >= MAX_SUBSCRIPTIONS && !this.session.subscriptions.has(s.topic)) {
+        this.c.ctx.metrics.inc("owsla_mqtt_subscriptions_refused_total");
+        granted.push(SUBACK_QUOTA[this.c.version]);
       } else {
         const qos = Math.min(s.qos, 1);
         this.session.subscriptions.set(s.topic, qos);
@@ -137,7 +149,10 @@ export class OutboundCommands {
       }
     }
     this.c.send({ cmd: "suback", messageId: p.messageId, granted } as Packet);
-    if (added) this.askAgain();
+    // Only when a command waited for a subscription: clients subscribe again on every
+    // connection, and asking the router again then re-read stored commands the device had just
+    // acked (their deletion still on its way) and sent them a second time.
+    if (added && this.wanting) this.askAgain();
   }
 
   /** UNSUBSCRIBE: drops the filters. */
