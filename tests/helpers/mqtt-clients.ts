@@ -151,7 +151,8 @@ export const pahoClient: MqttClientAdapter = {
 };
 
 function pahoLogin(l: MqttLogin): string[] {
-  return ["--port", String(l.port), "--id", l.clientId, "--password", l.password, "--version", l.version === 5 ? "5" : "311"];
+  // `--name=value`: argparse reads a separate value that starts with "-" (a token can) as an option.
+  return ["--port", String(l.port), `--id=${l.clientId}`, `--password=${l.password}`, "--version", l.version === 5 ? "5" : "311"];
 }
 
 function pahoEvents(stdout: string): Record<string, any>[] {
