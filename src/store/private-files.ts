@@ -33,5 +33,14 @@ export function makePrivateDir(dir: string, tightenExisting = true): void {
  */
 export function makePrivateDbFile(path: string): void {
   closeSync(openSync(path, "a", PRIVATE_FILE_MODE));
-  for (const p of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(p)) tighten(p, PRIVATE_FILE_MODE);
+  for (const p of [path, `${path}-wal`, `${path}-shm`]) {
+    if (!existsSync(p)) continue;
+    try {
+      tighten(p, PRIVATE_FILE_MODE);
+    } catch (e) {
+      // Another process closing the database removes its -wal/-shm between the check and the
+      // stat (seen with six processes opening a new database at once): nothing left to tighten.
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    }
+  }
 }
