@@ -110,6 +110,10 @@ export function describeMqttInterop(client: MqttClientAdapter, tag: string): voi
         const hw = `${hwBase}-once`;
         const { body, second } = await queuedWhileAway(hw);
         expect({ connack: second.connack, payloads: second.messages.map((m) => JSON.parse(m.payload)) }).toEqual({ connack: 0, payloads: [body] });
+        // mosquitto_sub -C 1 may disconnect before its PUBACK leaves (seen once in CI: the next
+        // visit got the command again, which at-least-once delivery requires without a PUBACK),
+        // so the next visit is checked only for clients that PUBACK before they disconnect.
+        if (client.name.startsWith("mosquitto")) return;
         const third = await client.subscribe(login(hw, version), { persistent: true, count: 1, timeoutS: 2 }).done;
         expect({ connack: third.connack, messages: third.messages.length }).toEqual({ connack: 0, messages: 0 });
       }, 60_000);
