@@ -5,7 +5,6 @@
  *
  * Usage: bun scripts/smoke-binary.ts <path-to-binary>   (exit 0 on success)
  */
-import mqtt from "mqtt";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -67,14 +66,6 @@ try {
   if ((health as { status?: string }).status !== "ok") fail(`/healthz said ${JSON.stringify(health)}`);
   console.log("/healthz ok");
   dev.close();
-  // MQTT 5 on the same binary: QoS 1 publish, PUBACK after the broker confirm.
-  const mqttToken = Bun.spawnSync([exe, "token", "smoke-device-2", "--data", dir]).stdout.toString().trim();
-  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: "smoke-device-2", password: mqttToken, protocolVersion: 5, reconnectPeriod: 0 });
-  await client.publishAsync("smoke/mqtt", JSON.stringify({ mqtt: true }), { qos: 1 });
-  const viaMqtt = await backend.wait((r) => r.routingKey.endsWith(".smoke.mqtt") && r.headers.protocol === "mqtt", 20_000);
-  if (viaMqtt.body?.mqtt !== true) fail(`back-end got ${JSON.stringify(viaMqtt.body)} over MQTT`);
-  await client.endAsync();
-  console.log("MQTT publish reached the back-end");
 } finally {
   gw.kill("SIGTERM");
   await gw.exited;
