@@ -160,6 +160,35 @@ test("connections are spread over both workers", async () => {
   expect(perWorker[1]).toBeGreaterThan(0);
 });
 
+
+test("back-to-back takeovers across workers: the newest connection always wins", async () => {
+  // Each round opens two connections of one device and sends the second's hello as soon as the
+  // first is welcomed, so the two welcomes often fall on different workers within the same
+  // millisecond: the home worker must order them by a clock both workers read alike. The older
+  // connection gets taken_over, the newer one stays.
+  const ROUNDS = 100;
+  const hw = "takeover-race";
+  const hello = { device: hw, token: gw.token(hw) };
+  const workersSeen = new Set<number>();
+  for (let i = 0; i < ROUNDS; i++) {
+    const older = await TestDevice.connect(gw.port);
+    const newer = await TestDevice.connect(gw.port);
+    cleanups.push(() => older.close(), () => newer.close());
+    await older.hello(hello);
+    const welcome = await newer.hello(hello);
+    // On failure, say what the newer connection got instead (typically: taken_over itself).
+    const e = await older.op("error").catch((err: Error) => ({ code: `no error frame (${err.message}); the newer connection got ${JSON.stringify(newer.frames)}` }));
+    expect(`round ${i}: ${e.code}`).toBe(`round ${i}: taken_over`);
+    await older.waitClosed();
+    newer.send({ op: "ping" });
+    await newer.op("pong");
+    if (i % 10 === 9) workersSeen.add((await waitHolders([welcome.id])).get(welcome.id)!);
+    newer.send({ op: "bye" });
+    await newer.waitClosed();
+  }
+  console.log(`workers: ${ROUNDS} takeovers; the newer connection was held by workers ${[...workersSeen].join(", ")}`);
+});
+
 test("SIGKILL of one worker: the other's devices see nothing, the worker is back within 1 s, nothing acked is lost", async () => {
   // Devices with traffic both ways, until both workers hold at least 4.
   const devices: TrackedDevice[] = [];

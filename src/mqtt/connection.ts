@@ -11,7 +11,7 @@ import type { AckRoute, Command } from "../protocol/gateway-messages.ts";
 import type { SessionContext } from "../session/context.ts";
 import type { CloseReason } from "../session/close-reasons.ts";
 import type { DeviceSession } from "../session/device-session.ts";
-import { wallClock } from "../session/connection.ts";
+import { welcomeClock } from "../session/welcome-clock.ts";
 import { SocketSession, type SocketLike } from "../session/socket-session.ts";
 import { authenticate } from "../session/hello.ts";
 import type { Sender } from "../session/messages.ts";
@@ -189,7 +189,7 @@ export class MqttConnection extends SocketSession implements DeviceSession, Publ
     this.idleTimeoutMs = keepalive * 1500;
     this.will = p.will ? Buffer.from(p.will.payload ?? Buffer.alloc(0)) : null;
     this.state = "open";
-    this.welcomedAt = wallClock();
+    this.welcomedAt = welcomeClock();
     const props: NonNullable<IConnackPacket["properties"]> = {
       maximumPacketSize: limits.maxPacketBytes,
       receiveMaximum: limits.receiveMaximum,

@@ -7,8 +7,6 @@
  *
  * This is pure state: no I/O. The {@link CommandRouter} does the messaging.
  */
-import { MAX_WORKERS } from "../protocol/gateway-messages.ts";
-
 /** The home worker of `deviceId` among `count` workers. */
 export function homeOf(deviceId: string, count: number): number {
   if (count <= 1) return 0;
@@ -17,7 +15,7 @@ export function homeOf(deviceId: string, count: number): number {
   return Number.isFinite(n) ? n % count : 0;
 }
 
-/** Where a device is held: the worker and when it was welcomed there (ms). */
+/** Where a device is held: the worker and when it was welcomed there (ms since the epoch, with microseconds). */
 export interface Location {
   worker: number;
   at: number;
@@ -33,8 +31,12 @@ export interface ClaimOutcome {
 
 /** Live locations and stored-command owners of the devices whose home is this worker. */
 export class HomeShard {
-  /** Device id -> `at * MAX_WORKERS + worker` (one number per held device). */
-  private readonly live = new Map<string, number>();
+  /**
+   * Device id -> where it is held. `at` has microseconds (two welcomes of one device on two
+   * workers can fall within one millisecond), too many digits to pack with the worker into one
+   * number; a small object per held device costs about 40 bytes.
+   */
+  private readonly live = new Map<string, Location>();
   /** Device id -> workers that keep stored commands for it. */
   private readonly stored = new Map<string, number[]>();
 
@@ -45,8 +47,7 @@ export class HomeShard {
 
   /** Where `deviceId` is held, if anywhere. */
   locate(deviceId: string): Location | undefined {
-    const v = this.live.get(deviceId);
-    return v === undefined ? undefined : { worker: v % MAX_WORKERS, at: Math.floor(v / MAX_WORKERS) };
+    return this.live.get(deviceId);
   }
 
   /**
@@ -60,21 +61,21 @@ export class HomeShard {
       if (prev.at > at) return { takeover: { worker, at: prev.at }, flushFrom: [] };
       takeover = { worker: prev.worker, at };
     }
-    this.live.set(deviceId, at * MAX_WORKERS + worker);
+    this.live.set(deviceId, { worker, at });
     return { takeover, flushFrom: this.stored.get(deviceId) ?? [] };
   }
 
   /** `worker` lost the connection of `deviceId` welcomed at `at` (ignored if a newer one holds it). */
   release(deviceId: string, worker: number, at: number): void {
     const v = this.live.get(deviceId);
-    if (v === at * MAX_WORKERS + worker) this.live.delete(deviceId);
+    if (v !== undefined && v.worker === worker && v.at === at) this.live.delete(deviceId);
   }
 
   /** Forgets every device held by `worker` (its process is gone); returns how many. */
   dropWorker(worker: number): number {
     let n = 0;
     for (const [d, v] of this.live) {
-      if (v % MAX_WORKERS === worker) {
+      if (v.worker === worker) {
         this.live.delete(d);
         n++;
       }

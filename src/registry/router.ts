@@ -25,7 +25,7 @@ import type { Registry } from "./registry.ts";
 export interface HolderConn {
   readonly connId: string;
   readonly state: string;
-  /** When `welcome` was sent (wall clock, ms). */
+  /** When `welcome` was sent: ms since the epoch with microseconds, from {@link welcomeClock} (comparable across workers). */
   readonly welcomedAt: number;
   /** Writes the command; false when it could not be written. */
   deliver(cmd: Command, route: AckRoute): boolean;
@@ -283,14 +283,14 @@ export class CommandRouter {
 
   private holderTakeover(deviceId: string, at: number): void {
     const conn = this.o.registry.get(deviceId);
-    if (conn && Math.floor(conn.welcomedAt) <= at) conn.takeOver();
+    if (conn && conn.welcomedAt <= at) conn.takeOver();
   }
 
   /** A local connection was welcomed as `deviceId`: it holds the device now. */
   welcomed(deviceId: string, conn: HolderConn): void {
     const old = this.o.registry.claim(deviceId, conn);
     if (old) old.takeOver();
-    const at = Math.floor(conn.welcomedAt);
+    const at = conn.welcomedAt;
     const { self } = this.o;
     this.toHome(deviceId, { t: "claim", d: deviceId, at }, () => this.homeClaim(deviceId, self, at), () => {});
   }
@@ -301,7 +301,7 @@ export class CommandRouter {
    */
   released(deviceId: string, conn: HolderConn, unacked: Iterable<AckRoute>): void {
     if (this.o.registry.release(deviceId, conn)) {
-      const at = Math.floor(conn.welcomedAt);
+      const at = conn.welcomedAt;
       const { self } = this.o;
       this.toHome(deviceId, { t: "release", d: deviceId, at }, () => this.home.release(deviceId, self, at), () => {});
     }
@@ -364,7 +364,7 @@ export class CommandRouter {
   peerUp(peer: number): void {
     const { count, self } = this.o;
     for (const [d, conn] of this.o.registry.entries()) {
-      if (homeOf(d, count) === peer && conn.state === "open") this.o.send(peer, { t: "claim", d, at: Math.floor(conn.welcomedAt) });
+      if (homeOf(d, count) === peer && conn.state === "open") this.o.send(peer, { t: "claim", d, at: conn.welcomedAt });
     }
     let stored: string[] = [];
     try {

@@ -20,16 +20,12 @@ export type { SocketLike } from "./socket-session.ts";
 
 import type { DeviceSession } from "./device-session.ts";
 import { SocketSession, type SocketLike } from "./socket-session.ts";
+import { welcomeClock } from "./welcome-clock.ts";
 
 export type { ConnState } from "./device-session.ts";
 
 /** Time a closing connection gets to flush its last frame before it is cut, in ms. */
 export const CLOSE_FLUSH_MS = 2000;
-
-/** Milliseconds since the epoch with sub-millisecond resolution; comparable across processes. */
-export function wallClock(): number {
-  return performance.timeOrigin + performance.now();
-}
 
 /** Frames a device may send behind its hello before the welcome. */
 export const HELD_LINES_MAX = 64;
@@ -232,7 +228,7 @@ export class DeviceConnection extends SocketSession implements DeviceSession {
     this.deviceId = outcome.deviceId;
     this.hardwareId = outcome.hardwareId;
     this.state = "open";
-    this.welcomedAt = wallClock();
+    this.welcomedAt = welcomeClock();
     this.send({ op: "welcome", id: outcome.deviceId, conn: this.connId, gateway: ctx.gatewayId, keepalive: ctx.limits.keepaliveS });
     ctx.metrics.inc("owsla_welcomes_total");
     ctx.metrics.observe("owsla_welcome_ms", Date.now() - this.acceptedAt);
