@@ -23,6 +23,7 @@ import { OutboundCommands, type CommandPort } from "./commands-out.ts";
 import { emptySession } from "./sessions.ts";
 import { willPresence } from "./will.ts";
 import type { MqttDeps, MqttLimits } from "./limits.ts";
+import { refusalDetail } from "../log/address-log.ts";
 
 /** Packets a device may send behind its CONNECT before the CONNACK. */
 export const HELD_PACKETS_MAX = 64;
@@ -256,6 +257,7 @@ export class MqttConnection extends SocketSession implements DeviceSession, Publ
   disconnect(reason: CloseReason, rc: number, message: string): void {
     if (this.done) return;
     this.ctx.log.debug("Closing MQTT connection", { conn: this.connId, device: this.deviceId, reason, code: rc, why: message });
+    if (reason === "bad_frame" || reason === "frame_too_large") this.ctx.refusals.note("mqtt-packet", this.socket.remoteAddress, "Bad MQTT packet from a device", { code: rc, detail: refusalDetail(message), ...(this.deviceId ? { device: this.deviceId } : {}) });
     this.end(reason, rc, message);
   }
 

@@ -21,6 +21,7 @@ export type { SocketLike } from "./socket-session.ts";
 import type { DeviceSession } from "./device-session.ts";
 import { SocketSession, type SocketLike } from "./socket-session.ts";
 import { welcomeClock } from "./welcome-clock.ts";
+import { refusalDetail } from "../log/address-log.ts";
 
 export type { ConnState } from "./device-session.ts";
 
@@ -78,8 +79,9 @@ export class DeviceConnection extends SocketSession implements DeviceSession {
     {
       const parsed = parseFrame(text);
       if (!parsed.ok) {
-        if (parsed.close) this.fail(parsed.code as "bad_frame", parsed.message);
-        else this.send({ op: "error", code: parsed.code, message: parsed.message, ...(parsed.ref ? { ref: parsed.ref } : {}) } as GatewayFrame);
+        if (parsed.close) return this.fail(parsed.code as "bad_frame", parsed.message);
+        this.noteBadFrame(parsed.code, parsed.message);
+        this.send({ op: "error", code: parsed.code, message: parsed.message, ...(parsed.ref ? { ref: parsed.ref } : {}) } as GatewayFrame);
         return;
       }
       try {
@@ -87,7 +89,9 @@ export class DeviceConnection extends SocketSession implements DeviceSession {
       } catch (e) {
         // Hostile input must never take the worker down.
         this.ctx.metrics.inc("owsla_frame_errors_total");
-        this.send(errorFrame("bad_frame", `Cannot process ${parsed.frame.op} frame: ${(e as Error).message}`));
+        const message = `Cannot process ${parsed.frame.op} frame: ${(e as Error).message}`;
+        this.noteBadFrame("bad_frame", message);
+        this.send(errorFrame("bad_frame", message));
       }
     }
   }
@@ -145,7 +149,13 @@ export class DeviceConnection extends SocketSession implements DeviceSession {
   }
 
   private fail(code: "bad_frame" | "frame_too_large", message: string): void {
+    this.noteBadFrame(code, message);
     this.close(code, code, message);
+  }
+
+  /** Logs a refused frame (rate-limited per address). */
+  private noteBadFrame(code: string, message: string): void {
+    this.ctx.refusals.note("frame", this.socket.remoteAddress, "Bad frame from a device", { code, detail: refusalDetail(message), ...(this.deviceId ? { device: this.deviceId } : {}) });
   }
 
   /** The socket closed (by either side). Releases the device and records why. */

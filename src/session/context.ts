@@ -4,6 +4,7 @@ import type { Metrics } from "../metrics/metrics.ts";
 import type { UpMessage } from "../protocol/gateway-messages.ts";
 import type { BanList } from "../auth/bans.ts";
 import type { AckRoute } from "../protocol/gateway-messages.ts";
+import type { AddressLog } from "../log/address-log.ts";
 
 /** Protocol limits applied to every connection. */
 export interface SessionLimits {
@@ -79,4 +80,6 @@ export interface SessionContext {
   directory: DeviceDirectory;
   metrics: Metrics;
   log: Logger;
+  /** Failed hellos and bad frames in the log, at most once per minute per source address. */
+  refusals: AddressLog;
 }

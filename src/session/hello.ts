@@ -43,7 +43,7 @@ export async function authenticate(f: HelloFrame, remote: string, ctx: SessionCo
   const verdict = authenticateHello(ctx.auth, ctx.siteNamespace, f, certNames);
   if (!verdict.ok) {
     ctx.metrics.inc("owsla_auth_failures_total");
-    ctx.log.debug("Device refused", { hardware_id: f.device, remote, why: verdict.message });
+    ctx.refusals.note("hello", remote, "Device refused at hello", { hardware_id: f.device, why: verdict.message });
     await recordAuthFailure(ctx, remote, f.device);
     return { ok: false, reason: "unauthorized", code: "unauthorized", message: verdict.message };
   }
@@ -55,6 +55,7 @@ export async function authenticate(f: HelloFrame, remote: string, ctx: SessionCo
     const kind = f.resume[14] === "4" ? ctx.directory.anonymousKnown(f.resume) : "hardware";
     if (kind === "hardware") {
       ctx.metrics.inc("owsla_auth_failures_total");
+      ctx.refusals.note("hello", remote, "Device refused at hello", { resume: f.resume, why: "resume names a device with a hardware id" });
       await recordAuthFailure(ctx, remote, undefined);
       return { ok: false, reason: "unauthorized", code: "unauthorized", message: `Unauthorized: ${f.resume} belongs to a device with a hardware id; send hello with \`device\` instead of \`resume\`` };
     }

@@ -35,6 +35,7 @@ import { BanList } from "../auth/bans.ts";
 import { answerControl, isControlRequest } from "../control/protocol.ts";
 import { secretPath } from "../cli/commands.ts";
 import { isReload } from "../supervisor/reload.ts";
+import { AddressLog } from "../log/address-log.ts";
 
 export { readTlsFiles } from "../listener/tls-config.ts";
 
@@ -188,6 +189,7 @@ export async function startWorker(
     directory,
     metrics,
     log,
+    refusals: new AddressLog(log),
   };
   new CommandConsumer(link, topo.queue, config.broker.command_ttl_s * 1000, config.device.max_frame_bytes, router, metrics, log);
   const limits = {
