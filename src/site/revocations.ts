@@ -2,9 +2,8 @@
  * Site-wide revocations on this gateway: the glue between the broker's site events
  * (`src/bridge/site-events.ts`) and the local device records and workers.
  *
- * MERGE NOTE (bridge helper -> lead): this is the only place that knows both sides. When the
- * site database owned by the supervisor lands, `storeRevocation` becomes a write to it and the
- * rest stays: receive -> store durably -> tell the workers -> ack; revoke locally -> publish.
+ * This is the only place that knows both sides: receive -> store durably in the supervisor's
+ * site database -> tell the workers -> ack; revoke locally -> publish.
  */
 import type { Database } from "bun:sqlite";
 import { join } from "node:path";
