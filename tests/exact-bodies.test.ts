@@ -119,6 +119,35 @@ describe("hostile commands", () => {
   });
 });
 
+describe("hostile headers", () => {
+  test("a refused command with a malformed x-death header is dead-lettered by copy (RabbitMQ would crash the queue), and commands keep flowing", async () => {
+    const d = await RawDevice.connect(gw.port);
+    const id = await d.hello("xdeath-lock");
+    const before = await deadLetters();
+    // Unknown device + an x-death that is not a list of tables: rabbit_dead_letter crashes on it.
+    await backend.ch.basicPublish(`${gw.prefix}owsla.down`, gw.gatewayId, "{}", { headers: { device_id: crypto.randomUUID(), "x-death": [1, "a", [null]] }, messageId: "xdeath-poison" });
+    await backend.ch.basicPublish(`${gw.prefix}owsla.down`, gw.gatewayId, "{}", { headers: { "x-death": [1, "a", [null]] }, messageId: "xdeath-nodevice" });
+    let after = before;
+    for (let i = 0; i < 100 && after < before + 2; i++) {
+      await Bun.sleep(50);
+      after = await deadLetters();
+    }
+    expect(after).toBe(before + 2);
+    const copies: Record<string, Record<string, unknown> | undefined> = {};
+    for (let m = await backend.ch.basicGet(`${gw.prefix}owsla.dead`, { noAck: true }); m; m = await backend.ch.basicGet(`${gw.prefix}owsla.dead`, { noAck: true })) {
+      if (m.properties.messageId?.startsWith("xdeath-")) copies[m.properties.messageId] = m.properties.headers;
+    }
+    expect(copies["xdeath-poison"]?.["x-death"]).toBeUndefined();
+    expect(copies["xdeath-poison"]?.["x-owsla-rejected"]).toBe("unknown_device");
+    expect(copies["xdeath-nodevice"]?.["x-owsla-rejected"]).toBe("no_device");
+    for (let i = 0; i < 3; i++) {
+      await backend.ch.basicPublish(`${gw.prefix}owsla.down`, gw.gatewayId, `{"i":${i}}`, { headers: { device_id: id }, messageId: `xdeath-after-${i}` });
+      await d.line((l) => l.includes(`"xdeath-after-${i}"`), 10_000);
+    }
+    d.sock.destroy();
+  }, 30_000);
+});
+
 describe("half-close", () => {
   test("a device that sends and half-closes (nc -q1) gets its welcome and the ack, then the close", async () => {
     for (let i = 0; i < 4; i++) {

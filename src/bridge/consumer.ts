@@ -11,6 +11,7 @@ import type { Command } from "../protocol/gateway-messages.ts";
 import { compactJsonText, encodeCommandFrame } from "../protocol/frames.ts";
 import { messageId } from "../identity/identity.ts";
 import type { BrokerLink } from "./link.ts";
+import { deadLetterByCopy, needsDeadLetterCopy } from "./dead-letter-copy.ts";
 
 /** Where parsed commands go (the worker's command router). */
 export interface CommandSink {
@@ -93,6 +94,8 @@ export class CommandConsumer {
     private readonly sink: CommandSink,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    /** Dead-letter exchange, for refused commands that carry an `x-death` header (see dead-letter-copy.ts). */
+    private readonly deadExchange: string,
   ) {
     link.onUp(() => void this.subscribe());
     link.onDown(() => sink.forgetDeliveries());
@@ -132,6 +135,12 @@ export class CommandConsumer {
   private refuse(msg: AMQPMessage, reason: RejectReason, message: string): void {
     this.metrics.inc("owsla_commands_rejected_total", { reason });
     this.log.warn("Rejected command (dead-lettered to owsla.dead)", { reason, detail: message });
+    if (needsDeadLetterCopy(msg.properties.headers)) {
+      void deadLetterByCopy(this.link.pub, this.deadExchange, msg, reason, STORE_RETRY_MS).then((ok) => {
+        if (!ok) this.log.warn("Cannot dead-letter a command with an x-death header by copy yet; it goes back to the queue", { reason });
+      });
+      return;
+    }
     msg.reject(false).catch(() => {});
   }
 }

@@ -191,7 +191,7 @@ export async function startWorker(
     log,
     refusals: new AddressLog(log),
   };
-  new CommandConsumer(link, topo.queue, config.broker.command_ttl_s * 1000, config.device.max_frame_bytes, router, metrics, log);
+  new CommandConsumer(link, topo.queue, config.broker.command_ttl_s * 1000, config.device.max_frame_bytes, router, metrics, log, topo.dead);
   const limits = {
     maxConnections: maxConnections(config.device.max_connections),
     // The rates are for the whole gateway; the kernel spreads connections evenly, so each
