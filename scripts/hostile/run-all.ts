@@ -11,7 +11,7 @@ import { join } from "node:path";
 const argv = process.argv.slice(2);
 if (argv.includes("-h") || argv.includes("--help")) {
   process.stdout.write(`Usage: bun scripts/hostile/run-all.ts [--quick] [--only a,b] [--fuzz-duration-s N]
-Runs fuzz, mqtt-fuzz, huge-frames, slowloris, flood, brute-force and api-hardening in turn; prints JSON.
+Runs fuzz, mqtt-fuzz, backend-fuzz, huge-frames, slowloris, flood, brute-force and api-hardening in turn; prints JSON.
   --quick              CI sizes (about 2 minutes in all) instead of the full sizes
   --only a,b           only these scenarios
   --fuzz-duration-s N  fuzzing time (default 600, or 20 with --quick)
@@ -35,6 +35,7 @@ const SCENARIOS: Record<string, [string, string[]]> = {
   "api-hardening": ["api-hardening.ts", []],
   fuzz: ["fuzz.ts", ["--duration-s", fuzzS, ...(quick ? ["--concurrency", "32", "--settle-s", "8", "--rss-margin-mb", "100"] : [])]],
   "mqtt-fuzz": ["mqtt-fuzz.ts", ["--duration-s", fuzzS, ...(quick ? ["--concurrency", "32", "--settle-s", "8"] : [])]],
+  "backend-fuzz": ["backend-fuzz.ts", ["--duration-s", fuzzS, ...(quick ? ["--settle-s", "20"] : [])]],
 };
 
 const unknown = (only ?? []).filter((n) => !(n in SCENARIOS));
