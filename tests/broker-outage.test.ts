@@ -3,7 +3,8 @@
  * acks from the outbox, and everything reaches the back-end in per-device order when the
  * broker returns, re-sent with the same message ids. Meanwhile the gateway stays ready
  * (GET /readyz, no token) and /metrics shows the outbox filling (bytes, oldest age) and
- * draining (owsla_outbox_drained_total).
+ * draining (owsla_outbox_drained_total). The drain is paced by broker.drain_rate (1000/s for
+ * the gateway: 500/s per worker) and says so in the log.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
@@ -19,7 +20,7 @@ let backend: TestBackend;
 
 beforeAll(async () => {
   proxy = new BrokerProxy().up();
-  gw = await startGateway({ gatewayId: "outage", args: ["--broker", proxy.url(), "--broker-heartbeat-s", "2", "--broker-reconnect-max-ms", "500"] });
+  gw = await startGateway({ gatewayId: "outage", args: ["--broker", proxy.url(), "--broker-heartbeat-s", "2", "--broker-reconnect-max-ms", "500", "--broker-drain-rate", "1000", "--workers", "2"] });
   backend = await new TestBackend(gw.prefix).start();
 });
 
@@ -89,6 +90,11 @@ test("while the broker is unreachable devices get acks from the outbox, which dr
   expect(after.get("owsla_outbox_bytes")).toBe(0);
   expect(after.get("owsla_outbox_oldest_age_seconds")).toBe(0);
   expect(after.get("owsla_outbox_depth")).toBe(0);
+  // The drain's log: its start with the rate (the gateway's 1000/s shared by 2 workers) and its end.
+  const start = gw.json().find((l) => l.msg === "Draining the outbox to the broker");
+  expect(start?.rate_per_s).toBe(500);
+  expect(start?.messages).toBeGreaterThanOrEqual(50);
+  expect(gw.json().find((l) => l.msg === "Outbox drained")?.messages).toBeGreaterThanOrEqual(50);
   dev.close();
 });
 
