@@ -642,6 +642,17 @@ describe("stats and metrics", () => {
     // Welcome latency: one observation per welcome.
     expect(r.text).toContain("# TYPE owsla_welcome_seconds histogram");
     expect(m.get("owsla_welcome_seconds_count")).toBe(s.welcomes_total);
+    // Command delivery latency: the commands sent above were observed when written to their devices.
+    expect(r.text).toContain("# TYPE owsla_command_delivery_seconds histogram");
+    expect(m.get("owsla_command_delivery_seconds_count")).toBeGreaterThan(0);
+    expect(m.get(`owsla_command_delivery_seconds_bucket{le="+Inf"}`)).toBe(m.get("owsla_command_delivery_seconds_count"));
+    // Outbox and inbox fill levels in base units, on every worker.
+    for (const w of ["0", "1"]) {
+      for (const q of ["outbox", "inbox"]) {
+        expect(samples.get(`owsla_${q}_bytes{worker="${w}"}`)).toBeGreaterThanOrEqual(0);
+        expect(samples.get(`owsla_${q}_oldest_age_seconds{worker="${w}"}`)).toBeGreaterThanOrEqual(0);
+      }
+    }
   });
 });
 
