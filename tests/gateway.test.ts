@@ -250,4 +250,34 @@ describe("store", () => {
     expect(row.close_reason).toBe("bye");
     expect(row.last_seen).toBeGreaterThanOrEqual(row.first_seen);
   });
+
+  test("last seen is the last traffic, not the close: a device silent after its ping and then cut keeps the ping's time", async () => {
+    const { dev, welcome } = await gw.device("thermo-silent");
+    await Bun.sleep(400);
+    const pingAt = Date.now();
+    dev.send({ op: "ping" });
+    await dev.op("pong");
+    const pongAt = Date.now();
+    await Bun.sleep(400); // silence: no frame either way
+    const closedAt = Date.now();
+    dev.close(); // no bye: the socket just goes
+    const read = () => {
+      const db = new Database(join(gw.dir, "owsla.db"), { readonly: true });
+      try {
+        return db.query("SELECT * FROM devices WHERE id = ?").get(welcome.id) as Record<string, any>;
+      } finally {
+        db.close();
+      }
+    };
+    let row = read();
+    for (let i = 0; i < 100 && row.close_reason === null; i++) {
+      await Bun.sleep(20);
+      row = read();
+    }
+    expect(row.close_reason).not.toBeNull();
+    // The ping was the last traffic: after the connect, before the silence and the close.
+    expect(row.last_seen).toBeGreaterThanOrEqual(pingAt - 5);
+    expect(row.last_seen).toBeLessThanOrEqual(pongAt);
+    expect(row.last_seen).toBeLessThan(closedAt);
+  });
 });
