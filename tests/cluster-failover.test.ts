@@ -33,4 +33,7 @@ test.skipIf(!available)("SIGKILL of the connected node and of the queue leader: 
   expect(r.up.outOfOrder).toBe(0);
   expect(r.down.outOfOrder).toBe(0);
   for (const k of r.kills) expect(k.commandsFlowAgainMs).not.toBeNull();
+  // (b) is the loss of a leader the gateway is not connected to (the scenario moves it off first).
+  const leaderKill = r.kills.find((k) => k.kill === "leader")!;
+  expect(leaderKill.node).not.toBe(leaderKill.gatewayNode);
 }, 600_000);
