@@ -9,6 +9,9 @@
  */
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+// Grafana's own dashboard model (its schema library): the type checker holds the generated JSON
+// to what Grafana's import reads.
+import type { Dashboard, Panel as GrafanaPanel, RowPanel } from "@grafana/schema";
 
 interface Panel {
   title: string;
@@ -61,7 +64,13 @@ export const ROWS: { title: string; panels: Panel[] }[] = [
   },
 ];
 
-function panelJson(p: Panel, id: number, x: number, y: number, w: number, h: number): Record<string, unknown> {
+/** A dashboard as Grafana exports it for sharing: the model plus the inputs asked for on import. */
+export type ExportedDashboard = Dashboard & {
+  __inputs: { name: string; label: string; type: "datasource"; pluginId: string; pluginName: string }[];
+  __requires: { type: "grafana" | "datasource" | "panel"; id: string; name: string; version: string }[];
+};
+
+function panelJson(p: Panel, id: number, x: number, y: number, w: number, h: number): GrafanaPanel {
   const type = p.type ?? "timeseries";
   return {
     id,
@@ -77,8 +86,8 @@ function panelJson(p: Panel, id: number, x: number, y: number, w: number, h: num
 }
 
 /** The dashboard model. */
-export function dashboard(): Record<string, unknown> {
-  const panels: Record<string, unknown>[] = [];
+export function dashboard(): ExportedDashboard {
+  const panels: (GrafanaPanel | RowPanel)[] = [];
   let id = 1;
   let y = 0;
   for (const row of ROWS) {
@@ -127,7 +136,6 @@ export function dashboard(): Record<string, unknown> {
           type: "query",
           datasource: { type: "prometheus", uid: "${DS_PROMETHEUS}" },
           query: { query: "label_values(owsla_build_info, instance)", refId: "instance" },
-          definition: "label_values(owsla_build_info, instance)",
           includeAll: true,
           multi: true,
           allValue: ".*",

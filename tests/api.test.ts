@@ -622,6 +622,16 @@ describe("stats and metrics", () => {
     expect(m.get("owsla_broker_reconnects_total")).toBe(0);
     expect(r.text).toContain("# TYPE owsla_broker_reconnects_total counter");
 
+    // Conventions over the whole exposition: counters end in _total, names carry base units,
+    // every sample but owsla_build_info names its process (a worker or the supervisor).
+    const types = [...r.text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((x) => [x[1]!, x[2]!] as const);
+    expect(types.length).toBeGreaterThan(20);
+    for (const [name, type] of types) {
+      if (type === "counter") expect(name).toMatch(/_total$/);
+      expect(name).not.toMatch(/_(ms|milliseconds|us|minutes|hours|kb|kib|mb|mib)(_|$)/);
+    }
+    for (const series of samples.keys()) if (!series.startsWith("owsla_build_info{")) expect(series).toMatch(/[{,]worker="(\d+|supervisor)"/);
+
     // Build and process metrics, for every process.
     expect([...samples.keys()].filter((k) => k.startsWith("owsla_build_info{"))).toEqual([expect.stringMatching(/^owsla_build_info\{version="[^"]+",commit="[^"]+",target="[^"]+"\}$/)]);
     for (const w of ["0", "1", "supervisor"]) {
@@ -642,6 +652,17 @@ describe("stats and metrics", () => {
     // Welcome latency: one observation per welcome.
     expect(r.text).toContain("# TYPE owsla_welcome_seconds histogram");
     expect(m.get("owsla_welcome_seconds_count")).toBe(s.welcomes_total);
+    // Command delivery latency: the commands sent above were observed when written to their devices.
+    expect(r.text).toContain("# TYPE owsla_command_delivery_seconds histogram");
+    expect(m.get("owsla_command_delivery_seconds_count")).toBeGreaterThan(0);
+    expect(m.get(`owsla_command_delivery_seconds_bucket{le="+Inf"}`)).toBe(m.get("owsla_command_delivery_seconds_count"));
+    // Outbox and inbox fill levels in base units, on every worker.
+    for (const w of ["0", "1"]) {
+      for (const q of ["outbox", "inbox"]) {
+        expect(samples.get(`owsla_${q}_bytes{worker="${w}"}`)).toBeGreaterThanOrEqual(0);
+        expect(samples.get(`owsla_${q}_oldest_age_seconds{worker="${w}"}`)).toBeGreaterThanOrEqual(0);
+      }
+    }
   });
 });
 

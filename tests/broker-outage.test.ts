@@ -1,12 +1,18 @@
 /**
  * The broker goes away (a cut TCP proxy between gateway and RabbitMQ): devices keep getting
  * acks from the outbox, and everything reaches the back-end in per-device order when the
- * broker returns, re-sent with the same message ids.
+ * broker returns, re-sent with the same message ids. Meanwhile the gateway stays ready
+ * (GET /readyz, no token) and /metrics shows the outbox filling (bytes, oldest age) and
+ * draining (owsla_outbox_drained_total). The drain is paced by broker.drain_rate (1000/s for
+ * the gateway: 500/s per worker) and says so in the log.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { BrokerProxy } from "./helpers/proxy.ts";
 import { GatewayProcess, removeDir, startGateway } from "./helpers/gateway.ts";
 import { TestBackend } from "./helpers/backend.ts";
+import { parseExposition, sumOverWorkers } from "../src/api/prometheus-parse.ts";
 
 let proxy: BrokerProxy;
 let gw: GatewayProcess;
@@ -14,9 +20,28 @@ let backend: TestBackend;
 
 beforeAll(async () => {
   proxy = new BrokerProxy().up();
-  gw = await startGateway({ gatewayId: "outage", args: ["--broker", proxy.url(), "--broker-heartbeat-s", "2", "--broker-reconnect-max-ms", "500"] });
+  gw = await startGateway({ gatewayId: "outage", args: ["--broker", proxy.url(), "--broker-heartbeat-s", "2", "--broker-reconnect-max-ms", "500", "--broker-drain-rate", "1000", "--workers", "2"] });
   backend = await new TestBackend(gw.prefix).start();
 });
+
+/** GET `path` on the gateway's control API; with the generated API token unless `token` is false. */
+async function api(path: string, token = true): Promise<{ status: number; text: string }> {
+  const url = String(gw.json().findLast((l) => l.msg === "Control API listening")!.url).replace(/\/$/, "");
+  const headers: Record<string, string> = token ? { authorization: `Bearer ${readFileSync(join(gw.dir, "api.token"), "utf8").trim()}` } : {};
+  const res = await fetch(url + path, { headers });
+  return { status: res.status, text: await res.text() };
+}
+
+/** Gateway-wide metrics (summed over workers), polled until `until` holds (queue gauges are read once a second). */
+async function metricsUntil(until: (m: Map<string, number>) => boolean): Promise<Map<string, number>> {
+  let m = new Map<string, number>();
+  for (let i = 0; i < 100; i++) {
+    m = sumOverWorkers(parseExposition((await api("/metrics")).text));
+    if (until(m)) break;
+    await Bun.sleep(100);
+  }
+  return m;
+}
 
 afterAll(async () => {
   proxy.up();
@@ -42,10 +67,34 @@ test("while the broker is unreachable devices get acks from the outbox, which dr
   await Bun.sleep(300);
   expect(backend.received.filter((r) => r.headers.device_id === welcome.id && r.headers.topic === "t").length).toBe(1);
 
+  // Broker down, messages kept in the outbox: still ready (the probe needs no token), the
+  // broker reported as not up; the outbox gauges show what is held and for how long.
+  const ready = await api("/readyz", false);
+  expect(ready.status).toBe(200);
+  const readiness = JSON.parse(ready.text);
+  expect(readiness.ready).toBe(true);
+  expect(Object.values(readiness.broker).filter((b) => b === "up")).toEqual([]);
+  const held = await metricsUntil((m) => (m.get("owsla_outbox_bytes") ?? 0) > 0 && (m.get("owsla_outbox_oldest_age_seconds") ?? 0) > 0);
+  expect(held.get("owsla_outbox_depth")).toBeGreaterThanOrEqual(50);
+  expect(held.get("owsla_outbox_bytes")).toBeGreaterThan(50 * 10);
+  expect(held.get("owsla_outbox_oldest_age_seconds")).toBeGreaterThan(0);
+  const drainedBefore = held.get("owsla_outbox_drained_total") ?? 0;
+
   proxy.up();
   await backend.wait((r) => r.correlationId === `${welcome.id}:m50`, 15000);
   const got = backend.received.filter((r) => r.headers.device_id === welcome.id && r.headers.topic === "t").map((r) => r.body.n);
   expect(got).toEqual(Array.from({ length: 51 }, (_, i) => i));
+  // The drain shows in the metrics: the drained counter grew by the backlog, the outbox is empty.
+  const after = await metricsUntil((m) => m.get("owsla_outbox_bytes") === 0);
+  expect(after.get("owsla_outbox_drained_total")! - drainedBefore).toBeGreaterThanOrEqual(50);
+  expect(after.get("owsla_outbox_bytes")).toBe(0);
+  expect(after.get("owsla_outbox_oldest_age_seconds")).toBe(0);
+  expect(after.get("owsla_outbox_depth")).toBe(0);
+  // The drain's log: its start with the rate (the gateway's 1000/s shared by 2 workers) and its end.
+  const start = gw.json().find((l) => l.msg === "Draining the outbox to the broker");
+  expect(start?.rate_per_s).toBe(500);
+  expect(start?.messages).toBeGreaterThanOrEqual(50);
+  expect(gw.json().find((l) => l.msg === "Outbox drained")?.messages).toBeGreaterThanOrEqual(50);
   dev.close();
 });
 

@@ -221,6 +221,25 @@ describe("downstream", () => {
 });
 
 describe("store", () => {
+  /** The device's row in the site database. */
+  const siteRow = (id: string): Record<string, any> => {
+    const db = new Database(join(gw.dir, "owsla.db"), { readonly: true });
+    try {
+      return db.query("SELECT * FROM devices WHERE id = ?").get(id) as Record<string, any>;
+    } finally {
+      db.close();
+    }
+  };
+  /** The row once the site database has recorded the device's close (its close reason). */
+  const closedRow = async (id: string): Promise<Record<string, any>> => {
+    let row = siteRow(id);
+    for (let i = 0; i < 100 && row.close_reason === null; i++) {
+      await Bun.sleep(20);
+      row = siteRow(id);
+    }
+    return row;
+  };
+
   test("the device table records identity, connection state, last close reason, and last seen = last traffic", async () => {
     const { dev, welcome } = await gw.device("thermo-table");
     await Bun.sleep(400);
@@ -229,19 +248,7 @@ describe("store", () => {
     await dev.op("pong");
     dev.send({ op: "bye" });
     await dev.waitClosed();
-    const read = () => {
-      const db = new Database(join(gw.dir, "owsla.db"), { readonly: true });
-      try {
-        return db.query("SELECT * FROM devices WHERE id = ?").get(welcome.id) as Record<string, any>;
-      } finally {
-        db.close();
-      }
-    };
-    let row = read();
-    for (let i = 0; i < 50 && row.close_reason !== "bye"; i++) {
-      await Bun.sleep(20);
-      row = read();
-    }
+    const row = await closedRow(welcome.id);
     // The bye itself is traffic too: last seen is at least the ping, well after the connect.
     expect(row.last_seen).toBeGreaterThanOrEqual(pingAt - 5);
     expect(row.last_seen - row.first_seen).toBeGreaterThanOrEqual(350);
@@ -249,5 +256,23 @@ describe("store", () => {
     expect(row.connected).toBe(0);
     expect(row.close_reason).toBe("bye");
     expect(row.last_seen).toBeGreaterThanOrEqual(row.first_seen);
+  });
+
+  test("last seen is the last traffic, not the close: a device silent after its ping and then cut keeps the ping's time", async () => {
+    const { dev, welcome } = await gw.device("thermo-silent");
+    await Bun.sleep(400);
+    const pingAt = Date.now();
+    dev.send({ op: "ping" });
+    await dev.op("pong");
+    const pongAt = Date.now();
+    await Bun.sleep(400); // silence: no frame either way
+    const closedAt = Date.now();
+    dev.close(); // no bye: the socket just goes
+    const row = await closedRow(welcome.id);
+    expect(row.close_reason).not.toBeNull();
+    // The ping was the last traffic: after the connect, before the silence and the close.
+    expect(row.last_seen).toBeGreaterThanOrEqual(pingAt - 5);
+    expect(row.last_seen).toBeLessThanOrEqual(pongAt);
+    expect(row.last_seen).toBeLessThan(closedAt);
   });
 });

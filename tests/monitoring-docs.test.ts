@@ -2,7 +2,11 @@
  * The monitoring documentation ships in a usable state: docs/grafana/owsla-dashboard.json is a
  * well-formed Grafana dashboard (the structure Grafana's import needs, panels on the 24-column
  * grid without overlaps, unique ids and refIds), it is what scripts/grafana-dashboard.ts
- * generates, and every metric that it or docs/monitoring.md queries is one the gateway exposes.
+ * generates (whose output the type check holds to Grafana's own dashboard model, from
+ * @grafana/schema), every PromQL expression in it and in docs/monitoring.md parses with
+ * Prometheus's own PromQL grammar (@prometheus-io/lezer-promql), and every metric they query
+ * is one the gateway exposes. (No Grafana or Prometheus server runs here: neither is packaged
+ * for this machine.)
  */
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
@@ -10,6 +14,7 @@ import { join } from "node:path";
 import { ROOT } from "./helpers/gateway.ts";
 import { METRIC_HELP } from "../src/api/metric-help.ts";
 import { dashboard } from "../scripts/grafana-dashboard.ts";
+import { parser as promql } from "@prometheus-io/lezer-promql";
 
 const json = JSON.parse(readFileSync(join(ROOT, "docs/grafana/owsla-dashboard.json"), "utf8"));
 const doc = readFileSync(join(ROOT, "docs/monitoring.md"), "utf8");
@@ -18,6 +23,22 @@ const doc = readFileSync(join(ROOT, "docs/monitoring.md"), "utf8");
 function metricsIn(expr: string): string[] {
   return [...expr.matchAll(/\b((?:owsla|process)_[a-z0-9_]+)/g)].map((m) => m[1]!.replace(/_(bucket|sum|count)$/, ""));
 }
+
+/** Where PromQL's grammar fails to parse `expr` ("" when it parses). */
+function promqlError(expr: string): string {
+  const at: number[] = [];
+  promql.parse(expr).iterate({
+    enter: (n) => {
+      if (n.type.isError) at.push(n.from);
+    },
+  });
+  return at.length === 0 ? "" : `PromQL does not parse at offset ${at[0]}: ${expr}`;
+}
+
+test("the PromQL check finds syntax errors", () => {
+  expect(promqlError('histogram_quantile(0.99, sum by (le) (rate(x_bucket{instance=~"$instance"}[5m])))')).toBe("");
+  for (const bad of ["sum(rate(x[5m])", "histogram_quantile(0.99 sum by (le) (x))", "rate(x[5q])", "sum by (le) rate(x[5m])", "x /"]) expect(promqlError(bad)).not.toBe("");
+});
 
 function balanced(expr: string): boolean {
   let depth = 0;
@@ -73,6 +94,7 @@ describe("Grafana dashboard", () => {
       expect(new Set(targets.map((t) => t.refId)).size).toBe(targets.length);
       for (const t of targets) {
         expect(balanced(t.expr)).toBe(true);
+        expect(promqlError(t.expr)).toBe("");
         const names = metricsIn(t.expr);
         expect(names.length).toBeGreaterThan(0);
         for (const n of names) expect(METRIC_HELP[n] ? n : `${p.title}: unknown metric ${n}`).toBe(n);
@@ -96,6 +118,7 @@ describe("docs/monitoring.md", () => {
     for (const block of blocks) {
       for (const line of block.split("\n").filter((l) => l.trim() && !l.trim().startsWith("#"))) {
         expect(balanced(line) ? "" : line).toBe("");
+        expect(promqlError(line)).toBe("");
         for (const n of metricsIn(line)) expect(METRIC_HELP[n] ? n : `unknown metric ${n} in: ${line}`).toBe(n);
       }
     }

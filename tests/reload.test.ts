@@ -2,7 +2,7 @@
  * Reload (SIGHUP) against a real gateway: a renewed device TLS certificate at the same path is
  * served to new connections while connected devices stay connected; a changed log level in the
  * config file applies; a setting that needs a restart is kept and named; an invalid config file
- * changes nothing.
+ * changes nothing; device.max_connections and device.hello_timeout_ms apply to new connections.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -104,5 +104,49 @@ describe.skipIf(!haveOpenssl)("reload (SIGHUP)", () => {
     expect(String(line?.msg)).toContain("max_connections");
     expect(await servedCn(gw.port)).toBe("cert-two");
     expect(gw.proc.exitCode).toBeNull();
+  });
+
+  test("device.max_connections and device.hello_timeout_ms apply live to new connections; a connected device stays", async () => {
+    const opts = { rejectUnauthorized: false };
+    writeConfig(`max_connections = 100\n[log]\nlevel = "info"`);
+    gw.proc.kill("SIGHUP");
+    await logged(gw, "Reloaded settings applied", 6);
+    const stays = await TestDevice.connect(gw.port, "127.0.0.1", opts);
+    expect((await stays.hello({ device: "live-stays", token: gw.token("live-stays") })).op).toBe("welcome");
+
+    // One connection per worker (2 workers): of three new devices at least one is refused.
+    writeConfig(`max_connections = 1\nhello_timeout_ms = 300\n[log]\nlevel = "info"`);
+    gw.proc.kill("SIGHUP");
+    await logged(gw, "Reloaded settings applied", 8);
+    const answers: string[] = [];
+    const opened: TestDevice[] = [];
+    for (let i = 0; i < 3; i++) {
+      const d = await TestDevice.connect(gw.port, "127.0.0.1", opts);
+      opened.push(d);
+      d.send({ op: "hello", v: 1, device: `live-${i}`, token: gw.token(`live-${i}`) });
+      // Over TLS a refused socket is closed before its handshake completes, without the
+      // server_busy frame a plain connection gets (see tests/limits.test.ts).
+      answers.push(await d.next((f) => f.op === "welcome" || f.op === "error").then((f) => String(f.code ?? "welcome"), () => "closed"));
+    }
+    expect(answers.filter((a) => a !== "welcome").length).toBeGreaterThanOrEqual(1);
+    expect(answers.filter((a) => a !== "welcome" && a !== "server_busy" && a !== "closed")).toEqual([]);
+    stays.send({ op: "ping" });
+    expect((await stays.op("pong")).op).toBe("pong");
+    for (const d of opened) d.close();
+    stays.close();
+
+    // A connection that never says hello is closed after the reloaded 300 ms (the default is 10 s).
+    writeConfig(`max_connections = 100\nhello_timeout_ms = 300\n[log]\nlevel = "info"`);
+    gw.proc.kill("SIGHUP");
+    await logged(gw, "Reloaded settings applied", 10);
+    const silent = await TestDevice.connect(gw.port, "127.0.0.1", opts);
+    await silent.waitClosed(5000);
+    const all = await Promise.all([0, 1, 2].map(async (i) => {
+      const d = await TestDevice.connect(gw.port, "127.0.0.1", opts);
+      const w = await d.hello({ device: `live-again-${i}`, token: gw.token(`live-again-${i}`) });
+      d.close();
+      return w.op;
+    }));
+    expect(all).toEqual(["welcome", "welcome", "welcome"]);
   });
 });

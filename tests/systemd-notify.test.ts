@@ -38,6 +38,12 @@ describe.skipIf(!python())("systemd notifications (fake NOTIFY_SOCKET)", () => {
     expect(ready[0]).toMatch(/STATUS=0 devices connected on 2 of 2 workers; broker link (up|down)/);
     const readyLog = gw.logs.findIndex((l) => l.includes("Gateway ready: all workers listening"));
     expect(readyLog).toBeGreaterThan(-1);
+    // After every worker listens: both workers logged "listening" (device and MQTT ports bound)
+    // no later than READY=1 arrived (one system clock; log times have millisecond resolution).
+    const readyAt = rx.receivedAt[rx.datagrams.findIndex((d) => d.startsWith("READY=1\n"))]!;
+    const listening = gw.json().filter((l) => l.msg === "Worker listening for devices");
+    expect(listening.map((l) => l.worker).sort()).toEqual([0, 1]);
+    for (const l of listening) expect(Date.parse(l.t)).toBeLessThanOrEqual(readyAt);
     // Workers never talk to systemd: nothing but the supervisor's datagrams arrive.
     expect(rx.datagrams.every((d) => /^(READY|WATCHDOG|STATUS|RELOADING|STOPPING)=/.test(d))).toBe(true);
   });

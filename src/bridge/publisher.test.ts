@@ -10,7 +10,7 @@ import { openWorkerDatabase } from "../store/db.ts";
 import { Batcher } from "../store/batcher.ts";
 import { Outbox, type UpMessage } from "../store/outbox.ts";
 import { Metrics } from "../metrics/metrics.ts";
-import { createLogger } from "../log/logger.ts";
+import { createLogger, memoryLogger, type Logger } from "../log/logger.ts";
 import { Publisher } from "./publisher.ts";
 import type { BrokerLink } from "./link.ts";
 
@@ -55,13 +55,19 @@ afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
 
-function setup(window = 100, confirmTimeoutMs = 60_000, drainRatePerS = 0) {
+function setup(window = 100, confirmTimeoutMs = 60_000, drainRatePerS = 0, o: { metrics?: Metrics; log?: Logger; drainProgressEveryMs?: number } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "owsla-pub-"));
   const db = openWorkerDatabase(dir, 0);
   const batcher = new Batcher(db, { delayMs: 1 });
   const outbox = new Outbox(db, batcher, 0);
   const { link, sent } = fakeLink();
-  const publisher = new Publisher(link as unknown as BrokerLink, outbox, { exchange: "owsla.up", window, confirmTimeoutMs, drainRatePerS }, new Metrics(), createLogger({ level: "error" }));
+  const publisher = new Publisher(
+    link as unknown as BrokerLink,
+    outbox,
+    { exchange: "owsla.up", window, confirmTimeoutMs, drainRatePerS, drainProgressEveryMs: o.drainProgressEveryMs },
+    o.metrics ?? new Metrics(),
+    o.log ?? createLogger({ level: "error" }),
+  );
   cleanups.push(() => {
     publisher.stop();
     db.close();
@@ -152,6 +158,28 @@ test("a paced drain sends the backlog in batches of a tenth of drain_rate, waiti
   expect(p.sent.length).toBe(10);
   for (let i = 0; i < 200 && p.sent.length < 20; i++) await Bun.sleep(5);
   expect(p.sent.map((s) => s.id).slice(10, 20)).toEqual(Array.from({ length: 10 }, (_, i) => `h#${i + 10}`));
+});
+
+test("a drain reports its progress in the log (start, progress with sent/left, end) and in owsla_outbox_drained_total", async () => {
+  const log = memoryLogger("info");
+  const metrics = new Metrics();
+  // 200/s: batches of 20; a progress line after every batch.
+  const p = setup(100, 60_000, 200, { log, metrics, drainProgressEveryMs: 0 });
+  await backlog(p, "q", 60);
+  const drained = p.publisher.drain();
+  for (let confirmed = 0; confirmed < 60; confirmed = p.sent.length) {
+    await Bun.sleep(1);
+    for (const s of p.sent.slice(confirmed)) s.confirm();
+  }
+  await drained;
+  const lines = log.lines.filter((l) => String(l.msg).includes("utbox"));
+  expect(lines[0]).toMatchObject({ msg: "Draining the outbox to the broker", messages: 60, rate_per_s: 200 });
+  const progress = lines.filter((l) => l.msg === "Outbox drain progress");
+  expect(progress.map((l) => [l.sent, l.left])).toEqual([[20, 40], [40, 20], [60, 0]]);
+  for (const l of progress) expect(l.rate_per_s).toBeGreaterThan(0);
+  expect(lines.at(-1)).toMatchObject({ msg: "Outbox drained", messages: 60 });
+  expect(metrics.get("owsla_outbox_drained_total")).toBe(60);
+  expect(p.outboxIds()).toEqual([]);
 });
 
 test("an unpaced drain sends the whole backlog at once", async () => {

@@ -26,6 +26,8 @@ export interface PublisherOptions {
   drainBatch?: number;
   /** Outbox rows sent per second at most while draining; 0 = as fast as the broker confirms. Default 0. */
   drainRatePerS?: number;
+  /** Time between "Outbox drain progress" log lines while draining, in ms. Default {@link DRAIN_PROGRESS_EVERY_S} s. */
+  drainProgressEveryMs?: number;
 }
 
 /** Seconds between drain progress lines in the log. */
@@ -212,7 +214,8 @@ export class Publisher {
     const started = performance.now();
     const startDepth = this.outboxDepth;
     let sent = 0;
-    let nextProgress = started + DRAIN_PROGRESS_EVERY_S * 1000;
+    const progressEveryMs = this.opts.drainProgressEveryMs ?? DRAIN_PROGRESS_EVERY_S * 1000;
+    let nextProgress = started + progressEveryMs;
     if (startDepth >= batch) this.log.info("Draining the outbox to the broker", { messages: startDepth, rate_per_s: rate || "unlimited" });
     try {
       while (this.link.up && !this.link.blocked && this.link.pub) {
@@ -270,7 +273,7 @@ export class Publisher {
         if (prefix < rows.length) return;
         const now = performance.now();
         if (now >= nextProgress) {
-          nextProgress = now + DRAIN_PROGRESS_EVERY_S * 1000;
+          nextProgress = now + progressEveryMs;
           this.log.info("Outbox drain progress", { sent, left: this.outboxDepth, rate_per_s: Math.round(sent / ((now - started) / 1000)) });
         }
         if (rate > 0) {

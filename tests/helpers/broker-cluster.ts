@@ -64,6 +64,23 @@ export class BrokerCluster {
     throw new Error(`Queue ${queue} not found (or not a quorum queue):\n${out}`);
   }
 
+  /**
+   * Closes every client connection to `node`'s AMQP port (`rabbitmqctl close_connection`), as a
+   * broker does when it shuts a connection: clients with several URLs move to another node.
+   * Returns how many were closed.
+   */
+  async closeConnectionsTo(node: PrivateBroker, why: string): Promise<number> {
+    const out = await this.alive().ctlOk(["list_connections", "pid", "port", "--no-table-headers", "--quiet"]);
+    let closed = 0;
+    for (const line of out.split("\n")) {
+      const [pid, port] = line.trim().split(/\s+/);
+      if (!pid?.startsWith("<") || Number(port) !== node.port) continue;
+      const r = await this.alive().ctl(["close_connection", pid, why]);
+      if (r.code === 0) closed++;
+    }
+    return closed;
+  }
+
   /** Waits until `count` nodes report running in the cluster. */
   async waitRunning(count: number, timeoutMs = 120_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;

@@ -4,7 +4,10 @@
  * every node), devices publishing numbered messages, a back-end sending numbered commands to
  * each device (one at a time, each re-sent until the broker confirmed it); then SIGKILL of
  * (a) the node the gateway is connected to and (b) the node leading the gateway's queue. Each
- * killed node is booted again and rejoins before the next kill.
+ * killed node is booted again and rejoins before the next kill. Kill (b) always hits a leader
+ * the gateway is not connected to: when they are on one node, the broker first closes the
+ * gateway's connections there so it moves to another node. (A quorum queue's first leader is
+ * the node that declared it, so kill (a) usually takes the connected node and the leader at once.)
  *
  * Checked: every message acked to a device reached the back-end and every command confirmed by
  * the broker reached its device (0 lost both ways), each device's messages and commands in
@@ -35,6 +38,10 @@ export interface ClusterScenarioOptions {
 export interface KillReport {
   kill: "connected" | "leader";
   node: string;
+  /** Node the gateway was connected to at the kill. */
+  gatewayNode: string;
+  /** Node leading the gateway's queue at the kill. */
+  leader: string;
   /** Kill until a command sent after it reached its device, ms. */
   commandsFlowAgainMs: number | null;
   /** Kill until the killed node was back in the cluster, ms. */
@@ -151,9 +158,19 @@ export async function runClusterScenario(cluster: BrokerCluster, o: ClusterScena
     await Bun.sleep(o.steadyMs);
     const kills: KillReport[] = [];
     const plan = Array.from({ length: o.rounds ?? 1 }, () => ["connected", "leader"] as const).flat();
+    const queue = `${prefix}owsla.gw.${gatewayId}`;
     for (const [round, kind] of plan.entries()) {
-      const node = kind === "connected" ? connectedNode() : cluster.byName(await cluster.leaderOf(`${prefix}owsla.gw.${gatewayId}`));
-      log(`kill (${kind}): ${node.node} (port ${node.port})`);
+      let leader = cluster.byName(await cluster.leaderOf(queue));
+      if (kind === "leader" && connectedNode() === leader) {
+        const closed = await cluster.closeConnectionsTo(leader, "test: move the gateway off its queue's leader");
+        for (let i = 0; i < 600 && connectedNode() === leader; i++) await Bun.sleep(100);
+        if (connectedNode() === leader) throw new Error(`The gateway did not leave ${leader.node} within 60 s after ${closed} connections there were closed`);
+        log(`moved the gateway off the leader ${leader.node} (closed ${closed} connections); now on ${connectedNode().node}`);
+        leader = cluster.byName(await cluster.leaderOf(queue));
+      }
+      const gatewayNode = connectedNode();
+      const node = kind === "connected" ? gatewayNode : leader;
+      log(`kill (${kind}): ${node.node} (port ${node.port}); gateway on ${gatewayNode.node}, queue leader ${leader.node}`);
       const t0 = Date.now();
       const { back } = await cluster.killAndRestart(node);
       const flow = await flowAgain(t0, `${kind}${round}`);
@@ -161,7 +178,7 @@ export async function runClusterScenario(cluster: BrokerCluster, o: ClusterScena
       await back;
       const nodeBackMs = Date.now() - t0;
       log(`  node back in the cluster after ${nodeBackMs} ms`);
-      kills.push({ kill: kind, node: node.node, commandsFlowAgainMs: flow, nodeBackMs });
+      kills.push({ kill: kind, node: node.node, gatewayNode: gatewayNode.node, leader: leader.node, commandsFlowAgainMs: flow, nodeBackMs });
       // Let the queue's members catch up before the next kill (a quorum needs 2 of 3).
       await Bun.sleep(3000);
     }

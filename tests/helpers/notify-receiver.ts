@@ -10,13 +10,13 @@ import { join } from "node:path";
 import { forEachLine } from "./lines.ts";
 
 const RECEIVER = `
-import json, socket, sys
+import json, socket, sys, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])
 print("bound", flush=True)
 while True:
     data = s.recv(65536)
-    print(json.dumps(data.decode("utf-8", "replace")), flush=True)
+    print(json.dumps({"at": time.time() * 1000, "d": data.decode("utf-8", "replace")}), flush=True)
 `;
 
 /** The Python interpreter to use, or null when there is none. */
@@ -28,6 +28,8 @@ export function python(): string | null {
 export class NotifyReceiver {
   /** Every datagram received so far, in order. */
   readonly datagrams: string[] = [];
+  /** When each datagram arrived (ms since the epoch, the system clock), same order. */
+  readonly receivedAt: number[] = [];
   private proc!: Subprocess<"ignore", "pipe", "inherit">;
   private waiters: (() => void)[] = [];
 
@@ -46,7 +48,11 @@ export class NotifyReceiver {
     const isBound = new Promise<void>((res) => (bound = res));
     void forEachLine(r.proc.stdout, (line) => {
       if (line === "bound") bound();
-      else r.datagrams.push(JSON.parse(line));
+      else {
+        const { at, d } = JSON.parse(line) as { at: number; d: string };
+        r.datagrams.push(d);
+        r.receivedAt.push(at);
+      }
       for (const w of r.waiters.splice(0)) w();
     });
     await isBound;
