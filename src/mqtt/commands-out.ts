@@ -172,11 +172,12 @@ export class OutboundCommands {
   }
 
   private freePid(used: Map<number, string>): number {
-    const kept = new Set(this.session.unacked.values());
+    // Ids still held by unacked commands of an earlier connection (usually none).
+    const kept = this.session.unacked.size > 0 ? new Set(this.session.unacked.values()) : null;
     for (let n = 0; n < 65535; n++) {
       const pid = this.nextPid;
       this.nextPid = pid >= 65535 ? 1 : pid + 1;
-      if (!used.has(pid) && !kept.has(pid)) return pid;
+      if (!used.has(pid) && !kept?.has(pid)) return pid;
     }
     // Every id is taken by an unacked command of an earlier connection: reuse the oldest.
     this.session.unacked.clear();
