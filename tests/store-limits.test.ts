@@ -1,0 +1,157 @@
+/**
+ * Issue 12, item 13: bounded disk use while the broker (the WAN) is down, on a real gateway and
+ * a real RabbitMQ, with small limits.
+ * - Outbox: the broker is cut (a TCP proxy); a device publishes until it gets `server_busy`
+ *   with `retry_after` (never an ack for a message that was not stored); every acked message
+ *   reaches the back-end once the broker is back, and the refused one is accepted then.
+ * - Inbox: a back-end sends more commands for an offline device than store.inbox_max_bytes
+ *   holds; the oldest are dead-lettered to owsla.dead with `x-owsla-rejected: inbox_max_bytes`,
+ *   a command larger than the whole limit too; the newest are delivered when the device
+ *   connects. The metrics and the log name the limit.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { BrokerProxy } from "./helpers/proxy.ts";
+import { GatewayProcess, removeDir, startGateway } from "./helpers/gateway.ts";
+import { TestBackend } from "./helpers/backend.ts";
+import type { TestDevice } from "./helpers/device.ts";
+import { parseExposition, sumOverWorkers } from "../src/api/prometheus-parse.ts";
+
+/** Per worker (one worker): about a dozen 1 KB messages. */
+const OUTBOX_MAX = 16_000;
+/** Per worker: six commands of 100 body bytes. */
+const INBOX_MAX = 600;
+
+let proxy: BrokerProxy;
+let gw: GatewayProcess;
+let backend: TestBackend;
+
+beforeAll(async () => {
+  proxy = new BrokerProxy().up();
+  gw = await startGateway({
+    gatewayId: "limits",
+    args: ["--broker", proxy.url(), "--broker-reconnect-max-ms", "500", "--workers", "1", "--store-outbox-max-bytes", String(OUTBOX_MAX), "--store-inbox-max-bytes", String(INBOX_MAX), "--store-min-free-bytes", "0"],
+  });
+  backend = await new TestBackend(gw.prefix).start();
+});
+
+afterAll(async () => {
+  proxy.up();
+  await gw.stop();
+  await backend.stop([gw.gatewayId]);
+  proxy.down();
+  removeDir(gw.dir);
+});
+
+/** Gateway-wide counters and gauges from GET /metrics. */
+async function metrics(): Promise<Map<string, number>> {
+  const url = String(gw.json().findLast((l) => l.msg === "Control API listening")!.url).replace(/\/$/, "");
+  const res = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${readFileSync(join(gw.dir, "api.token"), "utf8").trim()}` } });
+  return sumOverWorkers(parseExposition(await res.text()));
+}
+
+/** Sends pub `ref` and returns the gateway's answer to it (ack or error). */
+async function pub(dev: TestDevice, ref: string, n: number): Promise<Record<string, any>> {
+  dev.send({ op: "pub", topic: "fill", body: { n, pad: "p".repeat(1000) }, ref });
+  return dev.next((f) => f.ref === ref && (f.op === "ack" || f.op === "error"), 10_000);
+}
+
+test("outbox at store.outbox_max_bytes: pubs get server_busy with retry_after, nothing acked is lost, pubs are accepted again once the broker drained it", async () => {
+  const { dev, welcome } = await gw.device("meter-fill");
+  expect((await pub(dev, "warm", -1)).op).toBe("ack");
+  await backend.wait((r) => r.correlationId === `${welcome.id}:warm`);
+
+  proxy.down();
+  const acked: number[] = [];
+  let refused: Record<string, any> | null = null;
+  for (let n = 0; n < 200 && !refused; n++) {
+    const a = await pub(dev, `m${n}`, n);
+    if (a.op === "ack") acked.push(n);
+    else refused = a;
+  }
+  // Refused for the limit, with a retry hint; the outbox holds what was acked, within the limit.
+  expect(refused).toMatchObject({ op: "error", code: "server_busy" });
+  expect(refused!.retry_after).toBeGreaterThan(0);
+  expect(refused!.message).toContain("store.outbox_max_bytes");
+  expect(acked.length).toBeGreaterThan(3);
+  expect(acked.length).toBeLessThan(OUTBOX_MAX / 1000);
+  // More refusals: still server_busy, and one warning in the log, not one per message.
+  for (let i = 0; i < 3; i++) expect((await pub(dev, `again${i}`, 1000 + i)).code).toBe("server_busy");
+  let m = await metrics();
+  expect(m.get('owsla_pubs_refused_total{reason="outbox_max_bytes"}')).toBe(4);
+  const warned = gw.json().filter((l) => l.limit === "outbox_max_bytes" && l.level === "warn");
+  expect(warned).toHaveLength(1);
+  expect(warned[0]!.outbox_max_bytes).toBe(OUTBOX_MAX);
+  expect(String(warned[0]!.msg)).toContain("raise store.outbox_max_bytes");
+
+  // The broker returns: every acked message arrives, in order; the refused one is accepted
+  // when sent again (as a device does after retry_after).
+  proxy.up();
+  const last = acked.at(-1)!;
+  await backend.wait((r) => r.correlationId === `${welcome.id}:m${last}`, 20_000);
+  const got = backend.received.filter((r) => r.headers.device_id === welcome.id && r.headers.topic === "fill" && r.body.n >= 0 && r.body.n < 1000).map((r) => r.body.n);
+  expect(got).toEqual(acked);
+  let again: Record<string, any> = {};
+  for (let i = 0; i < 50; i++) {
+    again = await pub(dev, `retry${i}`, acked.length);
+    if (again.op === "ack") break;
+    await Bun.sleep(again.retry_after ?? 100);
+  }
+  expect(again.op).toBe("ack");
+  await backend.wait((r) => r.correlationId === `${welcome.id}:${again.ref}`);
+  m = await metrics();
+  expect(m.get("owsla_outbox_depth")).toBe(0);
+  dev.close();
+}, 60_000);
+
+/** Takes everything from the gateway's dead-letter queue. */
+async function takeDeadLetters(want: number): Promise<{ id: string; headers: Record<string, any>; body: string }[]> {
+  const q = `${gw.prefix}owsla.dead`;
+  const out: { id: string; headers: Record<string, any>; body: string }[] = [];
+  for (let i = 0; i < 200 && out.length < want; i++) {
+    const m = await backend.ch.basicGet(q, { noAck: true });
+    if (m) out.push({ id: m.properties.messageId ?? "", headers: (m.properties.headers ?? {}) as Record<string, any>, body: m.bodyString() ?? "" });
+    else await Bun.sleep(50);
+  }
+  return out;
+}
+
+test("inbox at store.inbox_max_bytes: the oldest stored commands are dead-lettered with the reason, one larger than the limit too, the newest reach the device", async () => {
+  // The device is known (welcomed once) and then offline.
+  const first = await gw.device("valve-away");
+  const id = first.welcome.id as string;
+  first.dev.close();
+  await first.dev.waitClosed();
+  // Ten commands of 100 body bytes, each sent once the one before is stored: the inbox holds six.
+  const body = "x".repeat(98); // a JSON string of 100 bytes
+  const stored = async () => (await metrics()).get("owsla_commands_stored_total") ?? 0;
+  const before = await stored();
+  for (let i = 0; i < 10; i++) {
+    await backend.command(gw.gatewayId, id, body, { messageId: `c${i}` });
+    for (let t = 0; t < 200 && (await stored()) < before + i + 1; t++) await Bun.sleep(20);
+  }
+  await backend.command(gw.gatewayId, id, "y".repeat(INBOX_MAX), { messageId: "huge" });
+  const dead = await takeDeadLetters(5);
+  expect(dead.map((d) => d.id).sort()).toEqual(["c0", "c1", "c2", "c3", "huge"]);
+  for (const d of dead) {
+    expect(d.headers["x-owsla-rejected"]).toBe("inbox_max_bytes");
+    expect(d.headers.device_id).toBe(id);
+  }
+  expect(dead.find((d) => d.id === "c0")!.body).toBe(JSON.stringify(body));
+  const m = await metrics();
+  expect(m.get('owsla_commands_dropped_total{reason="inbox_max_bytes"}')).toBe(5);
+  expect(m.get("owsla_inbox_depth")).toBe(6);
+  expect(gw.json().filter((l) => l.limit === "inbox_max_bytes" && l.level === "warn")).toHaveLength(1);
+
+  // The device comes back: the six newest, oldest first.
+  const { dev } = await gw.device("valve-away");
+  const got: string[] = [];
+  while (got.length < 6) {
+    const c = await dev.op("cmd", 10_000);
+    got.push(c.id);
+    dev.send({ op: "ack", ref: c.id });
+  }
+  expect(got).toEqual(["c4", "c5", "c6", "c7", "c8", "c9"]);
+  dev.close();
+}, 60_000);
