@@ -4,6 +4,7 @@
  * - Outbox: the broker is cut (a TCP proxy); a device publishes until it gets `server_busy`
  *   with `retry_after` (never an ack for a message that was not stored); every acked message
  *   reaches the back-end once the broker is back, and the refused one is accepted then.
+ *   MQTT 5 gets PUBACK 0x97 (quota exceeded) instead of a success PUBACK.
  * - Inbox: a back-end sends more commands for an offline device than store.inbox_max_bytes
  *   holds; the oldest are dead-lettered to owsla.dead with `x-owsla-rejected: inbox_max_bytes`,
  *   a command larger than the whole limit too; the newest are delivered when the device
@@ -16,6 +17,7 @@ import { BrokerProxy } from "./helpers/proxy.ts";
 import { GatewayProcess, removeDir, startGateway } from "./helpers/gateway.ts";
 import { TestBackend } from "./helpers/backend.ts";
 import type { TestDevice } from "./helpers/device.ts";
+import { RawMqtt } from "./helpers/mqtt-raw.ts";
 import { parseExposition, sumOverWorkers } from "../src/api/prometheus-parse.ts";
 
 /** Per worker (one worker): about a dozen 1 KB messages. */
@@ -84,6 +86,15 @@ test("outbox at store.outbox_max_bytes: pubs get server_busy with retry_after, n
   expect(warned).toHaveLength(1);
   expect(warned[0]!.outbox_max_bytes).toBe(OUTBOX_MAX);
   expect(String(warned[0]!.msg)).toContain("raise store.outbox_max_bytes");
+
+  // MQTT: a QoS 1 PUBLISH is answered with PUBACK 0x97 (quota exceeded), not a success PUBACK.
+  const raw = await RawMqtt.open(gw.mqttPort);
+  await raw.connect("meter-mqtt", gw.token("meter-mqtt"));
+  raw.send({ cmd: "publish", topic: "fill", payload: Buffer.from(JSON.stringify({ pad: "p".repeat(1000) })), qos: 1, messageId: 7, retain: false, dup: false });
+  const puback = (await raw.next((p) => p.cmd === "puback" && p.messageId === 7)) as { reasonCode?: number; properties?: { reasonString?: string } };
+  expect(puback.reasonCode).toBe(0x97);
+  expect(puback.properties?.reasonString).toContain("store.outbox_max_bytes");
+  raw.drop();
 
   // The broker returns: every acked message arrives, in order; the refused one is accepted
   // when sent again (as a device does after retry_after).
