@@ -46,11 +46,16 @@ afterAll(async () => {
   removeDir(gw.dir);
 });
 
+/** A control API request with the gateway's token. */
+function api(path: string, init: RequestInit = {}): Promise<Response> {
+  const url = String(gw.json().findLast((l) => l.msg === "Control API listening")!.url).replace(/\/$/, "");
+  const headers = { authorization: `Bearer ${readFileSync(join(gw.dir, "api.token"), "utf8").trim()}`, "content-type": "application/json" };
+  return fetch(url + path, { ...init, headers });
+}
+
 /** Gateway-wide counters and gauges from GET /metrics. */
 async function metrics(): Promise<Map<string, number>> {
-  const url = String(gw.json().findLast((l) => l.msg === "Control API listening")!.url).replace(/\/$/, "");
-  const res = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${readFileSync(join(gw.dir, "api.token"), "utf8").trim()}` } });
-  return sumOverWorkers(parseExposition(await res.text()));
+  return sumOverWorkers(parseExposition(await (await api("/metrics")).text()));
 }
 
 /** Sends pub `ref` and returns the gateway's answer to it (ack or error). */
@@ -154,6 +159,14 @@ test("inbox at store.inbox_max_bytes: the oldest stored commands are dead-letter
   expect(m.get('owsla_commands_dropped_total{reason="inbox_max_bytes"}')).toBe(5);
   expect(m.get("owsla_inbox_depth")).toBe(6);
   expect(gw.json().filter((l) => l.limit === "inbox_max_bytes" && l.level === "warn")).toHaveLength(1);
+
+  // The control API cannot store a command larger than the limit either: 503, nothing stored.
+  const res = await api(`/api/v1/devices/${id}/commands`, { method: "POST", body: JSON.stringify({ topic: "cmd", body: { pad: "z".repeat(INBOX_MAX) } }) });
+  expect(res.status).toBe(503);
+  const err = (await res.json()) as { error: { code: string; message: string } };
+  expect(err.error.code).toBe("not_ready");
+  expect(err.error.message).toContain("store.inbox_max_bytes");
+  expect((await metrics()).get("owsla_inbox_depth")).toBe(6);
 
   // The device comes back: the six newest, oldest first.
   const { dev } = await gw.device("valve-away");
