@@ -1,7 +1,8 @@
 /**
  * Smoke test of a built binary (used in CI for the arm64 build under qemu-user):
  * starts it with one worker, mints a device token with it, does hello/welcome, sends one
- * message through the real broker to a back-end, and checks /healthz.
+ * message through the real broker to a back-end, checks /healthz, and publishes once over
+ * MQTT 5 with mosquitto_pub (Debian mosquitto-clients), which must reach the back-end too.
  *
  * Usage: bun scripts/smoke-binary.ts <path-to-binary>   (exit 0 on success)
  */
@@ -66,6 +67,15 @@ try {
   if ((health as { status?: string }).status !== "ok") fail(`/healthz said ${JSON.stringify(health)}`);
   console.log("/healthz ok");
   dev.close();
+  // MQTT 5 on the same binary, from a client nobody here wrote: a QoS 1 publish, PUBACKed
+  // after the broker confirm (mosquitto_pub exits 0 only once it has the PUBACK).
+  const mqttToken = Bun.spawnSync([exe, "token", "smoke-device-2", "--data", dir]).stdout.toString().trim();
+  const mqttArgs = ["-h", "127.0.0.1", "-p", String(mqttPort), "-V", "mqttv5", "-i", "smoke-device-2", "-u", "device", "-P", mqttToken, "-q", "1", "-t", "smoke/mqtt", "-m", '{"mqtt":true}'];
+  const pub = Bun.spawnSync(["mosquitto_pub", ...mqttArgs], { timeout: 30_000, stderr: "pipe" });
+  if (!pub.success) fail(`mosquitto_pub exited with ${pub.exitCode ?? pub.signalCode}: ${pub.stderr.toString().trim()}`);
+  const viaMqtt = await backend.wait((r) => r.routingKey.endsWith(".smoke.mqtt"), 20_000);
+  if (viaMqtt.body?.mqtt !== true) fail(`back-end got ${JSON.stringify(viaMqtt.body)} over MQTT`);
+  console.log("MQTT publish (mosquitto_pub, MQTT 5, QoS 1) reached the back-end");
 } finally {
   gw.kill("SIGTERM");
   await gw.exited;

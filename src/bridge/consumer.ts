@@ -35,6 +35,11 @@ export type RejectReason = "no_device" | "bad_topic" | "unknown_device" | "too_l
 /** Refusals for a store limit: dead-lettered by copy, so the copy names the limit in `x-owsla-rejected`. */
 const LIMIT_REASONS: ReadonlySet<RejectReason> = new Set<LimitReason>(["inbox_max_bytes", "inbox_max_age", "min_free_bytes", "outbox_max_bytes"]);
 
+/** Rejected commands are logged at most {@link REJECT_LOG_BURST} times per reason in this window, in ms. */
+export const REJECT_LOG_WINDOW_MS = 10_000;
+/** Lines per reason and window before the rest are only counted (`left_out` on the next line). */
+export const REJECT_LOG_BURST = 20;
+
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TOPIC_RE = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
@@ -136,11 +141,32 @@ export class CommandConsumer {
     }, receivedAt);
   }
 
+  /** Per reason: when its window started, lines written in it, and rejections left out of the log. */
+  private readonly rejectLog = new Map<RejectReason, { since: number; lines: number; left: number }>();
+
+  /** Logs a rejection; a hostile back-end can send thousands a second, so each reason gets a bounded number of lines. */
+  private logRejection(reason: RejectReason, message: string): void {
+    const now = Date.now();
+    let r = this.rejectLog.get(reason);
+    if (!r || now - r.since >= REJECT_LOG_WINDOW_MS) {
+      r = { since: now, lines: 0, left: r?.left ?? 0 };
+      this.rejectLog.set(reason, r);
+    }
+    if (r.lines >= REJECT_LOG_BURST) {
+      r.left++;
+      return;
+    }
+    r.lines++;
+    const leftOut = r.left > 0 ? { left_out: r.left } : {};
+    r.left = 0;
+    this.log.warn("Rejected command (dead-lettered to owsla.dead); the back-end sent a command the gateway cannot deliver", { reason, detail: message.slice(0, 300), ...leftOut });
+  }
+
   private refuse(msg: AMQPMessage, reason: RejectReason, message: string): void {
     this.metrics.inc("owsla_commands_rejected_total", { reason });
     // A store limit refuses every command while it holds: its state change is logged once (disk-limits.ts).
     if (LIMIT_REASONS.has(reason)) this.log.debug("Rejected command (dead-lettered to owsla.dead)", { reason, detail: message });
-    else this.log.warn("Rejected command (dead-lettered to owsla.dead)", { reason, detail: message });
+    else this.logRejection(reason, message);
     if (needsDeadLetterCopy(msg.properties.headers) || LIMIT_REASONS.has(reason)) {
       void deadLetterByCopy(this.link.pub, this.deadExchange, msg, reason, STORE_RETRY_MS).then((ok) => {
         if (!ok) this.log.warn("Cannot dead-letter a command with an x-death header by copy yet; it goes back to the queue", { reason });

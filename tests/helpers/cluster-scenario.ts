@@ -50,7 +50,8 @@ export interface KillReport {
 
 /** Result of {@link runClusterScenario}. */
 export interface ClusterScenarioResult {
-  up: { acked: number; lost: number; duplicates: number; outOfOrder: number };
+  /** `redeliveredFirst`: messages the back-end first got as a redelivery of its own queue (not counted for order, see `audit`). */
+  up: { acked: number; lost: number; duplicates: number; outOfOrder: number; redeliveredFirst: number };
   down: { confirmed: number; lost: number; duplicates: number; outOfOrder: number };
   kills: KillReport[];
   /** Up to 20 ids of lost messages (`<device>:<n>`) and commands, for the failure message. */
@@ -68,8 +69,13 @@ interface Dev {
   confirmed: string[];
 }
 
-/** Counts of `seen` against `must` (ids that must all be there, in order). */
-function audit<T>(must: T[], seen: T[]): { lost: number; duplicates: number; outOfOrder: number } {
+/**
+ * Counts of `seen` against `must` (ids that must all be there, in order). Ids in `unordered`
+ * count for lost and duplicates but not for order: the back-end first got them as a broker
+ * redelivery (its own queue lost the first delivery with a node), and a broker gives no order
+ * for redeliveries against messages it delivers for the first time.
+ */
+function audit<T>(must: T[], seen: T[], unordered?: Set<T>): { lost: number; duplicates: number; outOfOrder: number } {
   const firsts: T[] = [];
   const set = new Set<T>();
   for (const x of seen) {
@@ -81,6 +87,7 @@ function audit<T>(must: T[], seen: T[]): { lost: number; duplicates: number; out
   let outOfOrder = 0;
   let last = -1;
   for (const x of firsts) {
+    if (unordered?.has(x)) continue;
     const r = rank.get(x);
     if (r === undefined) continue;
     if (r < last) outOfOrder++;
@@ -189,11 +196,22 @@ export async function runClusterScenario(cluster: BrokerCluster, o: ClusterScena
     // Everything acked / confirmed must arrive: wait (bounded) until it has.
     const upMust = () => devs.map((d) => ({ d, must: [...d.acked].sort((x, y) => x - y) }));
     const upSeen = (d: Dev) => backend.received.filter((r) => r.deviceId === d.id && r.topic === "seq").map((r) => (JSON.parse(r.body) as { n: number }).n);
+    /** Messages of `d` the back-end first got as a redelivery from its own queue (see `audit`). */
+    const upRedeliveredFirst = (d: Dev) => {
+      const firstWasRedelivery = new Map<number, boolean>();
+      for (const r of backend.received) {
+        if (r.deviceId !== d.id || r.topic !== "seq") continue;
+        const n = (JSON.parse(r.body) as { n: number }).n;
+        if (!firstWasRedelivery.has(n)) firstWasRedelivery.set(n, r.redelivered);
+      }
+      return new Set([...firstWasRedelivery].filter(([, redelivered]) => redelivered).map(([n]) => n));
+    };
     const settled = () => upMust().every(({ d, must }) => audit(must, upSeen(d)).lost === 0) && devs.every((d) => audit(d.confirmed, d.cmds.map((c) => c.id)).lost === 0);
     for (let i = 0; i < 600 && !settled(); i++) await Bun.sleep(100);
 
     const sum = (xs: { lost: number; duplicates: number; outOfOrder: number }[]) => xs.reduce((a, b) => ({ lost: a.lost + b.lost, duplicates: a.duplicates + b.duplicates, outOfOrder: a.outOfOrder + b.outOfOrder }), { lost: 0, duplicates: 0, outOfOrder: 0 });
-    const up = sum(upMust().map(({ d, must }) => audit(must, upSeen(d))));
+    const up = sum(upMust().map(({ d, must }) => audit(must, upSeen(d), upRedeliveredFirst(d))));
+    const redeliveredFirst = devs.reduce((n, d) => n + upRedeliveredFirst(d).size, 0);
     const down = sum(devs.map((d) => audit(d.confirmed, d.cmds.map((c) => c.id))));
     const lostSample = [
       ...upMust().flatMap(({ d, must }) => { const seen = new Set(upSeen(d)); return must.filter((n) => !seen.has(n)).map((n) => `${d.hw}:${n}`); }),
@@ -216,7 +234,7 @@ export async function runClusterScenario(cluster: BrokerCluster, o: ClusterScena
     return {
       lostSample,
       gatewayWarnings,
-      up: { acked: devs.reduce((n, d) => n + d.acked.size, 0), ...up },
+      up: { acked: devs.reduce((n, d) => n + d.acked.size, 0), ...up, redeliveredFirst },
       down: { confirmed: devs.reduce((n, d) => n + d.confirmed.length, 0), ...down },
       kills,
     };
