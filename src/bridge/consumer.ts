@@ -169,7 +169,7 @@ export class CommandConsumer {
     else this.logRejection(reason, message);
     if (needsDeadLetterCopy(msg.properties.headers) || LIMIT_REASONS.has(reason)) {
       void deadLetterByCopy(this.link.pub, this.deadExchange, msg, reason, STORE_RETRY_MS).then((ok) => {
-        if (!ok) this.log.warn("Cannot dead-letter a command with an x-death header by copy yet; it goes back to the queue", { reason });
+        if (!ok) this.log.warn("Cannot dead-letter a command by copy yet (x-death header or store limit; the broker did not confirm the copy); it goes back to the queue", { reason });
       });
       return;
     }
