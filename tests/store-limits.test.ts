@@ -14,7 +14,8 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { BrokerProxy } from "./helpers/proxy.ts";
-import { GatewayProcess, removeDir, startGateway } from "./helpers/gateway.ts";
+import { closeProxied } from "./helpers/proxied-gateway.ts";
+import { GatewayProcess, startGateway } from "./helpers/gateway.ts";
 import { TestBackend } from "./helpers/backend.ts";
 import type { TestDevice } from "./helpers/device.ts";
 import { RawMqtt } from "./helpers/mqtt-raw.ts";
@@ -38,13 +39,7 @@ beforeAll(async () => {
   backend = await new TestBackend(gw.prefix).start();
 });
 
-afterAll(async () => {
-  proxy.up();
-  await gw.stop();
-  await backend.stop([gw.gatewayId]);
-  proxy.down();
-  removeDir(gw.dir);
-});
+afterAll(() => closeProxied(proxy, gw, backend));
 
 /** A control API request with the gateway's token. */
 function api(path: string, init: RequestInit = {}): Promise<Response> {
