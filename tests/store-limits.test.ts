@@ -5,6 +5,8 @@
  *   with `retry_after` (never an ack for a message that was not stored); every acked message
  *   reaches the back-end once the broker is back, and the refused one is accepted then.
  *   MQTT 5 gets PUBACK 0x97 (quota exceeded) instead of a success PUBACK.
+ * - Free-space floor: a floor above the disk's free space stores nothing new (commands
+ *   dead-lettered with `min_free_bytes`, pubs that need the outbox refused).
  * - Inbox: a back-end sends more commands for an offline device than store.inbox_max_bytes
  *   holds; the oldest are dead-lettered to owsla.dead with `x-owsla-rejected: inbox_max_bytes`,
  *   a command larger than the whole limit too; the newest are delivered when the device
@@ -173,4 +175,45 @@ test("inbox at store.inbox_max_bytes: the oldest stored commands are dead-letter
   }
   expect(got).toEqual(["c4", "c5", "c6", "c7", "c8", "c9"]);
   dev.close();
+}, 60_000);
+
+test("free space under store.min_free_bytes: identities still work, a command for an offline device is dead-lettered, pubs that need the outbox get server_busy", async () => {
+  // A floor no disk here reaches (1 PiB): the data directory is always "under" it.
+  const floor = 2 ** 50;
+  const proxy2 = new BrokerProxy().up();
+  const gw2 = await startGateway({ gatewayId: "floor", args: ["--broker", proxy2.url(), "--broker-reconnect-max-ms", "500", "--workers", "1", "--store-min-free-bytes", String(floor)] });
+  const backend2 = await new TestBackend(gw2.prefix).start();
+  try {
+    // Welcome (the site database) and pubs the broker confirms need no outbox: they go on.
+    const away = await gw2.device("floor-away");
+    away.dev.close();
+    await away.dev.waitClosed();
+    const { dev, welcome } = await gw2.device("floor-meter");
+    dev.send({ op: "pub", topic: "t", body: { n: 1 }, ref: "up1" });
+    expect((await dev.next((f) => f.ref === "up1")).op).toBe("ack");
+    await backend2.wait((r) => r.correlationId === `${welcome.id}:up1`);
+    // A command for the offline device cannot be stored: dead-lettered with the reason.
+    await backend2.command(gw2.gatewayId, away.welcome.id, { open: true }, { messageId: "floor-cmd" });
+    let dead = null;
+    for (let i = 0; i < 200 && !dead; i++) {
+      dead = await backend2.ch.basicGet(`${gw2.prefix}owsla.dead`, { noAck: true });
+      if (!dead) await Bun.sleep(50);
+    }
+    expect(dead?.properties.messageId).toBe("floor-cmd");
+    expect(dead?.properties.headers?.["x-owsla-rejected"]).toBe("min_free_bytes");
+    expect(dead?.bodyString()).toBe('{"open":true}');
+    // The broker goes away: a pub would need the outbox, which may not grow.
+    proxy2.down();
+    dev.send({ op: "pub", topic: "t", body: { n: 2 }, ref: "up2" });
+    const busy = await dev.next((f) => f.ref === "up2", 10_000);
+    expect(busy).toMatchObject({ op: "error", code: "server_busy" });
+    expect(busy.message).toContain("store.min_free_bytes");
+    const warned = gw2.json().filter((l) => l.limit === "min_free_bytes" && l.level === "warn");
+    expect(warned).toHaveLength(1);
+    expect(warned[0]!.min_free_bytes).toBe(floor);
+    expect(warned[0]!.free_bytes).toBeGreaterThan(0);
+    dev.close();
+  } finally {
+    await closeProxied(proxy2, gw2, backend2);
+  }
 }, 60_000);
