@@ -10,6 +10,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { BrokerProxy } from "./helpers/proxy.ts";
+import { closeProxied } from "./helpers/proxied-gateway.ts";
 import { GatewayProcess, removeDir, startGateway } from "./helpers/gateway.ts";
 import { TestBackend } from "./helpers/backend.ts";
 import { parseExposition, sumOverWorkers } from "../src/api/prometheus-parse.ts";
@@ -43,13 +44,7 @@ async function metricsUntil(until: (m: Map<string, number>) => boolean): Promise
   return m;
 }
 
-afterAll(async () => {
-  proxy.up();
-  await gw.stop();
-  await backend.stop([gw.gatewayId]);
-  proxy.down();
-  removeDir(gw.dir);
-});
+afterAll(() => closeProxied(proxy, gw, backend));
 
 test("while the broker is unreachable devices get acks from the outbox, which drains in order when it returns", async () => {
   const { dev, welcome } = await gw.device("thermo-outage");

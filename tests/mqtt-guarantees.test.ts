@@ -7,7 +7,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { IPublishPacket } from "mqtt-packet";
 import { BrokerProxy } from "./helpers/proxy.ts";
-import { GatewayProcess, removeDir, startGateway } from "./helpers/gateway.ts";
+import { closeProxied } from "./helpers/proxied-gateway.ts";
+import { GatewayProcess, startGateway } from "./helpers/gateway.ts";
 import { TestBackend } from "./helpers/backend.ts";
 import { connectMqtt } from "./helpers/mqtt-client.ts";
 import { RawMqtt } from "./helpers/mqtt-raw.ts";
@@ -25,13 +26,7 @@ beforeAll(async () => {
   backend = await new TestBackend(gw.prefix).start();
 });
 
-afterAll(async () => {
-  proxy.up();
-  await gw.stop();
-  await backend.stop([gw.gatewayId]);
-  proxy.down();
-  removeDir(gw.dir);
-});
+afterAll(() => closeProxied(proxy, gw, backend));
 
 test("while the broker is unreachable QoS 1 and 2 publishes are acked from the outbox and all arrive when it returns", async () => {
   const c = await connectMqtt(gw, "mqg-outage");

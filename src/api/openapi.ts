@@ -182,6 +182,7 @@ function paths(): Doc {
         responses: {
           "202": json("Queued for delivery.", ref("CommandAccepted")),
           "200": json("With wait=ack: the device acked it.", ref("CommandAcked")),
+          "503": json("The gateway's store is at a limit (store.inbox_max_bytes for a command larger than it, or free space under store.min_free_bytes; code not_ready): nothing was stored, retry later.", ref("Error")),
           "504": json("With wait=ack: no ack in time (code timeout); the message names the command id, which stays queued.", ref("Error")),
           ...BY_ID,
           ...WITH_BODY,

@@ -12,6 +12,7 @@ import { compactJsonText, encodeCommandFrame } from "../protocol/frames.ts";
 import { messageId } from "../identity/identity.ts";
 import type { BrokerLink } from "./link.ts";
 import { deadLetterByCopy, needsDeadLetterCopy } from "./dead-letter-copy.ts";
+import type { LimitReason } from "../store/disk-limits.ts";
 
 /** Where parsed commands go (the worker's command router). */
 export interface CommandSink {
@@ -24,12 +25,15 @@ export interface CommandSink {
 /** What the router may do with a delivery. */
 export interface DeliveryHandle {
   ack(): void;
-  reject(reason: "unknown_device", message: string): void;
+  reject(reason: "unknown_device" | LimitReason, message: string): void;
   retry(): void;
 }
 
 /** Why a delivery was refused. */
-export type RejectReason = "no_device" | "bad_topic" | "unknown_device" | "too_large";
+export type RejectReason = "no_device" | "bad_topic" | "unknown_device" | "too_large" | LimitReason;
+
+/** Refusals for a store limit: dead-lettered by copy, so the copy names the limit in `x-owsla-rejected`. */
+const LIMIT_REASONS: ReadonlySet<RejectReason> = new Set<LimitReason>(["inbox_max_bytes", "inbox_max_age", "min_free_bytes", "outbox_max_bytes"]);
 
 /** Rejected commands are logged at most {@link REJECT_LOG_BURST} times per reason in this window, in ms. */
 export const REJECT_LOG_WINDOW_MS = 10_000;
@@ -160,10 +164,12 @@ export class CommandConsumer {
 
   private refuse(msg: AMQPMessage, reason: RejectReason, message: string): void {
     this.metrics.inc("owsla_commands_rejected_total", { reason });
-    this.logRejection(reason, message);
-    if (needsDeadLetterCopy(msg.properties.headers)) {
+    // A store limit refuses every command while it holds: its state change is logged once (disk-limits.ts).
+    if (LIMIT_REASONS.has(reason)) this.log.debug("Rejected command (dead-lettered to owsla.dead)", { reason, detail: message });
+    else this.logRejection(reason, message);
+    if (needsDeadLetterCopy(msg.properties.headers) || LIMIT_REASONS.has(reason)) {
       void deadLetterByCopy(this.link.pub, this.deadExchange, msg, reason, STORE_RETRY_MS).then((ok) => {
-        if (!ok) this.log.warn("Cannot dead-letter a command with an x-death header by copy yet; it goes back to the queue", { reason });
+        if (!ok) this.log.warn("Cannot dead-letter a command by copy yet (x-death header or store limit; the broker did not confirm the copy); it goes back to the queue", { reason });
       });
       return;
     }

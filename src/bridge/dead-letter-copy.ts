@@ -9,6 +9,7 @@
  * the reason in `x-owsla-rejected`, and acks the original once the copy is confirmed.
  */
 import type { AMQPChannel, AMQPMessage, AMQPProperties } from "@cloudamqp/amqp-client";
+import type { Command } from "../protocol/gateway-messages.ts";
 
 /** Whether a delivery must be dead-lettered by copy instead of by the broker. */
 export function needsDeadLetterCopy(headers: Record<string, unknown> | undefined): boolean {
@@ -40,4 +41,29 @@ export async function deadLetterByCopy(ch: AMQPChannel | null, exchange: string,
     setTimeout(() => msg.nack(true).catch(() => {}), retryMs);
     return false;
   }
+}
+
+/**
+ * The dead-letter copy of a command the gateway had stored and then had to drop (a store
+ * limit): the stored body, `message_id` and `correlation_id` as stored, the device and topic in
+ * the headers the back-end sent them in, and the reason in `x-owsla-rejected`.
+ */
+export function storedDeadLetter(c: Command, reason: string, storedAt: number): { body: Uint8Array; props: AMQPProperties } {
+  return {
+    body: Buffer.from(c.body),
+    props: {
+      messageId: c.id,
+      ...(c.corr !== null ? { correlationId: c.corr } : {}),
+      contentType: "application/json",
+      deliveryMode: 2,
+      headers: { device_id: c.deviceId, topic: c.topic, "x-owsla-rejected": reason, "x-owsla-stored-at": new Date(storedAt).toISOString() },
+    },
+  };
+}
+
+/** Publishes the dead-letter copy of stored command `c` to `exchange`; resolves once the broker confirmed it. */
+export async function deadLetterStored(ch: AMQPChannel | null, exchange: string, c: Command & { storedAt: number }, reason: string): Promise<void> {
+  if (!ch) throw new Error("broker link down");
+  const { body, props } = storedDeadLetter(c, reason, c.storedAt);
+  await ch.basicPublish(exchange, "", body, props);
 }

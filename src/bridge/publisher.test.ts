@@ -11,7 +11,9 @@ import { Batcher } from "../store/batcher.ts";
 import { Outbox, type UpMessage } from "../store/outbox.ts";
 import { Metrics } from "../metrics/metrics.ts";
 import { createLogger, memoryLogger, type Logger } from "../log/logger.ts";
-import { Publisher } from "./publisher.ts";
+import { outboxBytesOf, Publisher } from "./publisher.ts";
+import { DiskLimits } from "../store/disk-limits.ts";
+import { StoreLimitError } from "../protocol/gateway-messages.ts";
 import type { BrokerLink } from "./link.ts";
 
 interface Sent {
@@ -55,7 +57,7 @@ afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
 
-function setup(window = 100, confirmTimeoutMs = 60_000, drainRatePerS = 0, o: { metrics?: Metrics; log?: Logger; drainProgressEveryMs?: number } = {}) {
+function setup(window = 100, confirmTimeoutMs = 60_000, drainRatePerS = 0, o: { metrics?: Metrics; log?: Logger; drainProgressEveryMs?: number; limits?: DiskLimits } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "owsla-pub-"));
   const db = openWorkerDatabase(dir, 0);
   const batcher = new Batcher(db, { delayMs: 1 });
@@ -64,7 +66,7 @@ function setup(window = 100, confirmTimeoutMs = 60_000, drainRatePerS = 0, o: { 
   const publisher = new Publisher(
     link as unknown as BrokerLink,
     outbox,
-    { exchange: "owsla.up", window, confirmTimeoutMs, drainRatePerS, drainProgressEveryMs: o.drainProgressEveryMs },
+    { exchange: "owsla.up", window, confirmTimeoutMs, drainRatePerS, drainProgressEveryMs: o.drainProgressEveryMs, limits: o.limits },
     o.metrics ?? new Metrics(),
     o.log ?? createLogger({ level: "error" }),
   );
@@ -188,4 +190,47 @@ test("an unpaced drain sends the whole backlog at once", async () => {
   void p.publisher.drain();
   await Bun.sleep(1);
   expect(p.sent.length).toBe(50);
+});
+
+test("outbox limit: a message that would take the outbox past outbox_max_bytes is refused, not stored; accepted again once the outbox drained", async () => {
+  const log = memoryLogger("info");
+  const metrics = new Metrics();
+  const size = outboxBytesOf(msg("z", 0));
+  const limits = new DiskLimits({ outboxMaxBytes: 3 * size, inboxMaxBytes: 0, inboxMaxAgeMs: 0, minFreeBytes: 0 }, "/data", log, () => 1e12);
+  const p = setup(100, 60_000, 0, { log, metrics, limits });
+  await backlog(p, "z", 3);
+  p.link.up = false;
+  for (const n of [3, 4]) {
+    const err = await p.publisher.publish(msg("z", n)).then(() => null, (e: Error) => e);
+    expect(err).toBeInstanceOf(StoreLimitError);
+    expect((err as StoreLimitError).limit).toBe("outbox_max_bytes");
+  }
+  expect(p.outboxIds()).toEqual(["z#0", "z#1", "z#2"]);
+  expect(p.publisher.heldBytes).toBe(3 * size);
+  expect(metrics.get("owsla_pubs_refused_total", { reason: "outbox_max_bytes" })).toBe(2);
+  expect(log.lines.filter((l) => l.limit === "outbox_max_bytes").map((l) => l.level)).toEqual(["warn"]);
+  // The broker takes the backlog: the limit clears and new messages are accepted again.
+  p.link.up = true;
+  const drained = p.publisher.drain();
+  for (let i = 0; i < 100 && p.sent.length < 3; i++) await Bun.sleep(1);
+  for (const s of p.sent) s.confirm();
+  await drained;
+  expect(p.outboxIds()).toEqual([]);
+  expect(p.publisher.heldBytes).toBe(0);
+  expect(log.lines.filter((l) => l.limit === "outbox_max_bytes").map((l) => l.level)).toEqual(["warn", "info"]);
+  p.link.up = false;
+  await p.publisher.publish(msg("z", 3));
+  expect(p.outboxIds()).toEqual(["z#3"]);
+});
+
+test("free-space floor: a message that needs the outbox is refused while free space is under min_free_bytes", async () => {
+  const metrics = new Metrics();
+  const limits = new DiskLimits({ outboxMaxBytes: 0, inboxMaxBytes: 0, inboxMaxAgeMs: 0, minFreeBytes: 1000 }, "/data", memoryLogger("info"), () => 999);
+  const p = setup(100, 60_000, 0, { metrics, limits });
+  p.link.up = false;
+  const err = await p.publisher.publish(msg("y", 1)).then(() => null, (e: Error) => e);
+  expect((err as StoreLimitError).limit).toBe("min_free_bytes");
+  expect(err!.message).toContain("send it again later");
+  expect(p.outboxIds()).toEqual([]);
+  expect(metrics.get("owsla_pubs_refused_total", { reason: "min_free_bytes" })).toBe(1);
 });

@@ -12,7 +12,8 @@ import type { AMQPProperties } from "@cloudamqp/amqp-client";
 import type { Logger } from "../log/logger.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import type { OutboxRow, OutboxStore, UpMessage } from "../store/interfaces.ts";
-import { UnpublishableError } from "../protocol/gateway-messages.ts";
+import { StoreLimitError, UnpublishableError } from "../protocol/gateway-messages.ts";
+import type { DiskLimits } from "../store/disk-limits.ts";
 import { FRAME_POOL_MAX, trimFramePool, type BrokerLink } from "./link.ts";
 
 /** Options for {@link Publisher}. */
@@ -28,6 +29,15 @@ export interface PublisherOptions {
   drainRatePerS?: number;
   /** Time between "Outbox drain progress" log lines while draining, in ms. Default {@link DRAIN_PROGRESS_EVERY_S} s. */
   drainProgressEveryMs?: number;
+  /** Store limits (outbox bytes, free-space floor); absent = none. */
+  limits?: DiskLimits;
+  /** Bytes the outbox holds at start (as {@link outboxBytesOf} counts them). Default 0. */
+  heldBytes?: number;
+}
+
+/** Bytes a message takes in the outbox, as counted against `store.outbox_max_bytes` (body and stored properties). */
+export function outboxBytesOf(m: UpMessage): number {
+  return m.body.byteLength + JSON.stringify(m.props).length;
 }
 
 /** Seconds between drain progress lines in the log. */
@@ -76,6 +86,8 @@ export class Publisher {
   private readonly pendingDirect = new Map<string, Set<(why: string) => void>>();
   private lastFailureLog = 0;
   private drainTimer: ReturnType<typeof setInterval>;
+  /** Bytes in the outbox plus those being written (a running total: no table scan per message). */
+  heldBytes: number;
 
   constructor(
     private readonly link: BrokerLink,
@@ -85,6 +97,7 @@ export class Publisher {
     private readonly log: Logger,
   ) {
     for (const [d, n] of outbox.countsByDevice()) this.backlog.set(d, n);
+    this.heldBytes = opts.heldBytes ?? 0;
     const rows = this.outboxDepth;
     if (rows > 0) log.info("Outbox holds messages from before the restart; they are sent when the broker is up", { rows });
     link.onUp(() => this.drain());
@@ -179,6 +192,14 @@ export class Publisher {
   }
 
   private toOutbox(m: UpMessage): Promise<void> {
+    const size = outboxBytesOf(m);
+    const limit = this.opts.limits?.outboxRefusal(this.heldBytes, size) ?? null;
+    if (limit) {
+      this.metrics.inc("owsla_pubs_refused_total", { reason: limit });
+      const why = limit === "min_free_bytes" ? "the data directory's free space is under store.min_free_bytes" : "the outbox is at store.outbox_max_bytes";
+      return Promise.reject(new StoreLimitError(limit, `Gateway cannot store this message: the broker is not taking messages and ${why}; it was not accepted, send it again later`));
+    }
+    this.heldBytes += size;
     this.backlog.set(m.deviceId, (this.backlog.get(m.deviceId) ?? 0) + 1);
     return this.outbox.add(m).then(
       () => {
@@ -187,6 +208,7 @@ export class Publisher {
       },
       (err: Error) => {
         this.release(m.deviceId, 1);
+        this.heldBytes -= size;
         this.metrics.inc("owsla_outbox_failures_total");
         // One line per 30 s at most: with a full disk every message fails.
         if (Date.now() - this.lastFailureLog >= 30_000) {
@@ -228,6 +250,8 @@ export class Publisher {
           return;
         }
         if (rows.length === 0) {
+          if (this.backlog.size === 0) this.heldBytes = 0; // nothing held or being written: no drift
+          this.opts.limits?.outboxRefusal(this.heldBytes, 0); // logs that the limit cleared, if it had been reached
           if (sent >= batch) this.log.info("Outbox drained", { messages: sent, seconds: Math.round((performance.now() - started) / 100) / 10 });
           return;
         }
@@ -238,6 +262,7 @@ export class Publisher {
           await this.outbox.remove(poison.map((r) => r.seq));
           for (const r of poison) {
             this.release(r.deviceId, 1);
+            this.heldBytes -= outboxBytesOf(r);
             this.metrics.inc("owsla_outbox_unpublishable_total");
             this.log.error("Dropped an outbox message the broker can never accept", { device: r.deviceId, message_id: r.messageId, why: unpublishable(r) });
           }
@@ -265,7 +290,10 @@ export class Publisher {
         const done = rows.slice(0, prefix);
         if (done.length > 0) {
           await this.outbox.remove(done.map((r) => r.seq));
-          for (const r of done) this.release(r.deviceId, 1);
+          for (const r of done) {
+            this.release(r.deviceId, 1);
+            this.heldBytes -= outboxBytesOf(r);
+          }
           this.metrics.inc("owsla_messages_up_total", undefined, done.length);
           this.metrics.inc("owsla_outbox_drained_total", undefined, done.length);
           sent += done.length;

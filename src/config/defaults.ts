@@ -152,6 +152,14 @@ export const DEFAULT_STORE_DIR = "./data";
 export const DEFAULT_STORE_BATCH_MAX = 500;
 /** Time a write waits for others to join its batch, in milliseconds. */
 export const DEFAULT_STORE_BATCH_DELAY_MS = 2;
+/** Bytes the outboxes may hold (whole gateway, split over the workers): 1 GiB. */
+export const DEFAULT_STORE_OUTBOX_MAX_BYTES = 1024 * 1024 * 1024;
+/** Bytes of stored commands the inboxes may hold (whole gateway, split over the workers): 256 MiB. */
+export const DEFAULT_STORE_INBOX_MAX_BYTES = 256 * 1024 * 1024;
+/** Age of the oldest stored command before it is dead-lettered, in seconds: 7 days. */
+export const DEFAULT_STORE_INBOX_MAX_AGE_S = 7 * 24 * 3600;
+/** Free space kept on the data directory's filesystem, in bytes: 256 MiB. */
+export const DEFAULT_STORE_MIN_FREE_BYTES = 256 * 1024 * 1024;
 
 // ---- [api] ----
 

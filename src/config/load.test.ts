@@ -82,7 +82,7 @@ const EXPECTED_DEFAULTS: Config = {
     drain_rate: 0,
     device_ack_timeout_ms: 5000,
   },
-  store: { dir: "./data", batch_max: 500, batch_delay_ms: 2 },
+  store: { dir: "./data", batch_max: 500, batch_delay_ms: 2, outbox_max_bytes: 1073741824, inbox_max_bytes: 268435456, inbox_max_age_s: 604800, min_free_bytes: 268435456 },
   api: { host: "127.0.0.1", port: 8080, token: "" },
   workers: {
     count: 0,

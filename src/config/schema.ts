@@ -317,6 +317,22 @@ export const SCHEMA = [
     type: "int", default: D.DEFAULT_STORE_BATCH_DELAY_MS, min: 0, max: 10_000,
     doc: "Time a write waits for others to join its batch, in milliseconds.",
   }),
+  def("store", "outbox_max_bytes", {
+    type: "int", default: D.DEFAULT_STORE_OUTBOX_MAX_BYTES, min: 0, max: Number.MAX_SAFE_INTEGER,
+    doc: "Bytes of device messages the outbox may hold (whole gateway, split over the workers); past it pubs that need the outbox get server_busy; 0 = no limit.",
+  }),
+  def("store", "inbox_max_bytes", {
+    type: "int", default: D.DEFAULT_STORE_INBOX_MAX_BYTES, min: 0, max: Number.MAX_SAFE_INTEGER,
+    doc: "Bytes of stored commands the inbox may hold (whole gateway, split over the workers); past it the oldest are dead-lettered; 0 = no limit.",
+  }),
+  def("store", "inbox_max_age_s", {
+    type: "int", default: D.DEFAULT_STORE_INBOX_MAX_AGE_S, min: 0, max: 10 * 365 * 24 * 3600,
+    doc: "Seconds a command may stay stored for an offline device before it is dead-lettered; 0 = no limit (its TTL still applies).",
+  }),
+  def("store", "min_free_bytes", {
+    type: "int", default: D.DEFAULT_STORE_MIN_FREE_BYTES, min: 0, max: Number.MAX_SAFE_INTEGER,
+    doc: "Free space kept on the filesystem of store.dir; below it nothing new is stored (pubs get server_busy, commands for offline devices are dead-lettered); 0 = no floor.",
+  }),
 
   def("api", "host", {
     type: "string", default: D.DEFAULT_API_HOST, pattern: NON_EMPTY, expect: NON_EMPTY_DOC,

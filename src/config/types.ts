@@ -148,6 +148,14 @@ export interface StoreConfig {
   batch_max: number;
   /** Batch gathering delay, ms. Default 2. */
   batch_delay_ms: number;
+  /** Bytes the outboxes may hold (whole gateway; each worker gets its share); 0 = no limit. Default 1 GiB. */
+  outbox_max_bytes: number;
+  /** Bytes of stored commands (whole gateway; each worker gets its share); 0 = no limit. Default 256 MiB. */
+  inbox_max_bytes: number;
+  /** Age after which a stored command is dead-lettered, s; 0 = no limit. Default 7 days. */
+  inbox_max_age_s: number;
+  /** Free space kept on the data directory's filesystem, bytes; 0 = no floor. Default 256 MiB. */
+  min_free_bytes: number;
 }
 
 /** `[api]`: the HTTP API. */

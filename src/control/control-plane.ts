@@ -7,6 +7,8 @@ import type { ApiDeps, CommandRequest, DevicePage, DeviceView, OutboxSummary, St
 import type { Supervisor } from "../supervisor/supervisor.ts";
 import type { DeviceRow, DeviceStore } from "../store/devices.ts";
 import { homeOf } from "../registry/home.ts";
+import { STORE_LIMIT_REFUSAL } from "../registry/inbox-limit.ts";
+import { ApiError } from "../api/errors.ts";
 import type { Metrics, MetricsSnapshot } from "../metrics/metrics.ts";
 import type { Logger } from "../log/logger.ts";
 import { deviceUuid, messageId } from "../identity/identity.ts";
@@ -258,6 +260,7 @@ export class ControlPlane implements ApiDeps {
       await this.o.client.call(home, "command", { cmd, watchAckMs: waitAckMs === null ? null : waitAckMs + 1000 }, WORKER_ANSWER_MS * 2);
     } catch (e) {
       this.ackWaiters.signal(`${id}/${cmd.id}`);
+      if ((e as Error).message.startsWith(STORE_LIMIT_REFUSAL)) throw new ApiError("not_ready", `Cannot store the command: ${(e as Error).message}`);
       throw new Error(`Cannot store the command: worker ${home} (the device's home) did not take it (${(e as Error).message}); retry in a moment`);
     }
     this.o.metrics.inc("owsla_api_commands_total");

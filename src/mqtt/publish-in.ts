@@ -4,7 +4,7 @@
  * broker or committed to the outbox — the guarantee of the line protocol's `ack`.
  */
 import type { IPublishPacket, IPubrelPacket } from "mqtt-packet";
-import { UnpublishableError, type UpMessage } from "../protocol/gateway-messages.ts";
+import { StoreLimitError, UnpublishableError, type UpMessage } from "../protocol/gateway-messages.ts";
 import type { SessionContext } from "../session/context.ts";
 import type { CloseReason } from "../session/close-reasons.ts";
 import { upMessage, type Sender } from "../session/messages.ts";
@@ -108,6 +108,7 @@ export class InboundPublishes {
       (err: Error) => {
         this.qos2?.delete(pid);
         if (err instanceof UnpublishableError) this.refuse(p, RC.implementationSpecificError, err.message);
+        else if (err instanceof StoreLimitError) this.refuse(p, RC.quotaExceeded, err.message, "server_busy");
         else this.refuse(p, RC.unspecifiedError, "Gateway could not store this message (broker unreachable and outbox unavailable); send it again later", "server_busy");
         this.done();
       },

@@ -63,3 +63,19 @@ export interface UpMessage {
 export class UnpublishableError extends Error {
   override name = "UnpublishableError";
 }
+
+/**
+ * A message that needs the outbox while a store limit is reached (`store.outbox_max_bytes`, or
+ * free space under `store.min_free_bytes`): the device gets `server_busy` with `retry_after`,
+ * never an ack, and keeps the message.
+ */
+export class StoreLimitError extends Error {
+  override name = "StoreLimitError";
+  constructor(
+    /** The limit reached (`outbox_max_bytes` or `min_free_bytes`). */
+    readonly limit: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -19,6 +19,8 @@ import type { Metrics } from "../metrics/metrics.ts";
 import { ackRoute, routeKey, routeOrigin, type AckRoute, type Command } from "../protocol/gateway-messages.ts";
 import type { CommandStore } from "../store/interfaces.ts";
 import { HomeShard, homeOf } from "./home.ts";
+import { limitMessage, STORE_LIMIT_REFUSAL, type InboxLimiter } from "./inbox-limit.ts";
+import type { LimitReason } from "../store/disk-limits.ts";
 import type { Registry } from "./registry.ts";
 
 /** What the router needs from the connection holding a device. */
@@ -36,8 +38,8 @@ export interface HolderConn {
 /** A broker delivery the origin acknowledges or refuses once the command is safe. */
 export interface Delivery {
   ack(): void;
-  /** Refuses it for good (dead-lettered). */
-  reject(reason: "unknown_device", message: string): void;
+  /** Refuses it for good (dead-lettered; a store limit's name goes into the copy's `x-owsla-rejected` header). */
+  reject(reason: "unknown_device" | LimitReason, message: string): void;
   /** Hands it back to the broker after a pause (the store failed). */
   retry(): void;
 }
@@ -50,6 +52,8 @@ export interface RouterOptions {
   send(peer: number, msg: object): boolean;
   registry: Registry<HolderConn>;
   store: CommandStore;
+  /** Keeps stored commands within the store limits; absent = no limits. */
+  limiter?: InboxLimiter;
   /** Whether the gateway has ever seen the device (commands for others are dead-lettered). */
   known(deviceId: string): boolean;
   /** Time a connected device has to ack before the command is stored instead, in ms. */
@@ -110,7 +114,8 @@ export class CommandRouter {
    * is connected. Resolves once stored; `watch` reports the device's ack via `onWatchedAck`.
    */
   async acceptStored(cmd: Command, watchMs: number | null): Promise<void> {
-    await this.o.store.add(cmd);
+    const limit = await this.storeCommand(cmd);
+    if (limit) throw new Error(`${STORE_LIMIT_REFUSAL} (${limit}): ${limitMessage(limit)}; retry later`);
     if (watchMs !== null) this.watched.set(`${cmd.deviceId}/${cmd.id}`, Date.now() + watchMs);
     this.announceStored(cmd.deviceId);
   }
@@ -137,8 +142,9 @@ export class CommandRouter {
       else f.delivery.reject("unknown_device", `Command ${cmd.id} is for device ${cmd.deviceId}, which this gateway has never seen`);
       return;
     }
-    this.o.store.add(cmd).then(
-      () => {
+    this.storeCommand(cmd).then(
+      (limit) => {
+        if (limit) return f.delivery.reject(limit, `Command ${cmd.id} for offline device ${cmd.deviceId} was not stored: ${limitMessage(limit)}`);
         f.delivery.ack();
         this.o.metrics.inc("owsla_commands_stored_total");
         this.announceStored(cmd.deviceId);
@@ -149,6 +155,11 @@ export class CommandRouter {
         f.delivery.retry();
       },
     );
+  }
+
+  /** Stores `cmd` within the store limits; resolves with the limit that kept it out, or null once stored. */
+  private storeCommand(cmd: Command): Promise<LimitReason | null> {
+    return this.o.limiter ? this.o.limiter.store(cmd) : this.o.store.add(cmd).then(() => null);
   }
 
   private announceStored(deviceId: string): void {

@@ -8,7 +8,7 @@
  */
 import { LineDecoder } from "../protocol/line-decoder.ts";
 import { encodeCommandFrame, encodeFrame, errorFrame, parseFrame, type DeviceFrame, type GatewayFrame, type HelloFrame, type PubFrame } from "../protocol/frames.ts";
-import { UnpublishableError, type AckRoute, type Command } from "../protocol/gateway-messages.ts";
+import { StoreLimitError, UnpublishableError, type AckRoute, type Command } from "../protocol/gateway-messages.ts";
 import type { SessionContext } from "./context.ts";
 import type { CloseReason } from "./close-reasons.ts";
 import { presenceMessage, upMessage, type Sender } from "./messages.ts";
@@ -282,7 +282,7 @@ export class DeviceConnection extends SocketSession implements DeviceSession {
           this.send({
             op: "error",
             code: "server_busy",
-            message: "Gateway could not store this message (broker unreachable and outbox unavailable); send it again later",
+            message: err instanceof StoreLimitError ? err.message : "Gateway could not store this message (broker unreachable and outbox unavailable); send it again later",
             retry_after: RETRY_AFTER_MS,
             ...(ref ? { ref } : {}),
           } as GatewayFrame);

@@ -50,6 +50,29 @@ for (const [name, make] of commandStores) {
       expect(s.devices().sort()).toEqual(["d1", "d2"]);
     });
 
+    test("counts the bytes of stored bodies through add, duplicate, remove, quarantine and expiry, and lists the oldest first", async () => {
+      const s = make();
+      expect(s.bytes()).toBe(0);
+      expect(s.oldest(10)).toEqual([]);
+      await s.add(cmd("d1", "a", 60_000, '"aaaa"'));
+      await Bun.sleep(2);
+      await s.add(cmd("d2", "b", 60_000, '"bb"'));
+      await s.add(cmd("d1", "a", 60_000, '"ignored duplicate"'));
+      await Bun.sleep(2);
+      await s.add(cmd("d1", "c", 1, '"c"'));
+      expect(s.bytes()).toBe(6 + 4 + 3);
+      const old = s.oldest(2);
+      expect(old.map((c) => c.id)).toEqual(["a", "b"]);
+      expect(old[0]!.storedAt).toBeLessThanOrEqual(old[1]!.storedAt);
+      expect(old[0]!.body).toBe('"aaaa"');
+      expect(await s.remove("d1", "a")).toBe(true);
+      expect(s.bytes()).toBe(4 + 3);
+      await s.quarantine(old[1]!, "test");
+      expect(s.bytes()).toBe(3);
+      expect(s.expire(Date.now() + 10)).toBe(1);
+      expect(s.bytes()).toBe(0);
+    });
+
     test("keeps the body text exactly", async () => {
       const s = make();
       const body = '{"big":12345678901234567890123,"e":1e999999,"deep":[[[[]]]]}';

@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS inbox (
   PRIMARY KEY (device_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS inbox_expiry ON inbox(expires_at);
+CREATE INDEX IF NOT EXISTS inbox_created ON inbox(created);
 CREATE TABLE IF NOT EXISTS quarantine (
   kind      TEXT NOT NULL,
   device_id TEXT NOT NULL,

@@ -6,7 +6,7 @@
 import type { Database } from "bun:sqlite";
 import type { Batcher } from "./batcher.ts";
 import type { Command } from "../protocol/gateway-messages.ts";
-import type { CommandStore } from "./interfaces.ts";
+import { commandBytes, type CommandStore, type StoredCommand } from "./interfaces.ts";
 
 export type { Command };
 
@@ -17,6 +17,7 @@ interface RawRow {
   body: string;
   corr: string | null;
   expires_at: number;
+  created: number;
 }
 
 function toCommand(r: RawRow): Command {
@@ -35,6 +36,9 @@ export class Inbox implements CommandStore {
   private readonly devicesStmt;
   private readonly quarantineStmt;
   private readonly quarantinedStmt;
+  private readonly oldestStmt;
+  /** Running total of stored body bytes (counted once at open, then kept up to date). */
+  private held: number;
 
   constructor(
     private readonly db: Database,
@@ -47,8 +51,9 @@ export class Inbox implements CommandStore {
     this.pendingStmt = db.query<RawRow, [string, number]>(
       "SELECT * FROM inbox WHERE device_id = ? AND expires_at > ? ORDER BY created, id",
     );
-    this.deleteStmt = db.query("DELETE FROM inbox WHERE device_id = ? AND id = ?");
-    this.expireStmt = db.query("DELETE FROM inbox WHERE expires_at <= ?");
+    this.deleteStmt = db.query<{ n: number }, [string, string]>("DELETE FROM inbox WHERE device_id = ? AND id = ? RETURNING length(body) AS n");
+    this.expireStmt = db.query<{ n: number }, [number]>("DELETE FROM inbox WHERE expires_at <= ? RETURNING length(body) AS n");
+    this.oldestStmt = db.query<RawRow, [number]>("SELECT * FROM inbox ORDER BY created, id LIMIT ?");
     this.countStmt = db.query<{ n: number }, []>("SELECT COUNT(*) AS n FROM inbox");
     this.pendingForStmt = db.query<RawRow, [string, number]>(
       "SELECT * FROM inbox WHERE device_id IN (SELECT value FROM json_each(?)) AND expires_at > ? ORDER BY created, id",
@@ -57,13 +62,21 @@ export class Inbox implements CommandStore {
     this.quarantinedStmt = db.query<{ n: number }, []>("SELECT COUNT(*) AS n FROM quarantine");
     this.devicesStmt = db.query<{ device_id: string }, []>("SELECT DISTINCT device_id FROM inbox");
     this.countDeviceStmt = db.query<{ n: number }, [string]>("SELECT COUNT(*) AS n FROM inbox WHERE device_id = ?");
+    this.held = db.query<{ n: number }, []>("SELECT COALESCE(SUM(length(body)), 0) AS n FROM inbox").get()?.n ?? 0;
+  }
+
+  /** Deletes one row (keeping the byte total); returns how many rows went (0 or 1). */
+  private deleteRow(deviceId: string, id: string): number {
+    const gone = this.deleteStmt.all(deviceId, id);
+    for (const r of gone) this.held -= r.n;
+    return gone.length;
   }
 
   /** Stores `c` (a duplicate id for the same device is ignored); resolves once durable. */
   add(c: Command): Promise<void> {
     const now = Date.now();
     return this.batcher.run(() => {
-      this.insertStmt.run(c.deviceId, c.id, c.topic, c.body, c.corr, c.expiresAt, now);
+      if (this.insertStmt.run(c.deviceId, c.id, c.topic, c.body, c.corr, c.expiresAt, now).changes > 0) this.held += commandBytes(c);
     });
   }
 
@@ -81,7 +94,7 @@ export class Inbox implements CommandStore {
   async remove(deviceId: string, id: string): Promise<boolean> {
     let deleted = 0;
     await this.batcher.run(() => {
-      deleted = this.deleteStmt.run(deviceId, id).changes;
+      deleted = this.deleteRow(deviceId, id);
     });
     return deleted > 0;
   }
@@ -89,7 +102,7 @@ export class Inbox implements CommandStore {
   async quarantine(c: Command, reason: string): Promise<void> {
     const now = Date.now();
     await this.batcher.run(() => {
-      this.deleteStmt.run(c.deviceId, c.id);
+      this.deleteRow(c.deviceId, c.id);
       this.quarantineStmt.run("command", c.deviceId, c.id, JSON.stringify(c), reason.slice(0, 1000), now);
     });
   }
@@ -100,8 +113,16 @@ export class Inbox implements CommandStore {
 
   /** Bytes of stored command bodies and when the oldest was stored (ms), for the fill-level gauges. */
   level(): { bytes: number; oldestAt: number | null } {
-    const r = this.db.query<{ bytes: number; oldest: number | null }, []>("SELECT COALESCE(SUM(length(body)), 0) AS bytes, MIN(created) AS oldest FROM inbox").get();
-    return { bytes: r?.bytes ?? 0, oldestAt: r?.oldest ?? null };
+    const r = this.db.query<{ oldest: number | null }, []>("SELECT MIN(created) AS oldest FROM inbox").get();
+    return { bytes: this.held, oldestAt: r?.oldest ?? null };
+  }
+
+  bytes(): number {
+    return this.held;
+  }
+
+  oldest(limit: number): StoredCommand[] {
+    return this.oldestStmt.all(limit).map((r) => ({ ...toCommand(r), storedAt: r.created }));
   }
 
   /** Devices with stored commands. */
@@ -111,7 +132,11 @@ export class Inbox implements CommandStore {
 
   /** Deletes expired commands; returns how many. */
   expire(now = Date.now()): number {
-    return this.db.transaction(() => this.expireStmt.run(now).changes).immediate();
+    return this.db.transaction(() => {
+      const gone = this.expireStmt.all(now);
+      for (const r of gone) this.held -= r.n;
+      return gone.length;
+    }).immediate();
   }
 
   /** Commands held in total, or for one device. */

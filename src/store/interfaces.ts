@@ -26,6 +26,20 @@ export interface CommandStore {
   quarantine(c: Command, reason: string): Promise<void>;
   /** Commands set aside so far. */
   quarantined(): number;
+  /** Bytes of stored command bodies (a running total, cheap to read; see {@link commandBytes}). */
+  bytes(): number;
+  /** Up to `limit` stored commands, the oldest stored first, expired ones included, with when each was stored (ms). */
+  oldest(limit: number): StoredCommand[];
+}
+
+/** A stored command and when it was stored. */
+export interface StoredCommand extends Command {
+  storedAt: number;
+}
+
+/** Bytes a command counts for in `bytes()` and against `store.inbox_max_bytes`: its body's length. */
+export function commandBytes(c: Command): number {
+  return c.body.length;
 }
 
 /** A stored upstream message with its position in the outbox. */

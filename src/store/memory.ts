@@ -4,7 +4,7 @@
  * contract tests run on both). Nothing here survives a restart.
  */
 import type { Command } from "../protocol/gateway-messages.ts";
-import type { CommandStore, OutboxRow, OutboxStore, UpMessage } from "./interfaces.ts";
+import { commandBytes, type CommandStore, type OutboxRow, type OutboxStore, type StoredCommand, type UpMessage } from "./interfaces.ts";
 
 /** {@link CommandStore} in memory. */
 export class MemoryCommandStore implements CommandStore {
@@ -53,6 +53,19 @@ export class MemoryCommandStore implements CommandStore {
 
   quarantined(): number {
     return this.setAside.length;
+  }
+
+  bytes(): number {
+    let n = 0;
+    for (const r of this.rows.values()) n += commandBytes(r.c);
+    return n;
+  }
+
+  oldest(limit: number): StoredCommand[] {
+    return [...this.rows.values()]
+      .sort((a, b) => a.created - b.created || (a.c.id < b.c.id ? -1 : a.c.id > b.c.id ? 1 : 0))
+      .slice(0, limit)
+      .map((r) => ({ ...r.c, storedAt: r.created }));
   }
 
   expire(now = Date.now()): number {

@@ -16,6 +16,9 @@ import { BrokerLink } from "../bridge/link.ts";
 import { linkMetrics, linkOptions } from "../bridge/link-config.ts";
 import { Publisher } from "../bridge/publisher.ts";
 import { CommandConsumer } from "../bridge/consumer.ts";
+import { deadLetterStored } from "../bridge/dead-letter-copy.ts";
+import { DiskLimits, workerLimits } from "../store/disk-limits.ts";
+import { InboxLimiter } from "../registry/inbox-limit.ts";
 import { Registry } from "../registry/registry.ts";
 import { CommandRouter, type HolderConn } from "../registry/router.ts";
 import { SiteLink } from "../registry/site-link.ts";
@@ -103,6 +106,8 @@ export async function startWorker(
   const outbox = new Outbox(db, batcher, workerId);
   const topo = topology(config.broker.prefix, config.gateway.id);
   const link = new BrokerLink(linkOptions(config, topo, `owsla ${config.gateway.id} worker ${workerId}`, log));
+  // Bounded disk use (docs/protocol-notes.md, "Store limits"): this worker's share of the limits.
+  const diskLimits = new DiskLimits(workerLimits(config.store, workersTotal), config.store.dir, log);
   const publisher = new Publisher(
     link,
     outbox,
@@ -112,10 +117,13 @@ export async function startWorker(
       confirmTimeoutMs: config.broker.confirm_timeout_ms,
       // broker.drain_rate is for the whole gateway: each worker drains its share.
       drainRatePerS: config.broker.drain_rate / workersTotal,
+      limits: diskLimits,
+      heldBytes: outbox.level().bytes,
     },
     metrics,
     log,
   );
+  const inboxLimiter = new InboxLimiter({ store: inbox, limits: diskLimits, deadLetter: (c, reason) => deadLetterStored(link.up ? link.pub : null, topo.dead, c, reason), metrics, log });
   const registry = new Registry<DeviceSession>();
   const siteLink = new SiteLink(workerId, (m) => sup.send(m), sup.enabled ? null : { apply: (items) => site.applySightings(items), createIdentity: (id) => site.createIdentity(id) });
   let mesh: Mesh | null = null;
@@ -125,6 +133,7 @@ export async function startWorker(
     send: (peer, msg) => mesh?.send(peer, msg) ?? false,
     registry: registry as unknown as Registry<HolderConn>,
     store: inbox,
+    limiter: inboxLimiter,
     known: (id) => registry.get(id) !== undefined || site.known(id),
     ackTimeoutMs: config.broker.device_ack_timeout_ms,
     metrics,
@@ -249,6 +258,9 @@ export async function startWorker(
       log.warn("Cannot expire old commands; retrying in a minute", { err: err as Error });
     }
   }, 60_000);
+  const free = () => diskLimits.freeBytes();
+  metrics.gauge("owsla_store_free_bytes", () => (Number.isFinite(free()) ? free() : -1));
+  const limitSweep = setInterval(() => inboxLimiter.sweep().catch((err: Error) => log.warn("Cannot check stored commands against the store limits; retrying in 10 s", { err })), 10_000);
   log.info("Worker listening for devices", { host: config.device.host, port: listener.port, mqtt_port: mqttPort, mqtt_tls: mqtt.tls !== null, gateway: config.gateway.id });
 
   return {
@@ -321,6 +333,7 @@ export async function startWorker(
     },
     async stop() {
       clearInterval(expiry);
+      clearInterval(limitSweep);
       clearInterval(storeProbe);
       for (const l of listeners) l.stopAccepting();
       // device.drain_rate is for the whole gateway: each worker takes its share.

@@ -756,7 +756,10 @@ export async function diskFull(env: ChaosEnv, o: DiskOptions): Promise<ScenarioR
   let devices: LoadDevice[] = [];
   const fill = join(mnt, "fill.bin");
   try {
-    gw = await startChaosGateway({ brokerUrl: proxy.url(), prefix: env.prefix, gatewayId: gwId, workers, dir: mnt });
+    // No free-space floor: these scenarios are about the store failing under the gateway (an
+    // 8 MiB tmpfs is always under the default store.min_free_bytes; tests/store-limits.test.ts
+    // covers the limits).
+    gw = await startChaosGateway({ brokerUrl: proxy.url(), prefix: env.prefix, gatewayId: gwId, workers, dir: mnt, args: ["--store-min-free-bytes", "0"] });
     const g = gw;
     devices = loadDevices(g, gwId, o.load.devices, o.load.everyMs, o.padBytes ?? 0);
     await waitConnected(devices);
@@ -871,7 +874,10 @@ export async function diskReadOnly(env: ChaosEnv, o: DiskOptions): Promise<Scena
   let gw: GatewayProcess | null = null;
   let devices: LoadDevice[] = [];
   try {
-    gw = await startChaosGateway({ brokerUrl: proxy.url(), prefix: env.prefix, gatewayId: gwId, workers, dir: mnt });
+    // No free-space floor: these scenarios are about the store failing under the gateway (an
+    // 8 MiB tmpfs is always under the default store.min_free_bytes; tests/store-limits.test.ts
+    // covers the limits).
+    gw = await startChaosGateway({ brokerUrl: proxy.url(), prefix: env.prefix, gatewayId: gwId, workers, dir: mnt, args: ["--store-min-free-bytes", "0"] });
     const g = gw;
     devices = loadDevices(g, gwId, o.load.devices, o.load.everyMs, o.padBytes ?? 0);
     await waitConnected(devices);
