@@ -110,7 +110,10 @@ export class DiskLimits {
   outboxRefusal(held: number, size: number): LimitReason | null {
     if (this.underFloor()) return "min_free_bytes";
     const max = this.settings.outboxMaxBytes;
-    const over = max > 0 && held + size > max;
+    // Once reached, the limit holds until the outbox is back under the watermark: a smaller
+    // message accepted right after a refused one would reach the broker before it (the device
+    // sends the refused one again later), breaking the device's order.
+    const over = max > 0 && (held + size > max || (this.hit.has("outbox_max_bytes") && held > max * CLEAR_FRACTION));
     this.noteBytes("outbox_max_bytes", over, held, max);
     return over ? "outbox_max_bytes" : null;
   }
