@@ -72,7 +72,7 @@ export const METRIC_HELP: Readonly<Record<string, string>> = {
   owsla_commands_ack_timeouts_total: "Commands a device did not acknowledge in time.",
   owsla_command_ack_seconds: "Time from the broker handing a command over to the device's ack, in seconds.",
   owsla_home_devices: "Devices whose home shard is this worker.",
-  owsla_commands_expired_total: "Commands that expired before their device acknowledged them.",
+  owsla_commands_expired_total: "Commands that expired before their device acknowledged them (dead-lettered with x-owsla-rejected: expired).",
   owsla_quarantined_total: "Stored items that made a worker throw and were set aside (table quarantine of the worker's database), by kind.",
   owsla_command_delivery_seconds: "Time from the broker handing a command over to writing it to the device (including forwarding between workers), in seconds.",
   owsla_api_commands_total: "Commands accepted through the control API.",

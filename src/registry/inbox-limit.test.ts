@@ -5,7 +5,7 @@ import { MemoryCommandStore } from "../store/memory.ts";
 import { DiskLimits, type DiskLimitSettings, type LimitReason } from "../store/disk-limits.ts";
 import type { StoredCommand } from "../store/interfaces.ts";
 import type { Command } from "../protocol/gateway-messages.ts";
-import { InboxLimiter } from "./inbox-limit.ts";
+import { InboxLimiter, type DropReason } from "./inbox-limit.ts";
 
 /** A command whose body is `size` bytes. */
 const cmd = (id: string, size = 10, deviceId = "d1"): Command => ({ id, deviceId, topic: "cmd", body: `"${"x".repeat(size - 2)}"`, corr: null, expiresAt: Date.now() + 60_000 });
@@ -14,7 +14,7 @@ function setup(o: Partial<DiskLimitSettings> = {}, free = 1e12, now?: () => numb
   const store = new MemoryCommandStore();
   const log = memoryLogger("info");
   const metrics = new Metrics();
-  const dead: { id: string; reason: LimitReason }[] = [];
+  const dead: { id: string; reason: DropReason }[] = [];
   const broker = { up: true };
   const limits = new DiskLimits({ outboxMaxBytes: 0, inboxMaxBytes: 0, inboxMaxAgeMs: 0, minFreeBytes: 0, ...o }, "/data", log, () => free);
   const limiter = new InboxLimiter({
@@ -102,11 +102,13 @@ test("many commands at once never take the inbox over its limit, and no command 
 test("the sweep dead-letters commands stored longer than inbox_max_age_s and trims an inbox over a lowered limit", async () => {
   let at: number | null = null;
   const s = setup({ inboxMaxAgeMs: 60_000 }, 1e12, () => at ?? Date.now());
-  await s.storeAll([cmd("a"), cmd("b")]);
+  // Commands that expire only in an hour: here the age limit, not their expiry, takes them.
+  const hour = (id: string): Command => ({ ...cmd(id), expiresAt: Date.now() + 3_600_000 });
+  await s.storeAll([hour("a"), hour("b")]);
   await s.limiter.sweep();
   expect(s.dead).toEqual([]);
   const t0 = Date.now();
-  await s.limiter.store(cmd("fresh"));
+  await s.limiter.store(hour("fresh"));
   at = t0 + 60_000; // a minute after "fresh" was stored, a little more for the others
   await s.limiter.sweep();
   expect(s.dead.map((d) => [d.id, d.reason])).toEqual([["a", "inbox_max_age"], ["b", "inbox_max_age"]]);
@@ -120,4 +122,24 @@ test("the sweep dead-letters commands stored longer than inbox_max_age_s and tri
   await t.limiter.sweep();
   expect(t.dead.map((d) => d.id)).toEqual(["a"]);
   expect(t.store.bytes()).toBe(10);
+});
+
+test("expired stored commands are dead-lettered by the sweep (reason expired), never while the broker is away", async () => {
+  const s = setup();
+  const soon = (id: string): Command => ({ ...cmd(id), expiresAt: Date.now() + 1 });
+  expect(await s.storeAll([soon("x1"), cmd("live"), soon("x2")])).toEqual([null, null, null]);
+  await Bun.sleep(5);
+  s.broker.up = false;
+  await s.limiter.sweep();
+  expect(s.dead).toEqual([]);
+  expect(s.store.oldest(10).map((c) => c.id)).toEqual(["x1", "live", "x2"]); // kept for the copy (never delivered: expired)
+  s.broker.up = true;
+  await s.limiter.sweep();
+  expect(s.dead).toEqual([
+    { id: "x1", reason: "expired" },
+    { id: "x2", reason: "expired" },
+  ]);
+  expect(s.store.oldest(10).map((c) => c.id)).toEqual(["live"]);
+  expect(s.metrics.get("owsla_commands_expired_total")).toBe(2);
+  expect(s.metrics.get("owsla_commands_dropped_total", { reason: "expired" })).toBe(0);
 });

@@ -22,8 +22,11 @@ import type { Command } from "../protocol/gateway-messages.ts";
 import type { DiskLimits, LimitReason } from "../store/disk-limits.ts";
 import { commandBytes, type CommandStore, type StoredCommand } from "../store/interfaces.ts";
 
+/** Why a stored command is dead-lettered: a store limit, or its own expiry (`expired`). */
+export type DropReason = LimitReason | "expired";
+
 /** Publishes a dead-letter copy of a stored command; resolves once the broker confirmed it. */
-export type DeadLetterStored = (c: StoredCommand, reason: LimitReason) => Promise<void>;
+export type DeadLetterStored = (c: StoredCommand, reason: DropReason) => Promise<void>;
 
 /** Start of the error a worker answers when the control API's command does not fit the store limits. */
 export const STORE_LIMIT_REFUSAL = "Store limit reached";
@@ -58,7 +61,7 @@ export class InboxLimiter {
   /** Evictions run one at a time (two must not pick the same oldest rows). */
   private chain: Promise<unknown> = Promise.resolve();
   /** Evictions not logged yet, by reason, and when the last eviction line was written. */
-  private readonly unlogged = new Map<LimitReason, number>();
+  private readonly unlogged = new Map<DropReason, number>();
   private lastLog = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly o: InboxLimiterOptions) {}
@@ -92,9 +95,17 @@ export class InboxLimiter {
     return null;
   }
 
-  /** Dead-letters stored commands past the age limit, then trims the inbox to its byte share. */
+  /**
+   * Dead-letters expired stored commands (their expiry passed before their device acked them:
+   * they are never delivered, and the back-end learns of them as RabbitMQ tells of a message
+   * expired in a queue), then those past the age limit, then trims the inbox to its byte share.
+   */
   async sweep(): Promise<void> {
     await this.exclusive(async () => {
+      for (;;) {
+        const expired = this.o.store.expired((this.o.now ?? Date.now)(), EVICT_BATCH);
+        if (expired.length === 0 || (await this.evict(expired, "expired")) < expired.length) break;
+      }
       const maxAge = this.o.limits.settings.inboxMaxAgeMs;
       if (maxAge > 0) {
         const before = (this.o.now ?? Date.now)() - maxAge;
@@ -138,13 +149,14 @@ export class InboxLimiter {
   }
 
   /** Dead-letters `rows` in order and deletes them; returns how many went (a prefix). */
-  private async evict(rows: StoredCommand[], reason: LimitReason): Promise<number> {
+  private async evict(rows: StoredCommand[], reason: DropReason): Promise<number> {
     const results = await Promise.allSettled(rows.map((r) => this.o.deadLetter(r, reason)));
     let n = 0;
     while (n < rows.length && results[n]!.status === "fulfilled") n++;
     for (const r of rows.slice(0, n)) await this.o.store.remove(r.deviceId, r.id);
     if (n > 0) {
-      this.o.metrics.inc("owsla_commands_dropped_total", { reason }, n);
+      if (reason === "expired") this.o.metrics.inc("owsla_commands_expired_total", undefined, n);
+      else this.o.metrics.inc("owsla_commands_dropped_total", { reason }, n);
       this.unlogged.set(reason, (this.unlogged.get(reason) ?? 0) + n);
     }
     this.report(n < rows.length ? { reason, left: rows.length - n, err: (results[n] as PromiseRejectedResult).reason as Error } : null);
@@ -152,18 +164,18 @@ export class InboxLimiter {
   }
 
   /** Logs the evictions not logged yet and a failure to dead-letter, one line per {@link LOG_EVERY_MS} at most. */
-  private report(failed: { reason: LimitReason; left: number; err: Error } | null): void {
+  private report(failed: { reason: DropReason; left: number; err: Error } | null): void {
     const now = (this.o.now ?? Date.now)();
     // A back-end flooding offline devices evicts per command: never a line per command.
     if (now - this.lastLog < LOG_EVERY_MS) return;
     if (this.unlogged.size > 0) {
       this.lastLog = now;
-      this.o.log.warn("Dead-lettered stored commands to keep the inbox within its limits (their x-owsla-rejected header names the limit)", { dead_lettered: Object.fromEntries(this.unlogged) });
+      this.o.log.warn("Dead-lettered stored commands: expired before their device acked them, or over the inbox limits (their x-owsla-rejected header says which)", { dead_lettered: Object.fromEntries(this.unlogged) });
       this.unlogged.clear();
     }
     if (failed) {
       this.lastLog = now;
-      this.o.log.warn("Cannot dead-letter stored commands over the inbox limits yet; they stay stored until the broker takes the copies", failed);
+      this.o.log.warn("Cannot dead-letter stored commands yet (expired, or over the inbox limits); they stay stored, never delivered if expired, until the broker takes the copies", failed);
     }
   }
 

@@ -73,6 +73,20 @@ for (const [name, make] of commandStores) {
       expect(s.bytes()).toBe(0);
     });
 
+    test("lists the expired commands, oldest stored first, without the unexpired ones", async () => {
+      const s = make();
+      const now = Date.now();
+      await s.add(cmd("d1", "live", 60_000, "1"));
+      await Bun.sleep(2);
+      await s.add(cmd("d1", "gone-1", 1, "2"));
+      await Bun.sleep(2);
+      await s.add(cmd("d2", "gone-2", 1, "3"));
+      expect(s.expired(now - 60_000, 10)).toEqual([]);
+      const later = Date.now() + 10;
+      expect(s.expired(later, 10).map((c) => c.id)).toEqual(["gone-1", "gone-2"]);
+      expect(s.expired(later, 1).map((c) => [c.deviceId, c.id, c.body])).toEqual([["d1", "gone-1", "2"]]);
+    });
+
     test("keeps the body text exactly", async () => {
       const s = make();
       const body = '{"big":12345678901234567890123,"e":1e999999,"deep":[[[[]]]]}';

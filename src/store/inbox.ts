@@ -37,6 +37,7 @@ export class Inbox implements CommandStore {
   private readonly quarantineStmt;
   private readonly quarantinedStmt;
   private readonly oldestStmt;
+  private readonly expiredStmt;
   /** Running total of stored body bytes (counted once at open, then kept up to date). */
   private held: number;
 
@@ -54,6 +55,7 @@ export class Inbox implements CommandStore {
     this.deleteStmt = db.query<{ n: number }, [string, string]>("DELETE FROM inbox WHERE device_id = ? AND id = ? RETURNING length(body) AS n");
     this.expireStmt = db.query<{ n: number }, [number]>("DELETE FROM inbox WHERE expires_at <= ? RETURNING length(body) AS n");
     this.oldestStmt = db.query<RawRow, [number]>("SELECT * FROM inbox ORDER BY created, id LIMIT ?");
+    this.expiredStmt = db.query<RawRow, [number, number]>("SELECT * FROM inbox WHERE expires_at <= ? ORDER BY created, id LIMIT ?");
     this.countStmt = db.query<{ n: number }, []>("SELECT COUNT(*) AS n FROM inbox");
     this.pendingForStmt = db.query<RawRow, [string, number]>(
       "SELECT * FROM inbox WHERE device_id IN (SELECT value FROM json_each(?)) AND expires_at > ? ORDER BY created, id",
@@ -123,6 +125,10 @@ export class Inbox implements CommandStore {
 
   oldest(limit: number): StoredCommand[] {
     return this.oldestStmt.all(limit).map((r) => ({ ...toCommand(r), storedAt: r.created }));
+  }
+
+  expired(now: number, limit: number): StoredCommand[] {
+    return this.expiredStmt.all(now, limit).map((r) => ({ ...toCommand(r), storedAt: r.created }));
   }
 
   /** Devices with stored commands. */

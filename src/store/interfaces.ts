@@ -30,6 +30,8 @@ export interface CommandStore {
   bytes(): number;
   /** Up to `limit` stored commands, the oldest stored first, expired ones included, with when each was stored (ms). */
   oldest(limit: number): StoredCommand[];
+  /** Up to `limit` stored commands whose expiry is at or before `now`, the oldest stored first. */
+  expired(now: number, limit: number): StoredCommand[];
 }
 
 /** A stored command and when it was stored. */

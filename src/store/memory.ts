@@ -62,10 +62,15 @@ export class MemoryCommandStore implements CommandStore {
   }
 
   oldest(limit: number): StoredCommand[] {
-    return [...this.rows.values()]
-      .sort((a, b) => a.created - b.created || (a.c.id < b.c.id ? -1 : a.c.id > b.c.id ? 1 : 0))
-      .slice(0, limit)
-      .map((r) => ({ ...r.c, storedAt: r.created }));
+    return this.sorted([...this.rows.values()]).slice(0, limit);
+  }
+
+  expired(now: number, limit: number): StoredCommand[] {
+    return this.sorted([...this.rows.values()].filter((r) => r.c.expiresAt <= now)).slice(0, limit);
+  }
+
+  private sorted(rows: { c: Command; created: number }[]): StoredCommand[] {
+    return rows.sort((a, b) => a.created - b.created || (a.c.id < b.c.id ? -1 : a.c.id > b.c.id ? 1 : 0)).map((r) => ({ ...r.c, storedAt: r.created }));
   }
 
   expire(now = Date.now()): number {

@@ -247,20 +247,9 @@ export async function startWorker(
   };
   registerQueueGauges(metrics, "outbox", cachedLevel(() => outbox.level()));
   registerQueueGauges(metrics, "inbox", cachedLevel(() => inbox.level()));
-  const expiry = setInterval(() => {
-    try {
-      const n = inbox.expire();
-      if (n > 0) {
-        metrics.inc("owsla_commands_expired_total", undefined, n);
-        log.info("Expired undelivered commands (their devices did not ack them in time)", { count: n });
-      }
-    } catch (err) {
-      log.warn("Cannot expire old commands; retrying in a minute", { err: err as Error });
-    }
-  }, 60_000);
   const free = () => diskLimits.freeBytes();
   metrics.gauge("owsla_store_free_bytes", () => (Number.isFinite(free()) ? free() : -1));
-  const limitSweep = setInterval(() => inboxLimiter.sweep().catch((err: Error) => log.warn("Cannot check stored commands against the store limits; retrying in 10 s", { err })), 10_000);
+  const limitSweep = setInterval(() => inboxLimiter.sweep().catch((err: Error) => log.warn("Cannot check stored commands for expiry and the store limits; retrying in 10 s", { err })), 10_000);
   log.info("Worker listening for devices", { host: config.device.host, port: listener.port, mqtt_port: mqttPort, mqtt_tls: mqtt.tls !== null, gateway: config.gateway.id });
 
   return {
@@ -332,7 +321,6 @@ export async function startWorker(
       else if (msg.t === "anon-ok" && typeof msg.seq === "number") siteLink.anonDone(msg.seq, msg.ok === true);
     },
     async stop() {
-      clearInterval(expiry);
       clearInterval(limitSweep);
       clearInterval(storeProbe);
       for (const l of listeners) l.stopAccepting();
