@@ -77,6 +77,8 @@ export const METRIC_HELP: Readonly<Record<string, string>> = {
   owsla_command_delivery_seconds: "Time from the broker handing a command over to writing it to the device (including forwarding between workers), in seconds.",
   owsla_api_commands_total: "Commands accepted through the control API.",
   process_resident_memory_bytes: "Resident memory of the process, in bytes.",
+  owsla_js_heap_bytes: "Size of the process's JavaScript heap, in bytes (part of the resident memory).",
+  owsla_js_heap_used_bytes: "Bytes of the JavaScript heap in use (live objects and garbage not yet collected).",
   process_open_fds: "Open file descriptors of the process.",
   process_max_fds: "Most file descriptors the process may open (soft limit).",
   process_cpu_seconds_total: "CPU time (user and system) used by the process, in seconds.",

@@ -28,7 +28,12 @@ export function maxFds(): number {
   return m[1] === "unlimited" ? Infinity : Number(m[1]);
 }
 
-/** Registers process_resident_memory_bytes, process_open_fds, process_max_fds, process_cpu_seconds_total and process_start_time_seconds. */
+/**
+ * Registers process_resident_memory_bytes, process_open_fds, process_max_fds,
+ * process_cpu_seconds_total, process_start_time_seconds, and the JavaScript heap's size and
+ * use (`owsla_js_heap_bytes`, `owsla_js_heap_used_bytes`: what of the resident memory is the
+ * JS heap, and how much of that is live after the last collection).
+ */
 export function registerProcessMetrics(metrics: Metrics): void {
   const startedAt = Date.now() / 1000 - process.uptime();
   metrics.gauge("process_resident_memory_bytes", residentBytes);
@@ -39,4 +44,6 @@ export function registerProcessMetrics(metrics: Metrics): void {
     return (u.user + u.system) / 1e6;
   });
   metrics.gauge("process_start_time_seconds", () => startedAt);
+  metrics.gauge("owsla_js_heap_bytes", () => process.memoryUsage().heapTotal);
+  metrics.gauge("owsla_js_heap_used_bytes", () => process.memoryUsage().heapUsed);
 }
