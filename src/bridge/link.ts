@@ -71,7 +71,7 @@ export function linkUrl(url: string, heartbeatS: number, name: string): string {
   return u.toString();
 }
 
-export { FRAME_POOL_MAX, corkClientForTick, trimFramePool } from "./amqp-tuning.ts";
+export { FRAME_POOL_IDLE, FRAME_POOL_MAX, corkClientForTick, trimFramePool } from "./amqp-tuning.ts";
 import { corkClientForTick } from "./amqp-tuning.ts";
 
 /**

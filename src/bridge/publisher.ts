@@ -14,7 +14,7 @@ import type { Metrics } from "../metrics/metrics.ts";
 import type { OutboxRow, OutboxStore, UpMessage } from "../store/interfaces.ts";
 import { StoreLimitError, UnpublishableError } from "../protocol/gateway-messages.ts";
 import type { DiskLimits } from "../store/disk-limits.ts";
-import { FRAME_POOL_MAX, trimFramePool, type BrokerLink } from "./link.ts";
+import { FRAME_POOL_IDLE, FRAME_POOL_MAX, trimFramePool, type BrokerLink } from "./link.ts";
 
 /** Options for {@link Publisher}. */
 export interface PublisherOptions {
@@ -105,7 +105,7 @@ export class Publisher {
     link.onUnblocked(() => this.drain());
     this.drainTimer = setInterval(() => {
       // Once a burst is over (few publishes in flight), let amqp-client's frame buffers go.
-      if (this.inflight < FRAME_POOL_MAX) trimFramePool(this.link.pub);
+      if (this.inflight < FRAME_POOL_MAX) trimFramePool(this.link.pub, Math.max(FRAME_POOL_IDLE, 2 * this.inflight));
       void this.drain();
     }, 1000);
     metrics.gauge("owsla_publish_inflight", () => this.inflight);
