@@ -9,6 +9,7 @@
  */
 
 import type { OutboxSummary } from "../store/outbox-summary.ts";
+import { MAX_ACK_TIMEOUT_MS } from "../api/limits.ts";
 
 /** Exit codes of the admin commands. */
 export const EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3, unauthorized: 4 } as const;
@@ -29,7 +30,7 @@ export interface AdminContext {
 export const ADMIN_USAGE: Record<string, string> = {
   devices: "Usage: owsla devices [--connected true|false] [--hardware-id ID] [--search TEXT] [--limit N] [--json]\nLists devices known to the gateway, page by page.",
   device: "Usage: owsla device <device-uuid> [--json]\nShows one device: identity, connection, worker, last seen, pending commands, last close reason.",
-  send: "Usage: owsla send <device-uuid> <topic> <json-body> [--wait-ack] [--json]\nSends a command to a device through the gateway (stored until acked or expired).",
+  send: "Usage: owsla send <device-uuid> <topic> <json-body> [--wait-ack [--timeout-ms N]] [--json]\nSends a command to a device through the gateway (stored until acked or expired). --wait-ack waits for the device's ack, at most --timeout-ms (default 10000, at most 60000).",
   kick: "Usage: owsla kick <device-uuid> [--json]\nCloses the device's connection; it may reconnect.",
   status: "Usage: owsla status [--json]\nShows the gateway's workers, connections, broker link and queues.",
   revoke:
@@ -44,6 +45,8 @@ export const ADMIN_USAGE: Record<string, string> = {
 export interface AdminFlags {
   json: boolean;
   waitAck: boolean;
+  /** How long --wait-ack waits, ms (the API's default when absent). */
+  timeoutMs?: number;
   connected?: boolean;
   hardwareId?: string;
   search?: string;
@@ -67,6 +70,11 @@ export function extractAdminFlags(args: string[]): { flags: AdminFlags; rest: st
     };
     if (name === "--json") flags.json = true;
     else if (name === "--wait-ack") flags.waitAck = true;
+    else if (name === "--timeout-ms") {
+      const n = Number(value());
+      if (!Number.isInteger(n) || n < 1 || n > MAX_ACK_TIMEOUT_MS) throw new Error(`--timeout-ms must be an integer from 1 to ${MAX_ACK_TIMEOUT_MS}`);
+      flags.timeoutMs = n;
+    }
     else if (name === "--connected") {
       const v = value();
       if (v !== "true" && v !== "false") throw new Error(`--connected must be true or false, got "${v}"`);
@@ -193,7 +201,8 @@ export async function runAdmin(command: string, args: string[], flags: AdminFlag
         } catch {
           throw new AdminError(`The body is not valid JSON: ${raw.slice(0, 60)}\n${usage}`, EXIT.usage);
         }
-        const r = await call(ctx, "POST", `/api/v1/devices/${id}/commands${flags.waitAck ? "?wait=ack" : ""}`, { topic, body });
+        const wait = flags.waitAck ? `?wait=ack${flags.timeoutMs !== undefined ? `&timeout_ms=${flags.timeoutMs}` : ""}` : "";
+        const r = await call(ctx, "POST", `/api/v1/devices/${id}/commands${wait}`, { topic, body });
         if (ctx.json) ctx.out(JSON.stringify(r));
         else ctx.out(flags.waitAck ? `command ${r.id} acked by the device` : `command ${r.id} queued`);
         return EXIT.ok;
