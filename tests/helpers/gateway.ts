@@ -30,6 +30,19 @@ export function freePort(): number {
   return p;
 }
 
+/**
+ * A free port other than `taken`. A port just released (the device port of a gateway the test
+ * killed) is free, and the kernel may hand it out again for a port-0 bind: the restarted
+ * gateway's control API once took its own device port that way, and its workers could not
+ * listen.
+ */
+export function freePortExcept(taken: number[]): number {
+  for (;;) {
+    const p = freePort();
+    if (!taken.includes(p)) return p;
+  }
+}
+
 /** A unique name prefix so tests sharing one broker never see each other's traffic. */
 export function uniquePrefix(tag: string): string {
   return `t-${tag}-${process.pid}-${Math.random().toString(36).slice(2, 8)}.`;
@@ -105,8 +118,9 @@ export class GatewayProcess {
     let ready = false;
     const waitFor = "Gateway ready";
     this.logs = [];
+    const apiPort = freePortExcept([this.port, this.mqttPort, this.mqttTlsPort]);
     this.proc = Bun.spawn(
-      [...owslaCommand(), "serve", "--data", this.dir, "--port", String(this.port), "--gateway", this.gatewayId, "--broker-prefix", this.prefix, "--broker", BROKER_URL, "--log-format", "json", "--api-port", "0", "--mqtt-port", String(this.mqttPort), "--mqtt-tls-port", String(this.mqttTlsPort), ...this.args],
+      [...owslaCommand(), "serve", "--data", this.dir, "--port", String(this.port), "--gateway", this.gatewayId, "--broker-prefix", this.prefix, "--broker", BROKER_URL, "--log-format", "json", "--api-port", String(apiPort), "--mqtt-port", String(this.mqttPort), "--mqtt-tls-port", String(this.mqttTlsPort), ...this.args],
       { stdout: "pipe", stderr: "pipe", stdin: "ignore", env: { ...process.env, ...this.env } },
     );
     const seen = new Promise<void>((resolve, reject) => {
