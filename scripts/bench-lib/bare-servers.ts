@@ -4,10 +4,14 @@
  * a line buffer. Their RSS and welcome rate are what the gateway is compared with.
  *
  * Usage: bun scripts/bench-lib/bare-servers.ts --port P [--processes 12]
+ *          [--floor --broker URL --prefix P --gateway ID]
+ * With --floor each process is the "contract floor" (floor-server.ts): the bare server plus
+ * the broker work the AMQP contract requires.
  * Prints "listening" on stdout once every process listens; runs until SIGTERM/SIGINT, which it
  * passes on to its children. Its own pid plus its children are the baseline's processes.
  */
 import { serveBareWelcomes } from "./bare-welcome.ts";
+import { serveContractFloor } from "./floor-server.ts";
 import type { Subprocess } from "bun";
 
 const arg = (name: string, dflt: number) => {
@@ -17,9 +21,17 @@ const arg = (name: string, dflt: number) => {
   return v;
 };
 
+const str = (name: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0 || process.argv[i + 1] === undefined) throw new Error(`--floor needs --${name}`);
+  return process.argv[i + 1]!;
+};
 const port = arg("port", 0);
+const floor = process.argv.includes("--floor");
+const floorArgs = floor ? ["--floor", "--broker", str("broker"), "--prefix", str("prefix"), "--gateway", str("gateway")] : [];
 if (process.argv.includes("--serve")) {
-  serveBareWelcomes(port);
+  if (floor) await serveContractFloor(port, { broker: str("broker"), prefix: str("prefix"), gateway: str("gateway") });
+  else serveBareWelcomes(port);
   process.send?.("listening");
   // Exit with the launcher.
   process.on("disconnect", () => process.exit(0));
@@ -36,7 +48,7 @@ if (process.argv.includes("--serve")) {
   process.on("SIGINT", stop);
   for (let i = 0; i < n; i++) {
     children.push(
-      Bun.spawn([process.execPath, import.meta.path, "--serve", "--port", String(port)], {
+      Bun.spawn([process.execPath, import.meta.path, "--serve", "--port", String(port), ...floorArgs], {
         stdin: "ignore",
         stdout: "inherit",
         stderr: "inherit",

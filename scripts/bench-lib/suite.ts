@@ -10,11 +10,13 @@
  *   --huge N   also tries N devices (e.g. 1000000) on ceil(N / 16,700) workers (default 0: skipped)
  *   --render   re-renders the report from a results directory without running anything
  *   --small N  devices of the gateway_small phase (default 20000; 0 skips it)
+ *   --gateway-args "A B"  extra `owsla serve` options for the gateway runs (A/B runs of a setting)
  *   --mqtt-devices N  devices of the mqtt phase (default 15000; each broker is one process under
  *              the 20000-descriptor limit), --mqtt-rate R its requests/s (default 500),
  *              --mqtt-skip-owsla  runs only Mosquitto and RabbitMQ
- * Phases: machine, startup, forward, welcomes, broker_rtt, throughput, gateway_small, rate_sweep,
- * mqtt, bare, gateway, bare_big, gateway_big, bare_huge, gateway_huge.
+ * Phases: machine, startup, forward, welcomes, broker_rtt, throughput, gateway_small, floor_small,
+ * rate_sweep, mqtt, bare, gateway, floor, bare_big, gateway_big, bare_huge, gateway_huge.
+ * The floor phases run the contract floor (bench-lib/floor-server.ts) under the gateway's load.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -56,6 +58,8 @@ const MSG_PHASE_S = QUICK ? 10 : 60;
 const OUT = resolve(val("out", QUICK ? "/tmp/owsla-benchmarks-quick.md" : join(ROOT, "docs/benchmarks.md")));
 const RESULTS = resolve(val("results", join("/tmp", `owsla-bench-${new Date().toISOString().replace(/[:.]/g, "-")}`)));
 const only = val("only", "").split(",").filter(Boolean);
+/** Extra `owsla serve` options for every gateway of the run (A/B runs of a setting). */
+const GATEWAY_ARGS = val("gateway-args", "").split(" ").filter(Boolean);
 const skip = val("skip", "").split(",").filter(Boolean);
 
 const log = (s: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
@@ -119,9 +123,28 @@ async function bareRun(tag: string, devices: number, processes: number) {
   return { servers_command: show(bare.argv), server_processes: processes, ...run };
 }
 
+/**
+ * The contract floor (floor-server.ts) under the gateway's scenario: the same stampede and
+ * messages with the back-end simulator answering, but no door unlocks (routing back-end
+ * commands to the process holding the device is gateway work the floor does not do).
+ */
+async function floorRun(tag: string, devices: number, processes: number) {
+  const prefix = uniquePrefix(`bench-${tag}`);
+  const gateway = `bench-${tag}`;
+  const floor = await startBareServers(processes, { prefix, gateway });
+  try {
+    const duration = connectBudgetS(devices) + MSG_PHASE_S;
+    const run = await load(tag, ["--devices", String(devices), "--auth", "none", "--port", String(floor.port), "--gateway-pid", String(floor.pid), "--duration", String(duration), "--msg-rate", String(MSG_RATE), "--with-backend", "--prefix", prefix, "--cmd-rate", "0"], duration + 180);
+    return { servers_command: show(floor.argv), server_processes: processes, ...run };
+  } finally {
+    await floor.stop();
+    await cleanPrefix(prefix);
+  }
+}
+
 /** The gateway under the full scenario: stampede, held snapshot, messages at MSG_RATE, door unlocks. */
 async function gatewayRun(tag: string, devices: number, workers: number) {
-  const g = await startBenchGateway(tag, workers);
+  const g = await startBenchGateway(tag, workers, GATEWAY_ARGS);
   try {
     const duration = connectBudgetS(devices) + MSG_PHASE_S;
     const run = await load(
@@ -203,6 +226,7 @@ await phase("throughput", true, async () => {
 /** The same scenario at a tenth of the devices on one worker per core: the latency when the gateway is not overloaded. */
 const SMALL = int("small", QUICK ? 1000 : 20_000);
 if (SMALL > 0) await phase("gateway_small", true, async () => gatewayRun("gateway_small", SMALL, navigator.hardwareConcurrency));
+if (SMALL > 0) await phase("floor_small", true, async () => floorRun("floor_small", SMALL, navigator.hardwareConcurrency));
 /** Message rates of the sweep (same scenario as gateway_small at each rate). */
 const SWEEP = val("sweep", QUICK ? "100,500" : "500,1000,2000,3000,5000").split(",").map(Number).filter((n) => n > 0);
 if (SMALL > 0 && SWEEP.length) {
@@ -234,6 +258,7 @@ if (MQTT_DEVICES > 0) {
 }
 await phase("bare", true, async () => bareRun("bare", DEVICES, WORKERS));
 await phase("gateway", true, async () => gatewayRun("gateway", DEVICES, WORKERS));
+await phase("floor", true, async () => floorRun("floor", DEVICES, WORKERS));
 if (BIG > 0) {
   await phase("bare_big", true, async () => bareRun("bare_big", BIG, BIG_WORKERS));
   await phase("gateway_big", true, async () => gatewayRun("gateway_big", BIG, BIG_WORKERS));
