@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT } from "../../tests/helpers/gateway.ts";
 import { renderMqtt } from "./render-mqtt.ts";
+import { renderFloor } from "./render-floor.ts";
 import { fmt, ms, bytes, ratio, verdict, code, errorsText, cpuNote, latencyRow, LAT_HEAD, failed, us, sumOrNull, warningCount, perRoundTrip, scaleRuns } from "./format.ts";
 
 /** Results by phase name (the JSON files of a results directory). */
@@ -95,6 +96,8 @@ export function renderReport(R: Results, opts: { quick: boolean; resultsDir: str
   w();
   w("Ratios are gateway ÷ baseline. Latencies are from HDR-style histograms (log-linear buckets, 0.8% resolution) merged across all client processes.");
   w();
+
+  renderFloor(R, w);
 
   // ---- (a) + (b) ----
   w(`## (a) ${fmt(N)} authenticated connections held`);
