@@ -4,7 +4,7 @@
  * a line buffer. Their RSS and welcome rate are what the gateway is compared with.
  *
  * Usage: bun scripts/bench-lib/bare-servers.ts --port P [--processes 12]
- *          [--floor --broker URL --prefix P --gateway ID]
+ *          [--floor --broker URL --prefix P --gateway ID [--mqtt-port M]]
  * With --floor each process is the "contract floor" (floor-server.ts): the bare server plus
  * the broker work the AMQP contract requires.
  * Prints "listening" on stdout once every process listens; runs until SIGTERM/SIGINT, which it
@@ -28,9 +28,10 @@ const str = (name: string) => {
 };
 const port = arg("port", 0);
 const floor = process.argv.includes("--floor");
-const floorArgs = floor ? ["--floor", "--broker", str("broker"), "--prefix", str("prefix"), "--gateway", str("gateway")] : [];
+const mqttPort = arg("mqtt-port", 0);
+const floorArgs = floor ? ["--floor", "--broker", str("broker"), "--prefix", str("prefix"), "--gateway", str("gateway"), "--mqtt-port", String(mqttPort)] : [];
 if (process.argv.includes("--serve")) {
-  if (floor) await serveContractFloor(port, { broker: str("broker"), prefix: str("prefix"), gateway: str("gateway") });
+  if (floor) await serveContractFloor(port, { broker: str("broker"), prefix: str("prefix"), gateway: str("gateway"), mqttPort });
   else serveBareWelcomes(port);
   process.send?.("listening");
   // Exit with the launcher.

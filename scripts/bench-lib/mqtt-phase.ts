@@ -4,9 +4,9 @@
  * against the gateway's MQTT port, a private Mosquitto and a private RabbitMQ node with its MQTT
  * plugin, one after the other in one run. Each target's result is kept even when another fails.
  */
-import { freePort, ROOT } from "../../tests/helpers/gateway.ts";
+import { freePort, ROOT, uniquePrefix } from "../../tests/helpers/gateway.ts";
 import { startMosquitto, startRabbitMq, type Peer } from "./mqtt-peers.ts";
-import { show, startBenchGateway } from "./procs.ts";
+import { show, startBareServers, startBenchGateway } from "./procs.ts";
 
 /** Sizes and rates of the phase. */
 export interface MqttPhaseParams {
@@ -70,12 +70,24 @@ export async function mqttPhase(P: MqttPhaseParams, load: LoadFn, log: (s: strin
           throw e;
         }
       });
+  // The contract floor (floor-server.ts) on MQTT: what the contract alone costs here.
+  const floor = await attempt("contract floor", log, async () => {
+    const prefix = uniquePrefix("bench-mqtt-floor");
+    const mqttPort = freePortBelowEphemeral();
+    const f = await startBareServers(P.workers, { prefix, gateway: "bench-mqtt-floor", mqttPort });
+    try {
+      const run = await load("mqtt floor", [...common, "--mqtt-port", String(mqttPort), "--auth", "none", "--prefix", prefix, "--cmd-rate", "0", "--gateway-pid", String(f.pid)], timeout);
+      return { servers_command: show(f.argv), server_processes: P.workers, mqtt_version: "5", ...run };
+    } finally {
+      await f.stop();
+    }
+  });
   const mosquitto = await attempt("Mosquitto", log, async () => onPeer(await startMosquitto(freePortBelowEphemeral()), "5"));
   const rabbitmq = await attempt("RabbitMQ", log, async () => {
     return onPeer(await startRabbitMq({ amqp: freePortBelowEphemeral(), dist: freePortBelowEphemeral(), mqtt: freePortBelowEphemeral() }), "3.1.1");
   });
   const commit = Bun.spawnSync(["git", "rev-parse", "--short", "HEAD"], { cwd: ROOT, stdout: "pipe" }).stdout.toString().trim() || "?";
-  return { params: P, started_at: startedAt, commit, owsla, mosquitto, rabbitmq };
+  return { params: P, started_at: startedAt, commit, owsla, floor, mosquitto, rabbitmq };
 }
 
 /** A free port below the ephemeral range (fixed ports there would collide with outgoing connections). */

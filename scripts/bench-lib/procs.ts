@@ -117,10 +117,10 @@ export async function startBenchGateway(tag: string, workers: number, extra: str
  * Bare Bun servers (the memory and welcome-rate baseline); resolves once all listen. With
  * `floor`, each is the contract floor (floor-server.ts) on that broker prefix and gateway id.
  */
-export async function startBareServers(processes: number, floor?: { prefix: string; gateway: string }): Promise<{ pid: number; port: number; argv: string[]; stop(): Promise<void> }> {
+export async function startBareServers(processes: number, floor?: { prefix: string; gateway: string; mqttPort?: number }): Promise<{ pid: number; port: number; argv: string[]; stop(): Promise<void> }> {
   const port = freePort();
   const argv = [process.execPath, join(ROOT, "scripts/bench-lib/bare-servers.ts"), "--port", String(port), "--processes", String(processes)];
-  if (floor) argv.push("--floor", "--broker", BROKER_URL, "--prefix", floor.prefix, "--gateway", floor.gateway);
+  if (floor) argv.push("--floor", "--broker", BROKER_URL, "--prefix", floor.prefix, "--gateway", floor.gateway, ...(floor.mqttPort ? ["--mqtt-port", String(floor.mqttPort)] : []));
   const p = Bun.spawn(argv, { cwd: ROOT, stdout: "pipe", stderr: "inherit", stdin: "ignore" });
   started.add(p);
   const reader = p.stdout.getReader();

@@ -7,9 +7,10 @@
 import { bytes, cpuNote, errorsText, fmt, ms, perRoundTrip, ratio, us, verdict } from "./format.ts";
 import type { Results } from "./render.ts";
 
-type Target = { key: "owsla" | "mosquitto" | "rabbitmq"; name: string };
+type Target = { key: "owsla" | "floor" | "mosquitto" | "rabbitmq"; name: string };
 const TARGETS: Target[] = [
   { key: "owsla", name: "Owsla (MQTT port)" },
+  { key: "floor", name: "contract floor" },
   { key: "mosquitto", name: "Mosquitto" },
   { key: "rabbitmq", name: "RabbitMQ MQTT" },
 ];
@@ -35,6 +36,7 @@ export function renderMqtt(R: Results, w: (s?: string) => void): void {
   w(`Measured from ${M.started_at ?? "?"} at commit \`${M.commit ?? "?"}\` (phase \`mqtt\`, which may come from a later run than the sections above; the machine is the same). Reproduce with \`scripts/bench --only mqtt --mqtt-devices ${P.devices ?? "N"} --mqtt-rate ${P.msgRate ?? "R"}\` (about ${Math.round(((P.connectS ?? 60) + (P.msgS ?? 30) + 40) * 3 / 60)} minutes). In one run, one target after the other on the same machine, ${fmt(P.devices)} simulated MQTT devices (\`owsla load --mqtt\`) connect at once (at most ${fmt(P.window)} CONNECTs in flight per client process: Mosquitto 2.0.11 listens with a fixed backlog of 100, and 256 in flight overflowed it into 1 s SYN retransmits in a trial run), are held, and then send ${fmt(P.msgRate)} QoS 1 requests per second in total for ${fmt(P.msgS)} s, each answered by a back-end on the device's response topic. ${fmt(P.devices)} connections because Mosquitto and a RabbitMQ node are one process each and every process here is limited to 20,000 descriptors (the gateway spreads devices over its workers and holds 200k+ over the line protocol, above).`);
   w();
   w("- **Owsla**: MQTT 5, token auth (client id = hardware id, password = device token), " + `${fmt(M.owsla?.workers)} workers; request = PUBLISH \`load\` with Response Topic \`reply/<n>\` and Correlation Data; the AMQP back-end simulator (\`owsla.up\` consumer) answers the RPC way and the gateway delivers the reply as PUBLISH on \`reply/<n>\`. PUBACK only after RabbitMQ confirmed the message (persistent). Door unlocks at ${fmt(P.cmdRate)}/s (command → PUBLISH \`cmd/...\` → PUBACK + \`door/ack\` → back-end) run alongside.`);
+  if (M.floor) w("- **Contract floor** (`scripts/bench-lib/floor-server.ts`, same number of processes): bare Bun plus only the broker work the AMQP contract requires of any gateway — a persistent `$presence` event with a confirm per CONNECT and per close, each request published persistent with a confirm before its PUBACK, each reply written to its response topic and acked to the broker on the device's PUBACK — with no authentication, store, limits or routing between processes (an exclusive reply queue per process; door unlocks off). Whatever it cannot do here, no gateway on Bun and amqp-client can.");
   w("- **Mosquitto**: MQTT 5, anonymous, the tool's MQTT back-end subscribes to `load` (QoS 0, so one subscriber is not throttled by the broker's per-client inflight window) and publishes each reply QoS 1 to the response topic with the correlation data. Mosquitto PUBACKs on receipt, in memory (`persistence false`).");
   w("- **RabbitMQ MQTT**: the plugin of RabbitMQ 3.10 speaks MQTT 3.1.1 only, so the reply address travels in the JSON payload (`\"r\"`, `\"c\"`); same MQTT back-end as for Mosquitto. RabbitMQ PUBACKs when its queue took the message (non-durable queues of clean sessions: not on disk).");
   w();
@@ -43,6 +45,8 @@ export function renderMqtt(R: Results, w: (s?: string) => void): void {
   w("```sh");
   if (M.owsla?.gateway_command) w(`${M.owsla.gateway_command}    # the gateway`);
   if (M.owsla?.command) w(M.owsla.command);
+  if (M.floor?.servers_command) w(`${M.floor.servers_command}    # the contract floor`);
+  if (M.floor?.command) w(M.floor.command);
   if (M.mosquitto?.broker_command) w(`${M.mosquitto.broker_command}    # ${M.mosquitto.version}; config: ${String(M.mosquitto.broker_config).replaceAll("\n", "; ")}`);
   if (M.mosquitto?.command) w(M.mosquitto.command);
   if (M.rabbitmq?.broker_command) w(`${M.rabbitmq.broker_command}    # ${M.rabbitmq.version}; rabbitmq.conf: ${String(M.rabbitmq.broker_config).replaceAll("\n", "; ")}`);
@@ -52,7 +56,7 @@ export function renderMqtt(R: Results, w: (s?: string) => void): void {
   for (const t of TARGETS) if (M[t.key]?.error) w(`_${t.name}: ${String(M[t.key].error).split("\n")[0]}_\n`);
   w(`| | ${TARGETS.map((t) => t.name).join(" | ")} | Owsla ÷ Mosquitto |`);
   w(`|---|${TARGETS.map(() => "---:").join("|")}|---:|`);
-  row("MQTT version, PUBACK means", (_x, k) => (k === "owsla" ? "5, broker confirmed" : k === "mosquitto" ? "5, received (memory)" : "3.1.1, queued (memory)"));
+  row("MQTT version, PUBACK means", (_x, k) => (k === "owsla" || k === "floor" ? "5, broker confirmed" : k === "mosquitto" ? "5, received (memory)" : "3.1.1, queued (memory)"));
   row("connections held at the snapshot", (x) => fmt(x.connections_held_at_snapshot));
   row("processes measured", (x) => fmt(x.gateway?.processes));
   row("RSS before connecting", (x) => bytes(x.gateway?.rss_bytes?.before));
@@ -82,6 +86,11 @@ export function renderMqtt(R: Results, w: (s?: string) => void): void {
   const mem = O?.gateway?.user_bytes_per_connection != null && Q?.gateway?.user_bytes_per_connection != null ? O.gateway.user_bytes_per_connection < Q.gateway.user_bytes_per_connection : null;
   const rate = O?.welcomes_per_s != null && Q?.welcomes_per_s != null ? O.welcomes_per_s >= Q.welcomes_per_s : null;
   w(`Aims of issue 14 against Mosquitto in this run: connects/s at least Mosquitto's: ${verdict(rate)}; memory per connection under Mosquitto's: ${verdict(mem)}.`);
+  const F = s("floor");
+  if (F?.welcomes_per_s != null && Q?.welcomes_per_s != null) {
+    w();
+    w(`The contract floor reached ${fmt(F.welcomes_per_s)} connects/s, ${ratio(F.welcomes_per_s, Q.welcomes_per_s)} of Mosquitto's: ${F.welcomes_per_s >= Q.welcomes_per_s ? "Mosquitto's connect rate is within reach of a gateway on this stack here" : "**on this machine no gateway that publishes the contract's presence events (persistent, confirmed, by a broker on the same two cores) reaches Mosquitto's connect rate**, which publishes nothing anywhere on a connect"}. Its memory per connection (${bytes(F.gateway?.user_bytes_per_connection)}, with mqtt-packet's parser per connection as in the gateway) is not a floor: it keeps less state than a gateway must, but makes no effort to keep less.`);
+  }
   w();
   w(`${cpuNote(M)} (RabbitMQ here is every beam.smp: the shared node behind the gateway and the private MQTT node.) Gateway warnings and errors logged during its run: ${errorsText(M.owsla?.gateway_warnings)}.`);
   w();
