@@ -155,7 +155,11 @@ export async function serveContractFloor(port: number, o: FloorOptions): Promise
   const mqtt = o.mqttPort ? serveMqttFloor(o.mqttPort, broker) : null;
   broker.onReply = (c, ref, msg) => {
     const s = lines.get(c.i);
-    if (!s) return mqtt?.reply(c, ref, msg) ?? broker.ack(msg.deliveryTag);
+    if (!s) {
+      if (mqtt) mqtt.reply(c, ref, msg);
+      else broker.ack(msg.deliveryTag);
+      return;
+    }
     const id = `c${++cmdSeq}`;
     (c.tags ??= new Map()).set(id, msg.deliveryTag);
     s.write(`{"op":"cmd","id":"${id}","topic":"reply","body":${msg.bodyString() ?? "null"},"corr":${JSON.stringify(ref)}}\n`);

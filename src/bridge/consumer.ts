@@ -13,6 +13,7 @@ import { messageId } from "../identity/identity.ts";
 import type { BrokerLink } from "./link.ts";
 import { deadLetterByCopy, needsDeadLetterCopy } from "./dead-letter-copy.ts";
 import type { LimitReason } from "../store/disk-limits.ts";
+import { BurstLog } from "../log/burst-log.ts";
 
 /** Where parsed commands go (the worker's command router). */
 export interface CommandSink {
@@ -141,25 +142,11 @@ export class CommandConsumer {
     }, receivedAt);
   }
 
-  /** Per reason: when its window started, lines written in it, and rejections left out of the log. */
-  private readonly rejectLog = new Map<RejectReason, { since: number; lines: number; left: number }>();
+  /** A hostile back-end can send thousands of bad commands a second: each reason gets a bounded number of lines. */
+  private readonly rejectLog = new BurstLog((msg, fields) => this.log.warn(msg, fields), { windowMs: REJECT_LOG_WINDOW_MS, burst: REJECT_LOG_BURST });
 
-  /** Logs a rejection; a hostile back-end can send thousands a second, so each reason gets a bounded number of lines. */
   private logRejection(reason: RejectReason, message: string): void {
-    const now = Date.now();
-    let r = this.rejectLog.get(reason);
-    if (!r || now - r.since >= REJECT_LOG_WINDOW_MS) {
-      r = { since: now, lines: 0, left: r?.left ?? 0 };
-      this.rejectLog.set(reason, r);
-    }
-    if (r.lines >= REJECT_LOG_BURST) {
-      r.left++;
-      return;
-    }
-    r.lines++;
-    const leftOut = r.left > 0 ? { left_out: r.left } : {};
-    r.left = 0;
-    this.log.warn("Rejected command (dead-lettered to owsla.dead); the back-end sent a command the gateway cannot deliver", { reason, detail: message.slice(0, 300), ...leftOut });
+    this.rejectLog.note(reason, "Rejected command (dead-lettered to owsla.dead); the back-end sent a command the gateway cannot deliver", { reason, detail: message.slice(0, 300) });
   }
 
   private refuse(msg: AMQPMessage, reason: RejectReason, message: string): void {
