@@ -42,7 +42,8 @@ export class MqttConnection extends SocketSession implements DeviceSession, Publ
   version: MqttVersion = 4;
   readonly limits: MqttLimits;
   private readonly framer: MqttFramer;
-  private readonly inbound = new InboundPublishes(this);
+  /** Upstream publishes; made on the first PUBLISH or PUBREL (many devices only listen). */
+  private inbound: InboundPublishes | null = null;
   private commands: OutboundCommands | null = null;
   private connecting = false;
   private held: Uint8Array[] | null = null;
@@ -117,9 +118,9 @@ export class MqttConnection extends SocketSession implements DeviceSession, Publ
     }
     switch (p.cmd) {
       case "publish":
-        return this.inbound.publish(p);
+        return (this.inbound ??= new InboundPublishes(this)).publish(p);
       case "pubrel":
-        return this.inbound.pubrel(p);
+        return (this.inbound ??= new InboundPublishes(this)).pubrel(p);
       case "puback": {
         const acked = this.commands!.puback(p.messageId ?? 0);
         this.ctx.metrics.inc("owsla_device_acks_total");
@@ -285,7 +286,7 @@ export class MqttConnection extends SocketSession implements DeviceSession, Publ
   }
 
   private closeIfFinished(): void {
-    if (this.inputEnded && this.inbound.pending === 0 && !this.connecting && !this.done) this.close("peer_closed");
+    if (this.inputEnded && (this.inbound?.pending ?? 0) === 0 && !this.connecting && !this.done) this.close("peer_closed");
   }
 
   onClosed(): void {
