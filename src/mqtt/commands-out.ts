@@ -41,6 +41,17 @@ const SUBACK_QUOTA = { 5: RC.quotaExceeded, 4: 0x80, 3: 0x80 } as const;
  */
 export const MAX_SUBSCRIPTIONS = 64;
 
+/**
+ * The filters nearly every device subscribes to, kept once per worker instead of once per
+ * connection (a parsed filter is a new string each time).
+ */
+const COMMON_FILTERS = ["cmd/#", "reply/#"];
+
+function commonFilter(f: string): string {
+  for (const c of COMMON_FILTERS) if (f === c) return c;
+  return f;
+}
+
 /** Subscriptions and unacked commands of one connection. */
 export class OutboundCommands {
   /** Command id -> where its ack goes. */
@@ -84,7 +95,7 @@ export class OutboundCommands {
       this.wanting = true;
       return false;
     }
-    const earlier = this.session.unacked.get(cmd.id);
+    const earlier = this.session.unacked?.get(cmd.id);
     const pid = earlier !== undefined && !byPacket.has(earlier) ? earlier : this.freePid(byPacket);
     const properties: IPublishPacket["properties"] = {};
     if (this.c.version === 5) {
@@ -111,7 +122,7 @@ export class OutboundCommands {
     if (!this.c.write(bytes)) return false;
     sent.set(cmd.id, route);
     byPacket.set(pid, cmd.id);
-    this.session.unacked.set(cmd.id, pid);
+    (this.session.unacked ??= new Map()).set(cmd.id, pid);
     this.c.ctx.metrics.inc("owsla_messages_down_total");
     return true;
   }
@@ -121,7 +132,7 @@ export class OutboundCommands {
     const id = this.byPacket?.get(pid);
     if (id === undefined) return null;
     this.byPacket!.delete(pid);
-    this.session.unacked.delete(id);
+    this.session.unacked?.delete(id);
     const route = this.sent?.get(id);
     this.sent?.delete(id);
     if (this.wanting) this.askAgain();
@@ -131,6 +142,7 @@ export class OutboundCommands {
   /** SUBSCRIBE: filters inside cmd/# and reply/# are granted (QoS at most 1), others refused. */
   subscribe(p: ISubscribePacket): void {
     const granted: number[] = [];
+    const filters = this.session.subscriptions;
     let added = false;
     for (const s of p.subscriptions) {
       if (s.topic.startsWith("$share/")) {
@@ -138,13 +150,12 @@ export class OutboundCommands {
       } else if (!subscriptionAllowed(s.topic, this.c.limits.maxTopicBytes)) {
         this.c.ctx.metrics.inc("owsla_mqtt_subscriptions_refused_total");
         granted.push(SUBACK_REFUSED[this.c.version]);
-      } else if (this.session.subscriptions.size >= MAX_SUBSCRIPTIONS && !this.session.subscriptions.has(s.topic)) {
+      } else if (filters.length >= MAX_SUBSCRIPTIONS && !filters.includes(s.topic)) {
         this.c.ctx.metrics.inc("owsla_mqtt_subscriptions_refused_total");
         granted.push(SUBACK_QUOTA[this.c.version]);
       } else {
-        const qos = Math.min(s.qos, 1);
-        this.session.subscriptions.set(s.topic, qos);
-        granted.push(qos);
+        if (!filters.includes(s.topic)) filters.push(commonFilter(s.topic));
+        granted.push(Math.min(s.qos, 1));
         added = true;
       }
     }
@@ -157,7 +168,13 @@ export class OutboundCommands {
 
   /** UNSUBSCRIBE: drops the filters. */
   unsubscribe(p: IUnsubscribePacket): void {
-    const codes = p.unsubscriptions.map((f) => (this.session.subscriptions.delete(f) ? RC.success : 0x11));
+    const filters = this.session.subscriptions;
+    const codes = p.unsubscriptions.map((f) => {
+      const i = filters.indexOf(f);
+      if (i < 0) return 0x11;
+      filters.splice(i, 1);
+      return RC.success;
+    });
     this.c.send({ cmd: "unsuback", messageId: p.messageId, ...(this.c.version === 5 ? { granted: codes } : {}) } as unknown as Packet);
   }
 
@@ -167,20 +184,21 @@ export class OutboundCommands {
   }
 
   private subscribed(topic: string): boolean {
-    for (const f of this.session.subscriptions.keys()) if (topicMatches(f, topic)) return true;
+    for (const f of this.session.subscriptions) if (topicMatches(f, topic)) return true;
     return false;
   }
 
   private freePid(used: Map<number, string>): number {
     // Ids still held by unacked commands of an earlier connection (usually none).
-    const kept = this.session.unacked.size > 0 ? new Set(this.session.unacked.values()) : null;
+    const unacked = this.session.unacked;
+    const kept = unacked && unacked.size > 0 ? new Set(unacked.values()) : null;
     for (let n = 0; n < 65535; n++) {
       const pid = this.nextPid;
       this.nextPid = pid >= 65535 ? 1 : pid + 1;
       if (!used.has(pid) && !kept?.has(pid)) return pid;
     }
     // Every id is taken by an unacked command of an earlier connection: reuse the oldest.
-    this.session.unacked.clear();
+    unacked?.clear();
     return this.freePid(used);
   }
 }

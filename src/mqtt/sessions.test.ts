@@ -5,7 +5,7 @@ describe("persistent MQTT sessions", () => {
   test("a kept session is taken once, within its expiry", () => {
     const store = new SessionStore();
     const s = emptySession();
-    s.subscriptions.set("cmd/#", 1);
+    s.subscriptions.push("cmd/#");
     store.keep("dev", s, 60, 1000);
     expect(store.size).toBe(1);
     expect(store.take("dev", 2000)).toBe(s);
