@@ -33,7 +33,7 @@ import { startSupervisor } from "./src/supervisor/supervisor.ts";
 import { connectToSupervisor } from "./src/supervisor/worker-link.ts";
 import { runLoadCommand } from "./src/load/command.ts";
 import { availableParallelism } from "node:os";
-import { BurstLog } from "./src/log/burst-log.ts";
+import { guardProcess } from "./src/log/guard-process.ts";
 import { readTlsFiles, startWorker } from "./src/worker/start.ts";
 import { startSiteRevocations } from "./src/site/revocations.ts";
 import { EXIT, unavailablePorts } from "./src/supervisor/preflight.ts";
@@ -64,26 +64,6 @@ Run "owsla <command> --help" for the options of a command.`;
 function makeLogger(config: Config, base: Record<string, unknown>): RootLogger {
   const fmt = config.log.format;
   return createLogger({ level: config.log.level, pretty: fmt === "auto" ? undefined : fmt === "pretty", base });
-}
-
-/**
- * Keeps a stray rejected promise (e.g. amqp-client's EPIPE on a socket that just died) from
- * killing the process; logs it instead. A thrown exception still ends the process, so the
- * supervisor (or systemd) restarts it from a known state.
- */
-function guardProcess(log: Logger): void {
-  // A dropped broker connection can reject thousands of pending promises at once: a few lines
-  // per kind of error every 10 s, then a count (`left_out`).
-  const rejections = new BurstLog((msg, fields) => log.warn(msg, fields), { windowMs: 10_000, burst: 5 });
-  process.on("unhandledRejection", (reason) => {
-    const msg = reason instanceof Error ? reason.message : String(reason);
-    const stack = reason instanceof Error ? reason.stack?.split("\n").slice(1, 4).join(" | ") : undefined;
-    rejections.note(msg.slice(0, 80), "Ignored an unhandled promise rejection", { err: msg, ...(stack ? { stack } : {}) });
-  });
-  process.on("uncaughtException", (err) => {
-    log.error("Uncaught exception; exiting so the process is restarted cleanly", { err: err.message, stack: err.stack?.split("\n").slice(0, 6).join(" | ") });
-    process.exit(70);
-  });
 }
 
 /** The argv that starts worker processes of this same program (source or compiled binary). */
