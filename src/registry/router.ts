@@ -27,7 +27,7 @@ import type { Registry } from "./registry.ts";
 export interface HolderConn {
   readonly connId: string;
   readonly state: string;
-  /** When `welcome` was sent: ms since the epoch with microseconds, from {@link welcomeClock} (comparable across workers). */
+  /** When `welcome` was sent: ms with microseconds from {@link welcomeClock} (comparable across workers). */
   readonly welcomedAt: number;
   /** Writes the command; false when it could not be written. */
   deliver(cmd: Command, route: AckRoute): boolean;

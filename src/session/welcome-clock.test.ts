@@ -1,10 +1,23 @@
 import { expect, test } from "bun:test";
-import { welcomeClock } from "./welcome-clock.ts";
+import { calibratedClock, welcomeClock, welcomeClockIsKernel } from "./welcome-clock.ts";
 
-test("welcomeClock stays within the current Date.now() millisecond", () => {
+test("on Linux the welcome clock is the kernel's monotonic clock: never goes back, finer than a millisecond", () => {
+  expect(welcomeClockIsKernel).toBe(true);
+  let last = welcomeClock();
+  let finer = 0;
+  for (let i = 0; i < 10_000; i++) {
+    const t = welcomeClock();
+    expect(t).toBeGreaterThanOrEqual(last);
+    if (t > last && t - last < 0.1) finer++;
+    last = t;
+  }
+  expect(finer).toBeGreaterThan(100);
+});
+
+test("the calibrated fallback stays within the current Date.now() millisecond", () => {
   for (let i = 0; i < 10_000; i++) {
     const a = Date.now();
-    const t = welcomeClock();
+    const t = calibratedClock();
     const b = Date.now();
     expect(t).toBeGreaterThanOrEqual(a);
     expect(t).toBeLessThan(b + 1);
