@@ -25,6 +25,8 @@ export interface CommandSink {
 
 /** What the router may do with a delivery. */
 export interface DeliveryHandle {
+  /** The broker delivered it before (see `Delivery.redelivered` in the router). */
+  readonly redelivered?: boolean;
   ack(): void;
   reject(reason: "unknown_device" | LimitReason, message: string): void;
   retry(): void;
@@ -133,6 +135,7 @@ export class CommandConsumer {
     }
     if (!parsed.ok) return this.refuse(msg, parsed.reason, parsed.message);
     this.sink.accept(parsed.cmd, {
+      redelivered: msg.redelivered,
       ack: () => {
         this.link.corkSubTick();
         msg.ack().catch(() => {});

@@ -177,6 +177,21 @@ describe("command router", () => {
     expect(stores[0]!.count()).toBe(0);
   });
 
+  test("a redelivered command for a device not yet known waits longer, and is stored once the device is known", async () => {
+    // A worker was killed before the device's first sighting reached the site database; the
+    // device becomes known when it reconnects (here: after 2 s).
+    const knownFrom = Date.now() + 2000;
+    const { workers, stores } = cluster(2, { known: () => Date.now() >= knownFrom });
+    const { d, h } = delivery();
+    workers[0]!.accept(command(deviceWithHome(1, 2), "again-1"), { ...h, redelivered: true }, Date.now());
+    await Bun.sleep(1700);
+    expect(d.rejected).toBeNull();
+    await Bun.sleep(3300);
+    expect(d.rejected).toBeNull();
+    expect(d.acked).toBe(1);
+    expect(stores[0]!.count()).toBe(1);
+  }, 15_000);
+
   test("when the home is unreachable the origin stores the command instead of losing it", async () => {
     const { workers, stores, down } = cluster(2);
     const dev = deviceWithHome(1, 2);

@@ -42,6 +42,11 @@ export interface Delivery {
   reject(reason: "unknown_device" | LimitReason, message: string): void;
   /** Hands it back to the broker after a pause (the store failed). */
   retry(): void;
+  /**
+   * The broker delivered it before (to a consumer that died, or that gave it back): a worker
+   * just crashed, possibly before the device's first sighting reached the site database.
+   */
+  readonly redelivered?: boolean;
 }
 
 /** Options of {@link CommandRouter}. */
@@ -66,6 +71,12 @@ export interface RouterOptions {
 
 /** Delays before looking up an unknown device again, before its command is refused, in ms. */
 export const UNKNOWN_RECHECK_MS = [300, 1200];
+/**
+ * The same for a redelivered command: the worker that took it first may have been killed
+ * within the ~100 ms a first sighting waits for its batch, so the site database learns of the
+ * device only when it reconnects; the command waits for that instead of being refused.
+ */
+export const UNKNOWN_RECHECK_REDELIVERED_MS = [300, 1200, 3000, 6000];
 /** How often expired delivery deadlines are looked for, in ms. */
 export const DEADLINE_SWEEP_MS = 100;
 
@@ -137,7 +148,7 @@ export class CommandRouter {
     const { cmd } = f;
     if (!this.o.known(cmd.deviceId)) {
       // A device welcomed for the first time a moment ago is recorded in a batch: look again.
-      const wait = UNKNOWN_RECHECK_MS[attempt];
+      const wait = (f.delivery.redelivered ? UNKNOWN_RECHECK_REDELIVERED_MS : UNKNOWN_RECHECK_MS)[attempt];
       if (wait !== undefined) setTimeout(() => this.storeDelivery(f, attempt + 1), wait);
       else f.delivery.reject("unknown_device", `Command ${cmd.id} is for device ${cmd.deviceId}, which this gateway has never seen`);
       return;
