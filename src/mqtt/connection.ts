@@ -31,35 +31,6 @@ export const HELD_PACKETS_MAX = 64;
 /** Close reasons after which the will becomes the presence reason (the device did not say goodbye). */
 const WILL_REASONS: ReadonlySet<CloseReason> = new Set(["peer_closed", "socket_error", "keepalive_timeout", "bad_frame", "frame_too_large", "slow_consumer"]);
 
-/** The CONNACK accepting a connection; keepalive and session expiry only when they were capped. */
-function acceptingConnack(limits: MqttLimits, version: MqttVersion, sessionPresent: boolean, serverKeepAlive: number | null, sessionExpiry: number | null): Packet {
-  if (version !== 5) return { cmd: "connack", returnCode: 0, reasonCode: 0, sessionPresent } as Packet;
-  const props: NonNullable<IConnackPacket["properties"]> = {
-    maximumPacketSize: limits.maxPacketBytes,
-    receiveMaximum: limits.receiveMaximum,
-    topicAliasMaximum: 0,
-    retainAvailable: false,
-    sharedSubscriptionAvailable: false,
-    subscriptionIdentifiersAvailable: false,
-  };
-  if (serverKeepAlive !== null) props.serverKeepAlive = serverKeepAlive;
-  if (sessionExpiry !== null) props.sessionExpiryInterval = sessionExpiry;
-  return { cmd: "connack", returnCode: 0, reasonCode: 0, sessionPresent, properties: props } as Packet;
-}
-
-/**
- * Encoded accepting CONNACKs with nothing capped — nearly every one — by limits, then by
- * version and Session Present: the same bytes for every connection, encoded once.
- */
-const plainConnacks = new WeakMap<MqttLimits, Uint8Array[]>();
-
-function plainConnack(limits: MqttLimits, version: MqttVersion, sessionPresent: boolean): Uint8Array {
-  let byKind = plainConnacks.get(limits);
-  if (!byKind) plainConnacks.set(limits, (byKind = []));
-  const kind = (version === 5 ? 2 : 0) + (sessionPresent ? 1 : 0);
-  return (byKind[kind] ??= encodePacket(acceptingConnack(limits, version, sessionPresent, null, null), version));
-}
-
 /** An MQTT device connection. */
 export class MqttConnection extends SocketSession implements DeviceSession, PublishPort, CommandPort {
   idleTimeoutMs: number | undefined = undefined;
@@ -180,7 +151,7 @@ export class MqttConnection extends SocketSession implements DeviceSession, Publ
   }
 
   private async connect(p: IConnectPacket): Promise<void> {
-    const { ctx } = this;
+    const { ctx, limits } = this;
     this.version = p.protocolVersion === 5 ? 5 : 4;
     const clientId = p.clientId ?? "";
     // Ill-formed UTF-8 reaches us as U+FFFD: refused rather than read as another id.
@@ -205,21 +176,12 @@ export class MqttConnection extends SocketSession implements DeviceSession, Publ
       this.connack(rc, outcome.message);
       return this.close(outcome.reason);
     }
-    this.accept(p, outcome.deviceId, outcome.hardwareId, held);
-  }
-
-  /**
-   * The CONNECT was accepted as `deviceId`: session, keepalive, will, CONNACK, then the packets
-   * held meanwhile. (Apart from `connect`, whose async body is costly to optimize when large.)
-   */
-  private accept(p: IConnectPacket, deviceId: string, hardwareId: string | null, held: Uint8Array[] | null): void {
-    const { ctx, limits } = this;
-    this.deviceId = deviceId;
-    this.hardwareId = hardwareId;
+    this.deviceId = outcome.deviceId;
+    this.hardwareId = outcome.hardwareId;
     // Session: clean start 0 with an expiry (3.1.1: clean session 0) keeps it after the connection.
     const requestedExpiry = this.version === 5 ? (p.properties?.sessionExpiryInterval ?? 0) : p.clean ? 0 : limits.sessionExpiryMaxS;
     this.sessionExpiryS = Math.min(requestedExpiry, limits.sessionExpiryMaxS);
-    const kept = p.clean ? (this.deps.sessions.take(deviceId), null) : this.deps.sessions.take(deviceId);
+    const kept = p.clean ? (this.deps.sessions.take(outcome.deviceId), null) : this.deps.sessions.take(outcome.deviceId);
     this.commands = new OutboundCommands(this, kept ?? emptySession());
     if (p.properties?.requestProblemInformation === false) this.problemInfo = false;
     if (p.properties?.receiveMaximum) this.commands.clientReceiveMaximum = p.properties.receiveMaximum;
@@ -230,15 +192,23 @@ export class MqttConnection extends SocketSession implements DeviceSession, Publ
     this.will = p.will ? Buffer.from(p.will.payload ?? Buffer.alloc(0)) : null;
     this.state = "open";
     this.welcomedAt = welcomeClock();
-    const capped = keepalive !== asked || requestedExpiry !== this.sessionExpiryS;
-    if (capped) this.send(acceptingConnack(limits, this.version, kept !== null, keepalive !== asked ? keepalive : null, requestedExpiry !== this.sessionExpiryS ? this.sessionExpiryS : null));
-    else this.write(plainConnack(limits, this.version, kept !== null));
+    const props: NonNullable<IConnackPacket["properties"]> = {
+      maximumPacketSize: limits.maxPacketBytes,
+      receiveMaximum: limits.receiveMaximum,
+      topicAliasMaximum: 0,
+      retainAvailable: false,
+      sharedSubscriptionAvailable: false,
+      subscriptionIdentifiersAvailable: false,
+    };
+    if (keepalive !== asked) props.serverKeepAlive = keepalive;
+    if (requestedExpiry !== this.sessionExpiryS) props.sessionExpiryInterval = this.sessionExpiryS;
+    this.send({ cmd: "connack", returnCode: 0, reasonCode: 0, sessionPresent: kept !== null, ...(this.version === 5 ? { properties: props } : {}) } as Packet);
     ctx.metrics.inc("owsla_welcomes_total");
     ctx.metrics.inc("owsla_mqtt_connacks_total", { code: "0x0" });
     ctx.metrics.observe("owsla_welcome_ms", Date.now() - this.acceptedAt);
-    ctx.directory.welcomed(this, deviceId, hardwareId);
+    ctx.directory.welcomed(this, outcome.deviceId, outcome.hardwareId);
     ctx.publisher.publish(willPresence(this.sender(), "connected", null)).catch(() => {});
-    if (ctx.log.enabled("debug")) ctx.log.debug("MQTT device connected", { device: deviceId, conn: this.connId, hardware_id: p.clientId, mqtt: this.version === 5 ? "5" : "3.1.1" });
+    if (ctx.log.enabled("debug")) ctx.log.debug("MQTT device connected", { device: outcome.deviceId, conn: this.connId, hardware_id: clientId, mqtt: this.version === 5 ? "5" : "3.1.1" });
     if (held) for (const b of held) if (!this.done) this.packet(b);
     this.closeIfFinished();
   }
